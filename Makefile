@@ -1,0 +1,38 @@
+# The two set-up commands of the README: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+DEMO_DB ?= sqlite:///medsleep.db
+
+.PHONY: venv demo test lint lock bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medsleep needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: venv
+	$(BIN)/medsleep ingest fixtures/sample fixtures/fhir-r4-spec-examples fixtures/synthea-r4-bundles --db $(DEMO_DB)
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict medsleep
+
+# Re-pin every dependency after changing pyproject.toml.
+lock: venv
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^medsleep' > requirements.lock
+
+clean:
+	rm -rf $(VENV) medsleep.db medsleep.db-wal medsleep.db-shm medsleep-archive

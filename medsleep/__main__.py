@@ -1,0 +1,3 @@
+from medsleep.cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""The append-only, hash-chained audit log.
+
+Each event's hash is sha256 over a canonical JSON form of (seq, time, actor, action, details)
+and the previous event's hash. Editing, deleting or inserting a row anywhere breaks the chain
+from that row on, which ``verify_chain`` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+
+from medsleep.store.models import AuditEvent
+
+GENESIS = "0" * 64
+_table = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    ok: bool
+    events: int
+    broken_at: int | None = None
+    problem: str = ""
+
+
+def canonical(seq: int, at_ms: int, actor: str, action: str, details_json: str) -> bytes:
+    body = {"seq": seq, "at_ms": at_ms, "actor": actor, "action": action, "details": details_json}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def chain_hash(prev_hash: str, seq: int, at_ms: int, actor: str, action: str, details: str) -> str:
+    return hashlib.sha256(
+        prev_hash.encode() + canonical(seq, at_ms, actor, action, details)
+    ).hexdigest()
+
+
+def append_event(
+    conn: Connection, *, actor: str, action: str, details: dict[str, Any], at_ms: int
+) -> int:
+    """Append one event inside the caller's transaction and return its seq.
+
+    The primary key on ``seq`` makes two concurrent writers collide instead of forking the
+    chain; the loser's transaction fails and is retried by its caller.
+    """
+    last = conn.execute(
+        select(_table.c.seq, _table.c.hash).order_by(_table.c.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    details_json = json.dumps(details, sort_keys=True, separators=(",", ":"), default=str)
+    conn.execute(
+        insert(_table).values(
+            seq=seq,
+            at_ms=at_ms,
+            actor=actor,
+            action=action,
+            details_json=details_json,
+            prev_hash=prev,
+            hash=chain_hash(prev, seq, at_ms, actor, action, details_json),
+        )
+    )
+    return int(seq)
+
+
+def iter_events(conn: Connection, since_ms: int | None = None) -> Iterator[AuditEvent]:
+    query = select(_table).order_by(_table.c.seq)
+    if since_ms is not None:
+        query = query.where(_table.c.at_ms >= since_ms)
+    for row in conn.execute(query):
+        yield AuditEvent.model_validate(row._mapping)
+
+
+def verify_chain(conn: Connection) -> ChainStatus:
+    """Walk the chain from the first event; report the first event that does not verify."""
+    prev, expected_seq, count = GENESIS, 1, 0
+    for event in iter_events(conn):
+        count += 1
+        if event.seq != expected_seq:
+            return ChainStatus(False, count, expected_seq, f"event {expected_seq} is missing")
+        if event.prev_hash != prev:
+            return ChainStatus(False, count, event.seq, "previous-hash link does not match")
+        recomputed = chain_hash(
+            prev, event.seq, event.at_ms, event.actor, event.action, event.details_json
+        )
+        if recomputed != event.hash:
+            return ChainStatus(False, count, event.seq, "content does not match its hash")
+        prev, expected_seq = event.hash, expected_seq + 1
+    return ChainStatus(True, count)
+
+
+def count_events(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(_table)).scalar_one())

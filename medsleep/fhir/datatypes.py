@@ -1,0 +1,100 @@
+"""FHIR primitive datatype checks for the fields medsleep stores.
+
+The patterns are fhir_core's own (the library behind fhir.resources), so the fast path and
+``--strict`` agree on what a valid dateTime, id or code is.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from fhir_core import types as fhir_types
+
+DATETIME = re.compile(fhir_types.DateTime.pattern.pattern)
+ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
+# A dateTime with a time but no zone: invalid FHIR, accepted only with a stated default zone.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+_ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
+class DatatypeError(ValueError):
+    """A value that breaks a FHIR datatype rule."""
+
+
+def parse_datetime_ms(text: object, field: str, default_tz: tzinfo | None) -> int:
+    """Epoch milliseconds (UTC) of a FHIR dateTime/instant.
+
+    Partial dates (``2012``, ``2012-09``, ``2012-09-17``) mean the start of that period in
+    ``default_tz`` (UTC when None). A time without a zone is an error unless ``default_tz``
+    is given.
+    """
+    if not isinstance(text, str):
+        raise DatatypeError(f"{field} must be a string, got {type(text).__name__}")
+    if DATETIME.fullmatch(text):
+        if "T" in text:
+            try:
+                moment = datetime.fromisoformat(
+                    text[:26] + _tail_zone(text) if _long(text) else text
+                )
+            except ValueError as exc:
+                raise DatatypeError(f"{field} {text!r} is not a real date/time: {exc}") from exc
+        else:
+            parts = [int(p) for p in text.split("-")] + [1, 1]
+            try:
+                moment = datetime(parts[0], parts[1], parts[2], tzinfo=default_tz or UTC)
+            except ValueError as exc:
+                raise DatatypeError(f"{field} {text!r} is not a real date: {exc}") from exc
+    elif _ZONELESS.fullmatch(text):
+        if default_tz is None:
+            raise DatatypeError(
+                f"{field} {text!r} has a time but no time zone (FHIR requires one; "
+                "pass --default-tz to state one)"
+            )
+        try:
+            moment = datetime.fromisoformat(text).replace(tzinfo=default_tz)
+        except ValueError as exc:
+            raise DatatypeError(f"{field} {text!r} is not a real date/time: {exc}") from exc
+    else:
+        raise DatatypeError(f"{field} {text!r} is not a FHIR dateTime")
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def _long(text: str) -> bool:
+    # Python parses at most 6 fractional digits; FHIR allows more.
+    dot = text.find(".", 19)
+    if dot < 0:
+        return False
+    end = dot + 1
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    return end - dot - 1 > 6
+
+
+def _tail_zone(text: str) -> str:
+    for marker in ("Z", "+", "-"):
+        idx = text.rfind(marker, 19)
+        if idx > 0:
+            return text[idx:]
+    return ""
+
+
+def check_id(value: object, field: str) -> str:
+    if not isinstance(value, str) or not ID.fullmatch(value):
+        raise DatatypeError(f"{field} {value!r} is not a FHIR id")
+    return value
+
+
+def check_code(value: object, field: str) -> str:
+    if not isinstance(value, str) or not CODE.fullmatch(value):
+        raise DatatypeError(f"{field} {value!r} is not a FHIR code")
+    return value
+
+
+def check_decimal(value: object, field: str) -> float:
+    # bool is an int in Python but never a FHIR decimal
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DatatypeError(f"{field} {value!r} is not a FHIR decimal")
+    return float(value)

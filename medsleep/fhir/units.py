@@ -1,0 +1,129 @@
+"""The LOINC catalogue of series medsleep knows, and UCUM unit conversion to a canonical unit.
+
+Only conversions between units of the same kind are done (temperature, mass, length, pressure,
+concentration of one analyte); an unknown unit for a catalogued code is an error, never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    code: str
+    name: str
+    unit: str  # canonical UCUM code
+    kind: str  # "vital" or "lab" or "body"
+
+
+def _series(*rows: tuple[str, str, str, str]) -> dict[str, SeriesInfo]:
+    return {code: SeriesInfo(code, name, unit, kind) for code, name, unit, kind in rows}
+
+
+CATALOGUE: dict[str, SeriesInfo] = _series(
+    ("8867-4", "Heart rate", "/min", "vital"),
+    ("9279-1", "Respiratory rate", "/min", "vital"),
+    ("59408-5", "SpO2 (pulse oximetry)", "%", "vital"),
+    ("2708-6", "Oxygen saturation (arterial)", "%", "vital"),
+    ("8310-5", "Body temperature", "Cel", "vital"),
+    ("8480-6", "Systolic blood pressure", "mm[Hg]", "vital"),
+    ("8462-4", "Diastolic blood pressure", "mm[Hg]", "vital"),
+    ("8478-0", "Mean blood pressure", "mm[Hg]", "vital"),
+    ("29463-7", "Body weight", "kg", "body"),
+    ("8302-2", "Body height", "cm", "body"),
+    ("39156-5", "Body mass index", "kg/m2", "body"),
+    ("2823-3", "Potassium", "mmol/L", "lab"),
+    ("6298-4", "Potassium (blood)", "mmol/L", "lab"),
+    ("2951-2", "Sodium", "mmol/L", "lab"),
+    ("2947-0", "Sodium (blood)", "mmol/L", "lab"),
+    ("2345-7", "Glucose", "mg/dL", "lab"),
+    ("2339-0", "Glucose (blood)", "mg/dL", "lab"),
+    ("1994-3", "Calcium, ionized", "mmol/L", "lab"),
+    ("17861-6", "Calcium", "mg/dL", "lab"),
+)
+
+_Convert = Callable[[float], float]
+
+
+def _scale(factor: float) -> _Convert:
+    return lambda value: value * factor
+
+
+_IDENTITY: _Convert = _scale(1.0)
+
+# (from unit, to unit) -> conversion. Units are UCUM codes; a few common display spellings
+# that monitors send instead of codes are mapped in _ALIASES first.
+_CONVERSIONS: dict[tuple[str, str], _Convert] = {
+    ("[degF]", "Cel"): lambda f: (f - 32.0) * 5.0 / 9.0,
+    ("K", "Cel"): lambda k: k - 273.15,
+    ("[lb_av]", "kg"): _scale(0.45359237),
+    ("g", "kg"): _scale(0.001),
+    ("[oz_av]", "kg"): _scale(0.028349523125),
+    ("[in_i]", "cm"): _scale(2.54),
+    ("m", "cm"): _scale(100.0),
+    ("mm", "cm"): _scale(0.1),
+    ("kPa", "mm[Hg]"): _scale(7.50061683),
+    ("/s", "/min"): _scale(60.0),
+    ("{beats}/min", "/min"): _IDENTITY,
+    ("{breaths}/min", "/min"): _IDENTITY,
+    ("mEq/L", "mmol/L"): _IDENTITY,  # monovalent ions (K+, Na+)
+    ("mmol/L:glucose", "mg/dL"): _scale(18.0156),
+    ("mmol/L:calcium", "mg/dL"): _scale(4.008),
+    ("mg/dL:calcium", "mmol/L"): _scale(1 / 4.008),
+    ("kg/m^2", "kg/m2"): _IDENTITY,
+}
+
+_ALIASES = {
+    "degF": "[degF]",
+    "°F": "[degF]",
+    "F": "[degF]",
+    "degC": "Cel",
+    "°C": "Cel",
+    "C": "Cel",
+    "lb": "[lb_av]",
+    "lbs": "[lb_av]",
+    "in": "[in_i]",
+    "mmHg": "mm[Hg]",
+    "bpm": "/min",
+    "beats/min": "/min",
+    "breaths/min": "/min",
+    "min-1": "/min",
+    "1/min": "/min",
+}
+
+_ANALYTE = {"2345-7": "glucose", "2339-0": "glucose", "1994-3": "calcium", "17861-6": "calcium"}
+
+
+class UnitError(ValueError):
+    """A unit that cannot be converted to the code's canonical unit."""
+
+
+def to_canonical(code: str, value: float, unit: str) -> tuple[float, str]:
+    """Convert ``value`` in ``unit`` to the canonical unit of ``code``.
+
+    Codes outside the catalogue keep their unit unchanged; a missing unit on a catalogued
+    code means its canonical unit.
+
+    >>> value, unit = to_canonical("29463-7", 185, "[lb_av]")
+    >>> round(value, 2), unit
+    (83.91, 'kg')
+    """
+    info = CATALOGUE.get(code)
+    if info is None:
+        return value, unit
+    unit = _ALIASES.get(unit, unit)
+    # A Quantity with no unit at all (seen in Synthea BP components) is read as the code's
+    # canonical unit; the reading keeps orig_unit "" so the assumption stays visible.
+    if unit == info.unit or not unit:
+        return value, unit
+    convert = _CONVERSIONS.get((unit, info.unit))
+    if convert is None and code in _ANALYTE:
+        convert = _CONVERSIONS.get((f"{unit}:{_ANALYTE[code]}", info.unit))
+    if convert is None:
+        raise UnitError(f"unit {unit!r} cannot be converted to {info.unit!r} for {code}")
+    return convert(value), info.unit

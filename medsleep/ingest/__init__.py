@@ -1,0 +1,6 @@
+"""Ingest FHIR Observations: batches, dedupe, quarantine, progress."""
+
+from medsleep.ingest.parsing import ParseOptions
+from medsleep.ingest.pipeline import IngestReport, ingest_paths, ingest_records
+
+__all__ = ["IngestReport", "ParseOptions", "ingest_paths", "ingest_records"]

@@ -1,0 +1,69 @@
+"""From input records to parse results: JSON decoding, FHIR checks, readings.
+
+Pure and picklable, so that ``--workers N`` can run it in a process pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+
+import orjson
+
+from medsleep.fhir.parse import ParseOutcome, ResourceRejected, parse_observation, validate_resource
+from medsleep.ingest.sources import InputRecord
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    strict: bool = False
+    fhir_version: str = "R4"
+    default_tz: tzinfo | None = None
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A record and what became of it: an outcome, a skip reason, or an error."""
+
+    record: InputRecord
+    outcome: ParseOutcome | None = None
+    skipped: str | None = None
+    error: str | None = None
+    json_text: str = ""
+
+
+def parse_record(record: InputRecord, options: ParseOptions) -> Parsed:
+    if record.error is not None:
+        return Parsed(record, error=record.error)
+    resource: Any = record.resource
+    if resource is None:
+        try:
+            resource = orjson.loads(record.raw)
+        except orjson.JSONDecodeError as exc:
+            return Parsed(record, error=f"invalid JSON: {exc}")
+    if not isinstance(resource, dict):
+        return Parsed(record, error="not a JSON object")
+    rtype = resource.get("resourceType")
+    if rtype != "Observation":
+        label = rtype if isinstance(rtype, str) else "no resourceType"
+        return Parsed(record, skipped=f"not an Observation ({label})")
+    target = record.subject_target
+    try:
+        if options.strict:
+            validate_resource(resource, options.fhir_version)
+        outcome = parse_observation(
+            resource,
+            resolve=(lambda _ref: target) if target else None,
+            full_url=record.full_url,
+            default_tz=options.default_tz,
+        )
+    except ResourceRejected as exc:
+        return Parsed(record, error=str(exc))
+    if outcome.skipped is not None:
+        return Parsed(record, outcome=outcome, skipped=outcome.skipped)
+    return Parsed(record, outcome=outcome, json_text=record.raw.decode())
+
+
+def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parsed]:
+    return [parse_record(record, options) for record in records]

@@ -1,0 +1,185 @@
+"""Write parse results to the store: dedupe, supersede, retract, quarantine, in one transaction
+per chunk."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from medsleep.ingest.parsing import Parsed
+from medsleep.store.models import Quarantine, Reading, ResourceSeen
+
+log = logging.getLogger(__name__)
+_reading = Reading.__table__  # type: ignore[attr-defined]
+_seen = ResourceSeen.__table__  # type: ignore[attr-defined]
+_quarantine = Quarantine.__table__  # type: ignore[attr-defined]
+_ACTIVE = ("raw", "retained")
+_IN_CLAUSE = 500
+_RETRIES = 5
+
+
+@dataclass
+class ChunkCounts:
+    """What one chunk did; every resource lands in exactly one of the first four."""
+
+    stored: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    readings: int = 0
+    superseded: int = 0
+    retracted: int = 0
+    skipped_reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: ChunkCounts) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.skipped += other.skipped
+        self.quarantined += other.quarantined
+        self.readings += other.readings
+        self.superseded += other.superseded
+        self.retracted += other.retracted
+        self.skipped_reasons.update(other.skipped_reasons)
+
+
+def _newer(candidate: str, existing: set[str]) -> bool:
+    """Whether a version should become the active one; integer versionIds compare as numbers."""
+    if candidate.isdigit() and all(v.isdigit() for v in existing):
+        return int(candidate) > max(int(v) for v in existing)
+    return True  # no order to go by: the latest arrival wins
+
+
+def _known_versions(conn: Connection, keys: Sequence[str]) -> dict[str, set[str]]:
+    known: dict[str, set[str]] = {}
+    for start in range(0, len(keys), _IN_CLAUSE):
+        part = keys[start : start + _IN_CLAUSE]
+        rows = conn.execute(
+            select(_seen.c.resource_key, _seen.c.resource_version).where(
+                _seen.c.resource_key.in_(part)
+            )
+        )
+        for key, version in rows:
+            known.setdefault(key, set()).add(version)
+    return known
+
+
+def write_chunk(
+    engine: Engine, parsed: Sequence[Parsed], batch_id: int, now_ms: int
+) -> ChunkCounts:
+    """Write one chunk in one transaction, retrying when a concurrent writer wins a race."""
+    for attempt in range(_RETRIES):
+        try:
+            with engine.begin() as conn:
+                return _write(conn, parsed, batch_id, now_ms)
+        except IntegrityError:
+            if attempt == _RETRIES - 1:
+                raise
+            log.info("concurrent ingest of the same resources; retrying chunk")
+    raise AssertionError("unreachable")
+
+
+def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: int) -> ChunkCounts:
+    counts = ChunkCounts()
+    keys = sorted({p.outcome.resource_key for p in parsed if p.outcome is not None})
+    known = _known_versions(conn, keys) if keys else {}
+    seen_rows: list[dict[str, object]] = []
+    reading_rows: list[dict[str, object]] = []
+    quarantine_rows: list[dict[str, object]] = []
+    supersede: set[str] = set()
+    retract: set[str] = set()
+    active_in_chunk: dict[str, str] = {}
+
+    for item in parsed:
+        outcome = item.outcome
+        if item.error is not None:
+            counts.quarantined += 1
+            quarantine_rows.append(
+                {
+                    "batch_id": batch_id,
+                    "at_ms": now_ms,
+                    "source": item.record.source,
+                    "position": item.record.position,
+                    "error": item.error,
+                    "raw": item.record.raw.decode(errors="replace"),
+                }
+            )
+            continue
+        if item.skipped is not None or outcome is None:
+            counts.skipped += 1
+            counts.skipped_reasons[item.skipped or "no outcome"] += 1
+            if outcome is not None and outcome.retracts and outcome.resource_key in known:
+                retract.add(outcome.resource_key)
+            continue
+        key, version = outcome.resource_key, outcome.version
+        versions = known.setdefault(key, set())
+        if version in versions:
+            counts.duplicates += 1
+            continue
+        state = "raw"
+        if versions:
+            if _newer(version, versions):
+                supersede.add(key)
+            else:
+                state = "superseded"  # an older version arriving late: kept, never active
+        versions.add(version)
+        if state == "raw":
+            active_in_chunk[key] = version
+        seen_rows.append({"resource_key": key, "resource_version": version, "batch_id": batch_id})
+        counts.stored += 1
+        for reading in outcome.readings:
+            reading_rows.append(
+                {
+                    "patient": reading.patient,
+                    "code_system": reading.code_system,
+                    "code": reading.code,
+                    "effective_ms": reading.effective_ms,
+                    "value": reading.value,
+                    "unit": reading.unit,
+                    "orig_value": reading.orig_value,
+                    "orig_unit": reading.orig_unit,
+                    "resource_key": key,
+                    "resource_version": version,
+                    "part": reading.part,
+                    "status": outcome.status,
+                    "batch_id": batch_id,
+                    "state": state,
+                    "resource_json": item.json_text,
+                }
+            )
+
+    for key in sorted(supersede):
+        result = conn.execute(
+            update(_reading)
+            .where(_reading.c.resource_key == key, _reading.c.state.in_(_ACTIVE))
+            .values(state="superseded")
+        )
+        counts.superseded += result.rowcount
+    for key in sorted(retract):
+        result = conn.execute(
+            update(_reading)
+            .where(_reading.c.resource_key == key, _reading.c.state.in_(_ACTIVE))
+            .values(state="retracted")
+        )
+        counts.retracted += result.rowcount
+    for row in reading_rows:  # versions superseded or retracted within this very chunk
+        key = str(row["resource_key"])
+        if key in retract:
+            row["state"] = "retracted"
+            counts.retracted += 1
+        elif row["state"] == "raw" and active_in_chunk[key] != row["resource_version"]:
+            row["state"] = "superseded"
+            counts.superseded += 1
+    if seen_rows:
+        conn.execute(insert(_seen), seen_rows)
+    if reading_rows:
+        conn.execute(insert(_reading), reading_rows)
+    if quarantine_rows:
+        conn.execute(insert(_quarantine), quarantine_rows)
+    counts.readings = len(reading_rows)
+    return counts

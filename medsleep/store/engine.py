@@ -1,0 +1,93 @@
+"""Open a store by URL: engine with the right pragmas, schema upgraded to the newest revision."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from medsleep.errors import StoreUnavailableError
+
+log = logging.getLogger(__name__)
+DEFAULT_DB_URL = "sqlite:///medsleep.db"
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` for the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for ``url`` without touching the schema."""
+    url = normalise_url(url)
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, poolclass=NullPool)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as exc:
+        raise StoreUnavailableError(f"cannot use database URL {url!r}: {exc}") from exc
+    return engine
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Upgrade the schema to the newest revision (idempotent)."""
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "head")
+
+
+def open_store(url: str = DEFAULT_DB_URL, *, upgrade: bool = True) -> Engine:
+    """Open the store at ``url``; create or upgrade its schema on first use."""
+    engine = create_store_engine(url)
+    try:
+        if upgrade and current_revision(engine) != head_revision():
+            log.info("upgrading schema of %s", engine.url.render_as_string(hide_password=True))
+            upgrade_schema(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        reason = " ".join(str(exc.orig or exc).split())
+        raise StoreUnavailableError(
+            f"cannot open database {engine.url.render_as_string(hide_password=True)}: {reason}"
+        ) from exc
+    return engine

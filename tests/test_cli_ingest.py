@@ -1,0 +1,140 @@
+"""The CLI as a scheduler sees it: exit codes, one JSON object, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from medsleep.cli import app
+from tests.conftest import SPEC_EXAMPLES
+from tests.helpers import observation, write_ndjson
+
+runner = CliRunner()
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_ingest_json_report_balances(sqlite_url: str) -> None:
+    code, out, _ = run("ingest", str(SPEC_EXAMPLES), "--db", sqlite_url, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert set(report) >= {
+        "resources",
+        "readings",
+        "stored",
+        "duplicates",
+        "skipped",
+        "quarantined",
+        "seconds",
+    }
+    assert report["resources"] == 64
+    assert report["resources"] == (
+        report["stored"] + report["duplicates"] + report["skipped"] + report["quarantined"]
+    )
+
+
+def test_quarantine_gives_exit_3_and_is_listed(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "x.ndjson"
+    path.write_text(json.dumps(observation("a")) + "\n{broken\n")
+    code, out, _ = run("ingest", str(path), "--db", sqlite_url, "--json")
+    assert code == 3
+    assert json.loads(out)["quarantined"] == 1
+    code, out, _ = run("quarantine", "list", "--db", sqlite_url, "--json")
+    assert code == 0
+    entry = json.loads(out.splitlines()[0])
+    assert entry["position"] == "line 2"
+    assert "invalid JSON" in entry["error"]
+
+
+def test_usage_errors_exit_2(sqlite_url: str, tmp_path: Path) -> None:
+    assert run("ingest", "--db", sqlite_url)[0] == 2
+    assert run("ingest", str(tmp_path), "--db", sqlite_url, "--fhir-version", "R9")[0] == 2
+    assert run("ingest", str(tmp_path), "--db", sqlite_url, "--default-tz", "Mars/Olympus")[0] == 2
+
+
+def _medsleep(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "medsleep", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_unreachable_store_is_one_line_exit_1(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "x.ndjson", [observation("a")])
+    done = _medsleep("ingest", str(path), "--db", "postgresql://nobody@127.0.0.1:9/none")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("medsleep: error:")
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_input_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    done = _medsleep("ingest", str(tmp_path / "nope.ndjson"), "--db", f"sqlite:///{tmp_path}/d.db")
+    assert done.returncode == 2
+    assert "no such file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_db_from_environment(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "x.ndjson", [observation("a")])
+    db = tmp_path / "env.db"
+    done = _medsleep("ingest", str(path), "--json", env={"MEDSLEEP_DB": f"sqlite:///{db}"})
+    assert done.returncode == 0, done.stderr
+    assert db.exists()
+
+
+def test_query_readings_csv_and_jsonl(tmp_path: Path, sqlite_url: str) -> None:
+    path = write_ndjson(
+        tmp_path / "x.ndjson",
+        [
+            observation("a", patient="p1", value=70),
+            observation("b", patient="p2", value=80),
+            observation("c", patient="p1", value=75, when="2026-01-06T10:00:00Z"),
+        ],
+    )
+    run("ingest", str(path), "--db", sqlite_url)
+    code, out, _ = run("query", "readings", "--db", sqlite_url, "--patient", "p1")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("id,patient,code,effective,value,unit,state")
+    assert len(lines) == 3
+    code, out, _ = run(
+        "query",
+        "readings",
+        "--db",
+        sqlite_url,
+        "--format",
+        "jsonl",
+        "--since",
+        "2026-01-06",
+        "--state",
+        "raw",
+    )
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["patient"], r["value"], r["effective"]) for r in rows] == [
+        ("p1", 75.0, "2026-01-06T10:00:00Z")
+    ]
+
+
+def test_every_command_has_help() -> None:
+    for args in (
+        ["--help"],
+        ["ingest", "--help"],
+        ["quarantine", "list", "--help"],
+        ["query", "readings", "--help"],
+        ["db", "upgrade", "--help"],
+    ):
+        code, out, _ = run(*args)
+        assert code == 0, args
+        assert "Usage" in out, args
