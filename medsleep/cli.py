@@ -130,8 +130,13 @@ def ingest(
         ),
     ] = None,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Processes that parse in parallel.")
-    ] = 1,
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Processes that parse while this one writes (0: parse inline, one core).",
+        ),
+    ] = 0,
     json_out: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -266,6 +271,44 @@ def query_readings(
         raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
     where = ReadingFilter(patient, code, _when(since, "--since"), _when(until, "--until"), state)
     _write_rows(iter_readings(_open(db), where), fmt, READING_COLUMNS)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@fixtures_app.command("generate")
+def fixtures_generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write into.")],
+    patients: Annotated[int, typer.Option("--patients", min=1)] = 3,
+    days: Annotated[float, typer.Option("--days", min=0.001)] = 1.0,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    start: Annotated[
+        str | None, typer.Option("--start", help="ISO start, whole minute with zone.")
+    ] = None,
+    dropout_rate: Annotated[float, typer.Option("--dropout-rate", min=0.0, max=0.99)] = 0.005,
+    compress: Annotated[bool, typer.Option("--compress", help="Write .ndjson.gz.")] = False,
+) -> None:
+    """Write deterministic synthetic ICU monitoring (NDJSON) with labelled clinical events."""
+    from datetime import datetime
+
+    from medsleep.synth import generate
+
+    begin = None
+    if start is not None:
+        try:
+            begin = datetime.fromisoformat(start)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not an ISO date-time: {start!r}") from exc
+    try:
+        summary = generate(
+            out, patients, days, seed, begin, dropout_rate=dropout_rate, compress=compress
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    err.print(
+        f"wrote {summary.observations:,} Observations ({summary.readings:,} readings, "
+        f"{summary.events} labelled events) for {summary.patients} patients to {out}"
+    )
 
 
 # --------------------------------------------------------------------------- db

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -45,8 +44,9 @@ class ResourceRejected(ValueError):
     """An Observation that breaks FHIR rules: it goes to quarantine with this message."""
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedReading:
+class ParsedReading(NamedTuple):
+    """One numeric value (a NamedTuple: cheap to pickle between processes)."""
+
     patient: str
     code_system: str
     code: str
@@ -58,8 +58,7 @@ class ParsedReading:
     part: int
 
 
-@dataclass(frozen=True, slots=True)
-class ParseOutcome:
+class ParseOutcome(NamedTuple):
     """What one Observation yields: readings, or the reason it yields none."""
 
     resource_key: str

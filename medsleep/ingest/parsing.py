@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -22,32 +22,42 @@ class ParseOptions:
     default_tz: tzinfo | None = None
 
 
-@dataclass(slots=True)
-class Parsed:
-    """A record and what became of it: an outcome, a skip reason, or an error."""
+class Parsed(NamedTuple):
+    """A record and what became of it: readings, a skip reason, or an error.
 
-    record: InputRecord
-    outcome: ParseOutcome | None = None
-    skipped: str | None = None
+    A NamedTuple of plain values, so that worker processes hand it back cheaply.
+    """
+
+    source: str
+    position: str
+    nbytes: int
     error: str | None = None
+    raw: bytes = b""  # kept only for quarantine
+    skipped: str | None = None
+    outcome: ParseOutcome | None = None
     json_text: str = ""
+
+
+def _rejected(record: InputRecord, error: str) -> Parsed:
+    return Parsed(record.source, record.position, record.nbytes, error=error, raw=record.raw)
 
 
 def parse_record(record: InputRecord, options: ParseOptions) -> Parsed:
     if record.error is not None:
-        return Parsed(record, error=record.error)
+        return _rejected(record, record.error)
     resource: Any = record.resource
     if resource is None:
         try:
             resource = orjson.loads(record.raw)
         except orjson.JSONDecodeError as exc:
-            return Parsed(record, error=f"invalid JSON: {exc}")
+            return _rejected(record, f"invalid JSON: {exc}")
     if not isinstance(resource, dict):
-        return Parsed(record, error="not a JSON object")
+        return _rejected(record, "not a JSON object")
+    where = (record.source, record.position, record.nbytes)
     rtype = resource.get("resourceType")
     if rtype != "Observation":
         label = rtype if isinstance(rtype, str) else "no resourceType"
-        return Parsed(record, skipped=f"not an Observation ({label})")
+        return Parsed(*where, skipped=f"not an Observation ({label})")
     target = record.subject_target
     try:
         if options.strict:
@@ -59,10 +69,10 @@ def parse_record(record: InputRecord, options: ParseOptions) -> Parsed:
             default_tz=options.default_tz,
         )
     except ResourceRejected as exc:
-        return Parsed(record, error=str(exc))
+        return _rejected(record, str(exc))
     if outcome.skipped is not None:
-        return Parsed(record, outcome=outcome, skipped=outcome.skipped)
-    return Parsed(record, outcome=outcome, json_text=record.raw.decode())
+        return Parsed(*where, skipped=outcome.skipped, outcome=outcome)
+    return Parsed(*where, outcome=outcome, json_text=record.raw.decode())
 
 
 def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parsed]:

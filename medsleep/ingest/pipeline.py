@@ -78,7 +78,7 @@ def _chunks(records: Iterable[InputRecord], size: int) -> Iterator[list[InputRec
 def _parsed_chunks(
     chunks: Iterator[list[InputRecord]], options: ParseOptions, workers: int
 ) -> Iterator[list[Parsed]]:
-    if workers <= 1:
+    if workers <= 0:
         for chunk in chunks:
             yield parse_chunk(chunk, options)
         return
@@ -104,8 +104,8 @@ def ingest_paths(
     *,
     options: ParseOptions | None = None,
     stdin: IO[bytes] | None = None,
-    workers: int = 1,
-    chunk_size: int = 5000,
+    workers: int = 0,
+    chunk_size: int = 10_000,
     actor: str = "cli",
     clock: Clock = wall_clock_ms,
     progress: Progress | None = None,
@@ -131,8 +131,8 @@ def ingest_records(
     *,
     source: str,
     options: ParseOptions | None = None,
-    workers: int = 1,
-    chunk_size: int = 5000,
+    workers: int = 0,
+    chunk_size: int = 10_000,
     actor: str = "cli",
     clock: Clock = wall_clock_ms,
     progress: Progress | None = None,
@@ -153,7 +153,7 @@ def ingest_records(
     try:
         for parsed in _parsed_chunks(_chunks(records, chunk_size), options, workers):
             report.resources += len(parsed)
-            bytes_read += sum(item.record.nbytes for item in parsed)
+            bytes_read += sum(item.nbytes for item in parsed)
             totals.add(write_chunk(engine, parsed, batch_id, clock()))
             if progress is not None:
                 progress(bytes_read, totals.readings)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from medsleep.ingest.parsing import Parsed
+from medsleep.store.bulk import insert_rows
 from medsleep.store.models import Quarantine, Reading, ResourceSeen
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,25 @@ _seen = ResourceSeen.__table__  # type: ignore[attr-defined]
 _quarantine = Quarantine.__table__  # type: ignore[attr-defined]
 _ACTIVE = ("raw", "retained")
 _IN_CLAUSE = 500
+SEEN_COLUMNS = ("resource_key", "resource_version", "batch_id")
+READING_COLUMNS = (
+    "patient",
+    "code_system",
+    "code",
+    "effective_ms",
+    "value",
+    "unit",
+    "orig_value",
+    "orig_unit",
+    "resource_key",
+    "resource_version",
+    "part",
+    "status",
+    "batch_id",
+    "state",
+    "resource_json",
+)
+_KEY, _VERSION, _STATE = (READING_COLUMNS.index(c) for c in ("resource_key", "resource_version", "state"))
 _RETRIES = 5
 
 
@@ -88,8 +108,8 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
     counts = ChunkCounts()
     keys = sorted({p.outcome.resource_key for p in parsed if p.outcome is not None})
     known = _known_versions(conn, keys) if keys else {}
-    seen_rows: list[dict[str, object]] = []
-    reading_rows: list[dict[str, object]] = []
+    seen_rows: list[tuple[str, str, int]] = []
+    reading_rows: list[list[object]] = []
     quarantine_rows: list[dict[str, object]] = []
     supersede: set[str] = set()
     retract: set[str] = set()
@@ -103,10 +123,10 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
                 {
                     "batch_id": batch_id,
                     "at_ms": now_ms,
-                    "source": item.record.source,
-                    "position": item.record.position,
+                    "source": item.source,
+                    "position": item.position,
                     "error": item.error,
-                    "raw": item.record.raw.decode(errors="replace"),
+                    "raw": item.raw.decode(errors="replace"),
                 }
             )
             continue
@@ -130,27 +150,27 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         versions.add(version)
         if state == "raw":
             active_in_chunk[key] = version
-        seen_rows.append({"resource_key": key, "resource_version": version, "batch_id": batch_id})
+        seen_rows.append((key, version, batch_id))
         counts.stored += 1
         for reading in outcome.readings:
             reading_rows.append(
-                {
-                    "patient": reading.patient,
-                    "code_system": reading.code_system,
-                    "code": reading.code,
-                    "effective_ms": reading.effective_ms,
-                    "value": reading.value,
-                    "unit": reading.unit,
-                    "orig_value": reading.orig_value,
-                    "orig_unit": reading.orig_unit,
-                    "resource_key": key,
-                    "resource_version": version,
-                    "part": reading.part,
-                    "status": outcome.status,
-                    "batch_id": batch_id,
-                    "state": state,
-                    "resource_json": item.json_text,
-                }
+                [
+                    reading.patient,
+                    reading.code_system,
+                    reading.code,
+                    reading.effective_ms,
+                    reading.value,
+                    reading.unit,
+                    reading.orig_value,
+                    reading.orig_unit,
+                    key,
+                    version,
+                    reading.part,
+                    outcome.status,
+                    batch_id,
+                    state,
+                    item.json_text,
+                ]
             )
 
     for key in sorted(supersede):
@@ -168,17 +188,15 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         )
         counts.retracted += result.rowcount
     for row in reading_rows:  # versions superseded or retracted within this very chunk
-        key = str(row["resource_key"])
+        key = str(row[_KEY])
         if key in retract:
-            row["state"] = "retracted"
+            row[_STATE] = "retracted"
             counts.retracted += 1
-        elif row["state"] == "raw" and active_in_chunk[key] != row["resource_version"]:
-            row["state"] = "superseded"
+        elif row[_STATE] == "raw" and active_in_chunk[key] != row[_VERSION]:
+            row[_STATE] = "superseded"
             counts.superseded += 1
-    if seen_rows:
-        conn.execute(insert(_seen), seen_rows)
-    if reading_rows:
-        conn.execute(insert(_reading), reading_rows)
+    insert_rows(conn, "resource_seen", SEEN_COLUMNS, seen_rows)
+    insert_rows(conn, "reading", READING_COLUMNS, reading_rows)
     if quarantine_rows:
         conn.execute(insert(_quarantine), quarantine_rows)
     counts.readings = len(reading_rows)

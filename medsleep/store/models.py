@@ -50,6 +50,7 @@ class ResourceSeen(SQLModel, table=True):
     """Every resource version ever stored, so re-ingest is idempotent after archiving."""
 
     __tablename__ = "resource_seen"
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one B-tree, not two
     resource_key: str = Field(primary_key=True)
     resource_version: str = Field(primary_key=True)
     batch_id: int

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("resource_key", sa.String(), primary_key=True),
         sa.Column("resource_version", sa.String(), primary_key=True),
         sa.Column("batch_id", sa.Integer(), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "ingest_batch",
