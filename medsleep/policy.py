@@ -34,7 +34,7 @@ class CodePolicy:
     detector: str = ""
     contamination: float = 0.01
     # A detector flag counts only this many robust SDs (MAD) from the patient's own baseline.
-    min_deviation_z: float = 4.0
+    min_deviation_z: float = 3.5
     # Codes measuring the same NEWS2 parameter (e.g. two SpO2 codes) share a name here and
     # count once in the aggregate; "" means the code is its own parameter.
     news2_parameter: str = ""
@@ -53,7 +53,7 @@ class MultivariatePolicy:
     codes: tuple[str, ...] = ()
     contamination: float = 0.01
     align_minutes: int = 1
-    min_deviation_z: float = 3.0
+    min_deviation_z: float = 3.5
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class Policy:
     context_minutes: float = 5
     episode_gap_minutes: float = 15
     transition_dwell: int = 3
+    # ... and for at least this long (so one-a-minute monitoring needs more than 3 readings).
+    transition_dwell_minutes: float = 0
     artifact_run_min: int = 3
     quiet_start: time = time(1, 0)
     quiet_end: time = time(5, 0)
@@ -120,7 +122,7 @@ def _code_policy(code: str, table: dict[str, Any]) -> CodePolicy:
         critical=_range(table.get("critical"), f"codes.{code}.critical"),
         detector=str(table.get("detector", "")),
         contamination=float(table.get("contamination", 0.01)),
-        min_deviation_z=float(table.get("min_deviation_z", 4.0)),
+        min_deviation_z=float(table.get("min_deviation_z", 3.5)),
         news2_parameter=str(table.get("news2_parameter", "")),
     )
 
@@ -139,6 +141,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
             context_minutes=float(cons.get("context_minutes", 5)),
             episode_gap_minutes=float(cons.get("episode_gap_minutes", 15)),
             transition_dwell=int(cons.get("transition_dwell", 3)),
+            transition_dwell_minutes=float(cons.get("transition_dwell_minutes", 0)),
             artifact_run_min=int(cons.get("artifact_run_min", 3)),
             quiet_start=quiet_start,
             quiet_end=quiet_end,
@@ -150,7 +153,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
                 codes=tuple(str(c) for c in multi.get("codes", ())),
                 contamination=float(multi.get("contamination", 0.01)),
                 align_minutes=int(multi.get("align_minutes", 1)),
-                min_deviation_z=float(multi.get("min_deviation_z", 3.0)),
+                min_deviation_z=float(multi.get("min_deviation_z", 3.5)),
             ),
             codes={
                 str(code): _code_policy(str(code), table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -24,3 +25,12 @@ def to_ms(moment: datetime) -> int:
 def parse_iso_ms(text: str) -> int:
     """Epoch ms of an ISO date or date-time (UTC unless a zone is given)."""
     return to_ms(datetime.fromisoformat(text))
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return _EPOCH + ms * _MILLISECOND
+
+
+def wall_clock_ms() -> int:
+    """Now, in epoch milliseconds (the default clock; tests pass their own)."""
+    return time.time_ns() // 1_000_000

@@ -66,3 +66,57 @@ def observation(
 def write_ndjson(path: Path, resources: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in resources))
     return path
+
+
+def ndjson_of(resources: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in resources)
+
+
+def check_conservation(
+    engine: Engine, archive_root: Path, expected_ids: set[int]
+) -> dict[str, int]:
+    """Every expected reading is in the hot store, or in exactly one active summary and its
+    verified archive file, never both; each summary's statistics are its readings'."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from medsleep.archive_index import summarised_readings
+    from medsleep.store.models import Summary
+
+    summary = Summary.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        hot = {
+            int(r.id)
+            for r in conn.execute(
+                select(READING.c.id).where(READING.c.state.in_(("raw", "retained")))
+            )
+        }
+        active = conn.execute(select(summary).where(summary.c.state == "active")).all()
+        archived = summarised_readings(conn, archive_root, active)
+    archived_ids = [int(i) for i in archived["id"]]
+    assert len(archived_ids) == len(set(archived_ids)), "a reading is in two summaries"
+    assert not hot & set(archived_ids), "a reading is both hot and summarised"
+    assert hot | set(archived_ids) == expected_ids
+    for s in active:
+        mine = archived[
+            (archived["patient"] == s.patient)
+            & (archived["code"] == s.code)
+            & (archived["unit"] == s.unit)
+            & (archived["band"] == s.band)
+            & (archived["bucket_start_ms"].astype("int64") == s.bucket_start_ms)
+        ]
+        values = mine["value"].astype(float).to_numpy()
+        assert len(values) == s.n
+        assert (s.min, s.max) == (values.min(), values.max())
+        assert np.isclose(s.mean, values.mean())
+        assert s.median == float(np.median(values))
+        times = mine["effective_ms"].astype("int64")
+        assert (s.first_ms, s.last_ms) == (times.min(), times.max())
+    return {"hot": len(hot), "archived": len(archived_ids), "summaries": len(active)}
+
+
+def reading_ids(engine: Engine) -> set[int]:
+    from sqlalchemy import select
+
+    with engine.connect() as conn:
+        return {int(r[0]) for r in conn.execute(select(READING.c.id))}

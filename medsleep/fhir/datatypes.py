@@ -92,8 +92,8 @@ _CODE_CACHE_LIMIT = 100_000
 
 
 def check_code(value: object, field: str) -> str:
-    if value in _VALID_CODES:
-        return value  # type: ignore[return-value]
+    if isinstance(value, str) and value in _VALID_CODES:
+        return value
     if not isinstance(value, str) or not CODE.fullmatch(value):
         raise DatatypeError(f"{field} {value!r} is not a FHIR code")
     if len(_VALID_CODES) < _CODE_CACHE_LIMIT:

@@ -40,7 +40,9 @@ READING_COLUMNS = (
     "state",
     "resource_json",
 )
-_KEY, _VERSION, _STATE = (READING_COLUMNS.index(c) for c in ("resource_key", "resource_version", "state"))
+_KEY, _VERSION, _STATE = (
+    READING_COLUMNS.index(c) for c in ("resource_key", "resource_version", "state")
+)
 _RETRIES = 5
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,3 +29,41 @@ def insert_rows(
         cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
     finally:
         cursor.close()
+
+
+def _id_chunks(ids: Sequence[int], size: int = 20_000) -> list[list[int]]:
+    return [[int(i) for i in ids[start : start + size]] for start in range(0, len(ids), size)]
+
+
+def update_ids(
+    conn: Connection, table: str, ids: Sequence[int], set_sql: str, where_sql: str = "1=1"
+) -> int:
+    """``UPDATE table SET set_sql WHERE id IN ids AND where_sql``; returns rows changed.
+
+    ``set_sql``/``where_sql`` are trusted SQL fragments written by medsleep, never user input.
+    """
+    return _by_ids(conn, f"UPDATE {table} SET {set_sql}", ids, where_sql)
+
+
+def delete_ids(conn: Connection, table: str, ids: Sequence[int], where_sql: str = "1=1") -> int:
+    """``DELETE FROM table WHERE id IN ids AND where_sql``; returns rows deleted."""
+    return _by_ids(conn, f"DELETE FROM {table}", ids, where_sql)
+
+
+def _by_ids(conn: Connection, head: str, ids: Sequence[int], where_sql: str) -> int:
+    dbapi = conn.connection.driver_connection
+    changed = 0
+    for chunk in _id_chunks(ids):
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
+        try:
+            if conn.dialect.name == "postgresql":
+                cursor.execute(f"{head} WHERE id = ANY(%s) AND {where_sql}", (chunk,))
+            else:
+                cursor.execute(
+                    f"{head} WHERE id IN (SELECT value FROM json_each(?)) AND {where_sql}",
+                    (json.dumps(chunk),),
+                )
+            changed += cursor.rowcount
+        finally:
+            cursor.close()
+    return changed

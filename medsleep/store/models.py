@@ -40,6 +40,8 @@ class Reading(ReadingBase, table=True):
     __table_args__ = (
         Index("ix_reading_series", "patient", "code", "effective_ms"),
         Index("ix_reading_resource", "resource_key"),
+        # Never reuse the id of a deleted (archived) reading: restore puts it back.
+        {"sqlite_autoincrement": True},
     )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     effective_ms: int = Field(sa_type=BigInteger)
@@ -94,3 +96,108 @@ class AuditEvent(SQLModel, table=True):
     details_json: str = Field(sa_type=Text)
     prev_hash: str
     hash: str
+
+
+class Run(SQLModel, table=True):
+    """One consolidation run: its window, policy, counts and outcome."""
+
+    __tablename__ = "run"
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    started_ms: int = Field(sa_type=BigInteger)
+    finished_ms: int | None = Field(default=None, sa_type=BigInteger)
+    until_ms: int = Field(sa_type=BigInteger)
+    status: str = "running"  # running, committed, partial, failed
+    executor: str = "local"
+    policy_digest: str
+    policy_json: str = Field(sa_type=Text)
+    shards_total: int = 0
+    shards_done: int = 0
+    counts_json: str = Field(default="{}", sa_type=Text)
+    error: str | None = Field(default=None, sa_type=Text)
+
+
+class Summary(SQLModel, table=True):
+    """The normal readings of one series in one clock-aligned bucket and one NEWS2 band."""
+
+    __tablename__ = "summary"
+    __table_args__ = (Index("ix_summary_series", "patient", "code", "bucket_start_ms"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    run_id: int = Field(index=True)
+    patient: str
+    code: str
+    unit: str
+    band: str
+    bucket_start_ms: int = Field(sa_type=BigInteger)
+    bucket_end_ms: int = Field(sa_type=BigInteger)
+    n: int
+    min: float
+    max: float
+    mean: float
+    std: float | None = None
+    median: float
+    first_ms: int = Field(sa_type=BigInteger)
+    first_value: float
+    last_ms: int = Field(sa_type=BigInteger)
+    last_value: float
+    values_json: str | None = Field(default=None, sa_type=Text)  # artifact runs keep values
+    archive_files: str = Field(sa_type=Text)  # JSON list of archive file names
+    state: str = "active"  # active, superseded
+    superseded_by_run: int | None = None
+
+
+class Retention(SQLModel, table=True):
+    """One reason a reading was kept."""
+
+    __tablename__ = "retention"
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    run_id: int = Field(index=True)
+    reading_id: int = Field(index=True, sa_type=BigInteger)
+    kind: str  # rule, detector, artifact, context
+    rule: str
+    score: float | None = None
+    threshold: float | None = None
+    news2: int | None = None
+    context_of: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Episode(SQLModel, table=True):
+    """Retained readings of one patient close in time, across vitals."""
+
+    __tablename__ = "episode"
+    __table_args__ = (Index("ix_episode_patient", "patient", "start_ms"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    run_id: int = Field(index=True)
+    patient: str
+    start_ms: int = Field(sa_type=BigInteger)
+    end_ms: int = Field(sa_type=BigInteger)
+    codes: str  # comma-separated LOINC codes
+    worst_json: str = Field(sa_type=Text)  # {code: worst value}
+    peak_news2: int | None = None
+    reasons: str  # comma-separated rule names
+    readings: int
+
+
+class ArchiveFileRecord(SQLModel, table=True):
+    """One verified Parquet file of the cold archive."""
+
+    __tablename__ = "archive_file"
+    name: str = Field(primary_key=True)
+    run_id: int = Field(index=True)
+    patient: str = Field(index=True)
+    sha256: str
+    rows: int
+    bytes: int = Field(sa_type=BigInteger)
+    created_ms: int = Field(sa_type=BigInteger)
+    state: str = "active"  # active, restored, purged
+
+
+class LegalHold(SQLModel, table=True):
+    """A patient whose raw readings must never be collapsed."""
+
+    __tablename__ = "legal_hold"
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    patient: str = Field(index=True)
+    reason: str = Field(sa_type=Text)
+    created_ms: int = Field(sa_type=BigInteger)
+    created_by: str
+    released_ms: int | None = Field(default=None, sa_type=BigInteger)

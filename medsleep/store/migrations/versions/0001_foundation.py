@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("effective_ms", sa.BigInteger(), nullable=False),
         sa.Column("resource_json", sa.Text(), nullable=False),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_reading_series", "reading", ["patient", "code", "effective_ms"])
     op.create_index("ix_reading_resource", "reading", ["resource_key"])

@@ -1,0 +1,61 @@
+"""What the database knows about the archive: recorded files and the readings behind summaries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from medsleep.archive import read_archive_file
+from medsleep.errors import ArchiveError
+from medsleep.store.models import ArchiveFileRecord, Reading
+
+_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
+READING_COLUMNS = tuple(c.name for c in Reading.__table__.c)  # type: ignore[attr-defined]
+# An archive row is a reading plus where it was summarised.
+ARCHIVE_COLUMNS = (*READING_COLUMNS, "band", "bucket_start_ms", "run_id")
+
+
+def recorded_shas(conn: Connection, names: Iterable[str]) -> dict[str, str]:
+    wanted = sorted(set(names))
+    query = select(_archive.c.name, _archive.c.sha256).where(_archive.c.name.in_(wanted))
+    return {str(name): str(sha) for name, sha in conn.execute(query)}
+
+
+def summarised_readings(conn: Connection, root: Path, summaries: Sequence[Any]) -> pd.DataFrame:
+    """The archived readings behind ``summaries`` (rows of the summary table), each file
+    checked against its recorded sha256; column ``_file`` says which file held each reading."""
+    empty = pd.DataFrame(columns=[*ARCHIVE_COLUMNS, "_file"])
+    if not summaries:
+        return empty
+    keys = {(s.patient, s.code, s.unit, s.band, int(s.bucket_start_ms)) for s in summaries}
+    names = sorted({name for s in summaries for name in json.loads(s.archive_files)})
+    shas = recorded_shas(conn, names)
+    parts = []
+    for name in names:
+        if name not in shas:
+            raise ArchiveError(f"a summary refers to archive file {name}, which is not recorded")
+        frame = read_archive_file(root, name, shas[name])
+        cells = zip(
+            frame["patient"].tolist(),
+            frame["code"].tolist(),
+            frame["unit"].tolist(),
+            frame["band"].tolist(),
+            frame["bucket_start_ms"].astype(np.int64).tolist(),
+            strict=True,
+        )
+        mask = [cell in keys for cell in cells]
+        parts.append(frame.loc[mask, list(ARCHIVE_COLUMNS)].assign(_file=name))
+    rows = pd.concat(parts, ignore_index=True)
+    expected = sum(int(s.n) for s in summaries)
+    if len(rows) != expected:
+        raise ArchiveError(
+            f"the archive holds {len(rows)} readings for summaries of {expected} readings"
+        )
+    return rows

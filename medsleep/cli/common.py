@@ -1,0 +1,142 @@
+"""What every command shares: the app, options, consoles, exit codes, small helpers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from sqlalchemy import Engine
+
+from medsleep.store.engine import open_store
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_QUARANTINED, EXIT_LOCKED, EXIT_AUDIT = 0, 1, 2, 3, 4, 5
+DEFAULT_ARCHIVE = "medsleep-archive"
+
+app = typer.Typer(
+    help="medsleep: keep the FHIR readings that matter, summarise the rest, lose nothing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Rejected input.", no_args_is_help=True)
+query_app = typer.Typer(help="Query readings and summaries for scripts.", no_args_is_help=True)
+fixtures_app = typer.Typer(help="Synthetic test data.", no_args_is_help=True)
+archive_app = typer.Typer(help="The cold archive of collapsed readings.", no_args_is_help=True)
+hold_app = typer.Typer(help="Legal holds: patients never collapsed.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(query_app, name="query")
+app.add_typer(fixtures_app, name="fixtures")
+app.add_typer(archive_app, name="archive")
+app.add_typer(hold_app, name="hold")
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+err = Console(stderr=True)
+
+
+def table_console() -> Console:
+    # Scripts and logs get full-width tables, not an 80-column squeeze.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="MEDSLEEP_DB",
+        help="Database URL (sqlite:///file.db or postgresql://...). Env: MEDSLEEP_DB.",
+        show_default=True,
+    ),
+]
+ArchiveOption = Annotated[
+    Path,
+    typer.Option(
+        "--archive", envvar="MEDSLEEP_ARCHIVE", help="Archive folder. Env: MEDSLEEP_ARCHIVE."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def open_db(db: str) -> Engine:
+    return open_store(db)
+
+
+def show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@contextmanager
+def progress_bar(enabled: bool, total: int | None, label: str) -> Iterator[Any]:
+    """A Rich progress bar on a terminal; a no-op callback elsewhere."""
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[readings]:,} readings ({task.fields[rate]:,.0f}/s)"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=total, readings=0, rate=0.0)
+        yield bar, task
+
+
+def write_rows(rows: Iterable[dict[str, Any]], fmt: str, columns: tuple[str, ...]) -> int:
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    else:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, default=str) + "\n")
+            count += 1
+    return count
+
+
+def when(text: str | None, option: str) -> int | None:
+    from medsleep.timefmt import parse_iso_ms
+
+    if text is None:
+        return None
+    try:
+        return parse_iso_ms(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO date/time: {text!r}", param_hint=option) from exc
+
+
+FormatOption = Annotated[str, typer.Option("--format", help="csv or jsonl.")]
+PatientOption = Annotated[str | None, typer.Option("--patient", help="Patient id.")]
+CodeOption = Annotated[str | None, typer.Option("--code", help="LOINC (or other) code.")]
+SinceOption = Annotated[str | None, typer.Option("--since", help="ISO date/time (inclusive).")]
+UntilOption = Annotated[str | None, typer.Option("--until", help="ISO date/time (exclusive).")]
+
+
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", envvar="MEDSLEEP_POLICY", help="Policy TOML (default: shipped)."),
+]

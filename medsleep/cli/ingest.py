@@ -1,0 +1,167 @@
+"""Commands that bring data in: ingest, quarantine, synthetic fixtures."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.table import Table
+
+from medsleep.cli.common import (
+    EXIT_OK,
+    EXIT_QUARANTINED,
+    DbOption,
+    JsonOption,
+    QuietOption,
+    app,
+    err,
+    fixtures_app,
+    open_db,
+    progress_bar,
+    quarantine_app,
+    show_progress,
+    table_console,
+)
+from medsleep.store.engine import DEFAULT_DB_URL
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[str], typer.Argument(help="NDJSON/JSON files, folders (recursive), or - for stdin.")
+    ],
+    db: DbOption = DEFAULT_DB_URL,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Validate each whole resource with fhir.resources.")
+    ] = False,
+    fhir_version: Annotated[
+        str, typer.Option("--fhir-version", help="R4 (default), R4B or R5.")
+    ] = "R4",
+    default_tz: Annotated[
+        str | None,
+        typer.Option(
+            "--default-tz",
+            help="IANA zone for date-times that lack one (FHIR requires one; default: reject).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Processes that parse while this one writes (0: parse inline, one core).",
+        ),
+    ] = 0,
+    json_out: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Ingest FHIR Observations (NDJSON, JSON, Bundles; files, folders or stdin)."""
+    import time
+
+    from medsleep.ingest import ParseOptions, ingest_paths
+    from medsleep.ingest.sources import expand_paths, total_bytes
+
+    if fhir_version not in ("R4", "R4B", "R5"):
+        raise typer.BadParameter("must be R4, R4B or R5", param_hint="--fhir-version")
+    tz = None
+    if default_tz is not None:
+        try:
+            tz = ZoneInfo(default_tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise typer.BadParameter(f"unknown time zone {default_tz!r}") from exc
+    options = ParseOptions(strict=strict, fhir_version=fhir_version, default_tz=tz)
+    files = expand_paths(paths)
+    engine = open_db(db)
+    started = time.perf_counter()
+    with progress_bar(show_progress(quiet), total_bytes(files), "ingest") as bar:
+
+        def progress(done: int, readings: int) -> None:
+            if bar is not None:
+                rate = readings / max(1e-9, time.perf_counter() - started)
+                bar[0].update(bar[1], completed=done, readings=readings, rate=rate)
+
+        report = ingest_paths(
+            engine,
+            files,
+            options=options,
+            stdin=sys.stdin.buffer,
+            workers=workers,
+            progress=progress,
+        )
+    summary = report.as_json()
+    if json_out:
+        typer.echo(json.dumps(summary))
+    else:
+        err.print(
+            f"ingested {report.resources:,} resources: {report.stored:,} stored "
+            f"({report.readings:,} readings), {report.duplicates:,} duplicates, "
+            f"{report.skipped:,} skipped, {report.quarantined:,} quarantined "
+            f"in {report.seconds:.1f} s"
+        )
+        for reason, count in sorted(report.skipped_reasons.items()):
+            err.print(f"  skipped {count:,}: {reason}")
+        if report.quarantined:
+            err.print("  see: medsleep quarantine list")
+    raise typer.Exit(EXIT_QUARANTINED if report.quarantined else EXIT_OK)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    db: DbOption = DEFAULT_DB_URL,
+    limit: Annotated[int, typer.Option("--limit", help="Newest N entries.")] = 50,
+    json_out: JsonOption = False,
+) -> None:
+    """Show rejected input: when, where from, and why."""
+    from medsleep.query import list_quarantine
+
+    rows = list_quarantine(open_db(db), limit)
+    if json_out:
+        for row in rows:
+            typer.echo(json.dumps({k: v for k, v in row.items() if k != "at_ms"}))
+        return
+    if not rows:
+        err.print("quarantine is empty")
+        return
+    table = Table("id", "at", "source", "position", "error")
+    for row in rows:
+        table.add_row(str(row["id"]), row["at"], row["source"], row["position"], row["error"])
+    table_console().print(table)
+
+
+@fixtures_app.command("generate")
+def fixtures_generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write into.")],
+    patients: Annotated[int, typer.Option("--patients", min=1)] = 3,
+    days: Annotated[float, typer.Option("--days", min=0.001)] = 1.0,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    start: Annotated[
+        str | None, typer.Option("--start", help="ISO start, whole minute with zone.")
+    ] = None,
+    dropout_rate: Annotated[float, typer.Option("--dropout-rate", min=0.0, max=0.99)] = 0.005,
+    compress: Annotated[bool, typer.Option("--compress", help="Write .ndjson.gz.")] = False,
+) -> None:
+    """Write deterministic synthetic ICU monitoring (NDJSON) with labelled clinical events."""
+    from datetime import datetime
+
+    from medsleep.synth import generate
+
+    begin = None
+    if start is not None:
+        try:
+            begin = datetime.fromisoformat(start)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not an ISO date-time: {start!r}") from exc
+    try:
+        summary = generate(
+            out, patients, days, seed, begin, dropout_rate=dropout_rate, compress=compress
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    err.print(
+        f"wrote {summary.observations:,} Observations ({summary.readings:,} readings, "
+        f"{summary.events} labelled events) for {summary.patients} patients to {out}"
+    )

@@ -1,0 +1,249 @@
+"""The sleep-time job: pick the window, take the lock, consolidate shard by shard, report.
+
+Each shard (one patient) commits on its own (see ``shard``), so a job stopped by its deadline,
+a crash or SIGKILL leaves whole shards done and the rest untouched; the next run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from medsleep.audit import append_event
+from medsleep.executors import ExecutorSpec, run_tasks
+from medsleep.locking import consolidation_lock
+from medsleep.policy import Policy
+from medsleep.shard import ShardResult, ShardTask, consolidate_shard
+from medsleep.store.engine import open_store
+from medsleep.store.models import LegalHold, Reading, Run
+
+log = logging.getLogger(__name__)
+_reading = Reading.__table__  # type: ignore[attr-defined]
+_run = Run.__table__  # type: ignore[attr-defined]
+_hold = LegalHold.__table__  # type: ignore[attr-defined]
+Clock = Callable[[], int]
+Progress = Callable[[int, int], None]  # (shards done, shards total)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class ConsolidationReport:
+    run_id: int | None
+    status: str  # committed, partial, nothing-to-do, failed
+    readings_in: int = 0
+    retained: int = 0
+    collapsed: int = 0
+    summaries: int = 0
+    archived: int = 0
+    held: int = 0
+    seconds: float = 0.0
+    shards: int = 0
+    shards_done: int = 0
+    superseded_summaries: int = 0
+    archive_files: int = 0
+    episodes: int = 0
+    until_ms: int = 0
+
+    def add(self, result: ShardResult) -> None:
+        for name in (f.name for f in fields(ShardResult)):
+            if name != "patient":
+                setattr(self, name, getattr(self, name) + getattr(result, name))
+        self.shards_done += 1
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+def default_until_ms(policy: Policy, now_ms: int) -> int:
+    return now_ms - int(policy.hot_horizon_hours * 3_600_000)
+
+
+def held_patients(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(_hold.c.patient).where(_hold.c.released_ms.is_(None)))
+        return {row[0] for row in rows}
+
+
+def _backlog(engine: Engine, until_ms: int) -> list[tuple[str, int]]:
+    """(patient, raw readings before ``until``) for every patient with a backlog."""
+    query = (
+        select(_reading.c.patient, func.count())
+        .where(_reading.c.state == "raw", _reading.c.effective_ms < until_ms)
+        .group_by(_reading.c.patient)
+        .order_by(_reading.c.patient)
+    )
+    with engine.connect() as conn:
+        return [(str(p), int(n)) for p, n in conn.execute(query)]
+
+
+def _close_interrupted_runs(engine: Engine, clock: Clock) -> None:
+    """Runs still 'running' while we hold the lock were killed: their commits stand, the rest
+    of their shards are simply still raw."""
+    with engine.begin() as conn:
+        stale = [r[0] for r in conn.execute(select(_run.c.id).where(_run.c.status == "running"))]
+        for run_id in stale:
+            conn.execute(
+                update(_run)
+                .where(_run.c.id == run_id)
+                .values(status="interrupted", finished_ms=clock(), error="process ended mid-run")
+            )
+            append_event(
+                conn,
+                actor="medsleep",
+                action="consolidate.interrupted",
+                details={"run_id": run_id},
+                at_ms=clock(),
+            )
+
+
+def consolidate(
+    db_url: str,
+    policy: Policy,
+    *,
+    archive_root: Path,
+    until_ms: int | None = None,
+    deadline_ms: int | None = None,
+    executor: ExecutorSpec | None = None,
+    actor: str = "cli",
+    clock: Clock = wall_clock_ms,
+    progress: Progress | None = None,
+) -> ConsolidationReport:
+    """Consolidate every patient's raw readings older than ``until_ms``.
+
+    Raises LockHeldError when another consolidation holds the lock.
+    """
+    started = time.perf_counter()
+    spec = executor or ExecutorSpec("local")
+    until = default_until_ms(policy, clock()) if until_ms is None else until_ms
+    engine = open_store(db_url)
+    try:
+        with consolidation_lock(engine):
+            _close_interrupted_runs(engine, clock)
+            report = _run_shards(
+                engine,
+                db_url,
+                policy,
+                archive_root,
+                until,
+                deadline_ms,
+                spec,
+                actor,
+                clock,
+                progress,
+            )
+    finally:
+        engine.dispose()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_shards(
+    engine: Engine,
+    db_url: str,
+    policy: Policy,
+    archive_root: Path,
+    until: int,
+    deadline_ms: int | None,
+    spec: ExecutorSpec,
+    actor: str,
+    clock: Clock,
+    progress: Progress | None,
+) -> ConsolidationReport:
+    held = held_patients(engine)
+    backlog = _backlog(engine, until)
+    todo = [(patient, n) for patient, n in backlog if patient not in held]
+    held_readings = sum(n for patient, n in backlog if patient in held)
+    if not todo:
+        return ConsolidationReport(None, "nothing-to-do", held=held_readings, until_ms=until)
+
+    with engine.begin() as conn:
+        inserted = conn.execute(
+            insert(_run).values(
+                started_ms=clock(),
+                until_ms=until,
+                status="running",
+                executor=str(spec),
+                policy_digest=policy.digest,
+                policy_json=json.dumps(asdict(policy), default=str, sort_keys=True),
+                shards_total=len(todo),
+            )
+        ).inserted_primary_key
+        assert inserted is not None
+        run_id = int(inserted[0])
+        append_event(
+            conn,
+            actor=actor,
+            action="consolidate.started",
+            details={
+                "run_id": run_id,
+                "until_ms": until,
+                "shards": len(todo),
+                "policy": policy.digest,
+                "executor": str(spec),
+            },
+            at_ms=clock(),
+        )
+    report = ConsolidationReport(
+        run_id, "running", held=held_readings, shards=len(todo), until_ms=until
+    )
+    tasks = (
+        ShardTask(db_url, str(archive_root), run_id, number, patient, until, policy)
+        for number, (patient, _) in enumerate(todo, start=1)
+    )
+
+    def may_start() -> bool:
+        return deadline_ms is None or clock() < deadline_ms
+
+    started = time.perf_counter()
+    try:
+        for result in run_tasks(spec, consolidate_shard, tasks, may_start=may_start):
+            report.add(result)
+            if progress is not None:
+                progress(report.shards_done, report.shards)
+    except BaseException as exc:
+        report.status = "failed"
+        report.seconds = time.perf_counter() - started
+        _finish(engine, report, actor, clock, error=f"{type(exc).__name__}: {exc}")
+        raise
+    report.status = "committed" if report.shards_done == report.shards else "partial"
+    report.seconds = time.perf_counter() - started
+    _finish(engine, report, actor, clock)
+    log.info("run %d %s: %d/%d shards", run_id, report.status, report.shards_done, report.shards)
+    return report
+
+
+def _finish(
+    engine: Engine, report: ConsolidationReport, actor: str, clock: Clock, error: str | None = None
+) -> None:
+    counts = report.as_json()
+    with engine.begin() as conn:
+        conn.execute(
+            update(_run)
+            .where(_run.c.id == report.run_id)
+            .values(
+                status=report.status,
+                finished_ms=clock(),
+                shards_done=report.shards_done,
+                counts_json=json.dumps(counts),
+                error=error,
+            )
+        )
+        append_event(
+            conn,
+            actor=actor,
+            action=f"consolidate.{report.status}",
+            details={**counts, **({"error": error} if error else {})},
+            at_ms=clock(),
+        )

@@ -1,0 +1,260 @@
+"""PyOD detectors behind one small interface: features in, flagged positions + scores out.
+
+A detector is built fresh for every series (PyOD models keep state from a previous fit, and a
+refit instance is not the same as a fresh one). ``contamination`` is PyOD's ceiling on the
+flagged fraction; on top of it a flag must also pass a magnitude gate: the reading must lie at
+least ``min_z`` robust standard deviations (MAD) from the patient's own rolling baseline. A
+rank-based model such as ECOD always puts *some* readings over its threshold, even on a
+perfectly normal night; the gate keeps those from being retained while letting the ceiling be
+generous enough for real events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medsleep.detect.rules import BoolArray, FloatArray, IntArray
+from medsleep.errors import PolicyError
+
+BASELINE_MINUTES = 720
+"""Span of the centred rolling median that is the patient's own baseline. Events up to a few
+hours long (a fever, a long tachycardia) stay deviations from it instead of becoming it."""
+
+MIN_BASELINE_READINGS = 15
+
+MIN_DETECTOR_READINGS = 30
+"""Series shorter than this are too short to learn a baseline from; no detector runs."""
+
+CONTRIBUTING_Z = 2.0
+"""In a multivariate flag, a column contributes when its own deviation z-score reaches this
+(the column deviating most always does)."""
+
+RANDOM_STATE = 0
+"""Seed for randomised detectors (IForest, ...) so a night's run is reproducible."""
+
+_TABULAR = {
+    "ABOD", "CBLOF", "COF", "COPOD", "ECOD", "GMM", "HBOS", "IForest", "INNE", "KDE", "KNN",
+    "LMDD", "LODA", "LOF", "MCD", "OCSVM", "PCA", "SOD",
+}  # fmt: skip
+_UNIVARIATE = {"MAD"}
+# Models whose result does not change under a per-column affine rescaling: no need to scale.
+_SCALE_FREE = {"COPOD", "ECOD", "HBOS", "IForest", "MAD"}
+_TIME_SERIES = {"MatrixProfile", "SpectralResidual", "TimeSeriesOD"}
+
+DETECTOR_NAMES: frozenset[str] = frozenset(_TABULAR | _UNIVARIATE | _TIME_SERIES)
+"""Detector names a policy may use (PyOD class names)."""
+
+
+@dataclass(frozen=True)
+class DetectorFlags:
+    """What one detector run flagged: positions into its input rows, their scores, threshold."""
+
+    positions: IntArray
+    scores: FloatArray
+    threshold: float
+    columns: BoolArray | None = None
+    """For aligned (multivariate) input: which columns of each flagged row contributed."""
+
+    @classmethod
+    def none(cls) -> DetectorFlags:
+        return cls(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64), float("nan"))
+
+
+def check_detector_name(name: str) -> None:
+    """Raise PolicyError unless ``name`` is "" or a detector medsleep knows."""
+    if name and name not in DETECTOR_NAMES:
+        known = ", ".join(sorted(DETECTOR_NAMES))
+        raise PolicyError(f"unknown detector {name!r}; use one of: {known}")
+
+
+def make_detector(name: str, contamination: float, n_rows: int) -> Any:
+    """A fresh, unfitted PyOD detector for ``name``.
+
+    Tabular names go through PyOD's own shortcut registry; the time-series models get a window
+    that fits the series.
+    """
+    check_detector_name(name)
+    window = max(4, min(30, n_rows // 8))
+    if name == "MAD":
+        from pyod.models.mad import MAD
+
+        return MAD(contamination=contamination)
+    if name == "SpectralResidual":
+        from pyod.models.ts_spectral_residual import SpectralResidual
+
+        return SpectralResidual(contamination=contamination)
+    if name == "MatrixProfile":
+        from pyod.models.ts_matrix_profile import MatrixProfile
+
+        return MatrixProfile(window_size=window, contamination=contamination)
+    if name == "TimeSeriesOD":
+        from pyod.models.ts_od import TimeSeriesOD
+
+        return TimeSeriesOD(detector="ECOD", window_size=window, contamination=contamination)
+    from pyod.models.embedding import resolve_detector
+
+    return resolve_detector(name, contamination=contamination, random_state=RANDOM_STATE)
+
+
+def robust_scale(x: FloatArray) -> float:
+    """Robust standard deviation of ``x``: MAD, or mean absolute deviation when MAD is 0.
+
+    Integer-valued series (SpO2, respiratory rate) often have a MAD of 0; the mean absolute
+    deviation still measures their spread. It is not robust, so it is only the fallback.
+    """
+    if x.size == 0:
+        return 0.0
+    centre = float(np.median(x))
+    absdev = np.abs(x - centre)
+    mad = float(np.median(absdev))
+    return 1.4826 * mad if mad > 0 else 1.2533 * float(absdev.mean())
+
+
+def resolution(values: FloatArray) -> float:
+    """Smallest step between distinct values: the series' measurement resolution (0 if one
+    value). A deviation of one step is never an anomaly, however constant the series."""
+    distinct = np.unique(values[np.isfinite(values)])
+    return float(np.diff(distinct).min()) if distinct.size > 1 else 0.0
+
+
+def robust_z(x: FloatArray, floor: float = 0.0) -> FloatArray:
+    """``x`` centred on its median and divided by its robust scale, at least ``floor`` (inf
+    where the scale is 0)."""
+    centred = x - np.median(x) if x.size else x
+    scale = max(robust_scale(x), floor)
+    if scale > 0:
+        return centred / scale
+    signs: FloatArray = np.where(centred == 0, 0.0, np.copysign(np.inf, centred))
+    return signs
+
+
+def baseline_window(times: IntArray, minutes: float = BASELINE_MINUTES) -> int:
+    """Readings (odd) that span ``minutes`` at the series' median sampling interval."""
+    if times.size < 2:
+        return MIN_BASELINE_READINGS
+    step_minutes = max(float(np.median(np.diff(times))) / 60_000, 1e-3)
+    readings = max(MIN_BASELINE_READINGS, round(minutes / step_minutes))
+    return int(readings) | 1
+
+
+def baseline_deviation(values: FloatArray, window: int) -> FloatArray:
+    """Deviation of each value from the centred rolling median of its own series."""
+    baseline: FloatArray = (
+        pd.Series(values)
+        .rolling(max(window, 1), center=True, min_periods=1)
+        .median()
+        .to_numpy(dtype=np.float64)
+    )
+    deviation: FloatArray = values - baseline
+    return deviation
+
+
+def series_features(
+    values: FloatArray, window: int, scale: bool = True
+) -> tuple[FloatArray, FloatArray]:
+    """Features of one series (value, first difference, deviation from its ``window``-reading
+    baseline), robustly scaled when ``scale``, and the deviation's robust z-score used by the
+    magnitude gate."""
+    deviation = baseline_deviation(values, window)
+    difference = np.diff(values, prepend=values[:1])
+    columns = [values, difference, deviation]
+    if scale:
+        columns = [_scaled(column) for column in columns]
+    return np.column_stack(columns), np.abs(robust_z(deviation, resolution(values)))
+
+
+def _scaled(x: FloatArray) -> FloatArray:
+    """``x`` centred on its median and divided by its robust scale, for distance-based models."""
+    scale = robust_scale(x)
+    centred = x - np.median(x)
+    return centred / scale if scale > 0 else centred
+
+
+def fit_and_flag(
+    name: str,
+    contamination: float,
+    features: FloatArray,
+    raw: FloatArray,
+    gate_z: FloatArray,
+    min_z: float,
+) -> DetectorFlags:
+    """Fit a fresh ``name`` detector and return the rows over its threshold that pass the gate.
+
+    ``features`` (rows × columns) feed tabular models, ``raw`` (rows or rows × channels) the
+    time-series models, the deviation column the univariate MAD.
+    """
+    n_rows = features.shape[0]
+    if not name or contamination <= 0 or n_rows < MIN_DETECTOR_READINGS:
+        return DetectorFlags.none()
+    detector = make_detector(name, min(contamination, 0.5), n_rows)
+    if name in _TIME_SERIES:
+        detector.fit(raw)
+    elif name in _UNIVARIATE:
+        detector.fit(features[:, -1:])
+    else:
+        detector.fit(features)
+    scores = np.asarray(detector.decision_scores_, dtype=np.float64)
+    threshold = float(detector.threshold_)
+    over: BoolArray = scores > threshold
+    if min_z > 0:
+        over &= gate_z >= min_z
+    positions = np.flatnonzero(over).astype(np.int64)
+    return DetectorFlags(positions, scores[positions], threshold)
+
+
+def detect_series(
+    values: FloatArray,
+    name: str,
+    contamination: float,
+    min_z: float,
+    times: IntArray | None = None,
+) -> DetectorFlags:
+    """Run detector ``name`` on one plausible, time-ordered series.
+
+    ``times`` (epoch ms) set the baseline window; without them readings are one a minute.
+    """
+    if not name or values.size < MIN_DETECTOR_READINGS:
+        return DetectorFlags.none()
+    window = baseline_window(times) if times is not None else BASELINE_MINUTES | 1
+    features, gate_z = series_features(values, window, scale=name not in _SCALE_FREE)
+    return fit_and_flag(name, contamination, features, values, gate_z, min_z)
+
+
+def detect_aligned(
+    matrix: FloatArray,
+    name: str,
+    contamination: float,
+    min_z: float,
+    align_minutes: float = 1,
+) -> DetectorFlags:
+    """Run detector ``name`` on several aligned series (rows = ``align_minutes`` buckets, no NaN).
+
+    Features are each column's value and deviation from its own baseline; the gate takes the
+    largest deviation z-score across columns. ``columns`` of the result tells which series
+    deviated in each flagged row, so a normal series is not retained for its neighbours' sake.
+    """
+    if not name or matrix.shape[0] < MIN_DETECTOR_READINGS or matrix.shape[1] == 0:
+        return DetectorFlags.none()
+    if name in _UNIVARIATE:
+        raise PolicyError(f"detector {name!r} is univariate; pick another for multivariate")
+    window = max(MIN_BASELINE_READINGS, round(BASELINE_MINUTES / max(align_minutes, 1))) | 1
+    deviations = np.column_stack(
+        [baseline_deviation(matrix[:, j], window) for j in range(matrix.shape[1])]
+    )
+    features = np.column_stack((matrix, deviations))
+    if name not in _SCALE_FREE:
+        features = np.column_stack([_scaled(features[:, j]) for j in range(features.shape[1])])
+    z = np.abs(
+        np.column_stack(
+            [robust_z(deviations[:, j], resolution(matrix[:, j])) for j in range(matrix.shape[1])]
+        )
+    )
+    gate_z = z.max(axis=1)
+    flags = fit_and_flag(name, contamination, features, matrix, gate_z, min_z)
+    flagged_z = z[flags.positions]
+    columns = (flagged_z >= CONTRIBUTING_Z) | (flagged_z == gate_z[flags.positions, None])
+    return DetectorFlags(flags.positions, flags.scores, flags.threshold, columns)

@@ -1,0 +1,65 @@
+"""Legal holds: patients whose raw readings must never be collapsed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from medsleep.audit import append_event
+from medsleep.errors import MedsleepError
+from medsleep.store.models import LegalHold
+from medsleep.timefmt import iso
+
+_hold = LegalHold.__table__  # type: ignore[attr-defined]
+
+
+class HoldError(MedsleepError):
+    """A hold that already exists, or none to release."""
+
+
+def add_hold(engine: Engine, patient: str, reason: str, *, by: str, now_ms: int) -> None:
+    with engine.begin() as conn:
+        active = conn.execute(
+            select(_hold.c.id).where(_hold.c.patient == patient, _hold.c.released_ms.is_(None))
+        ).first()
+        if active is not None:
+            raise HoldError(f"patient {patient} is already on hold")
+        conn.execute(
+            insert(_hold).values(patient=patient, reason=reason, created_ms=now_ms, created_by=by)
+        )
+        append_event(
+            conn,
+            actor=by,
+            action="hold.add",
+            details={"patient": patient, "reason": reason},
+            at_ms=now_ms,
+        )
+
+
+def release_hold(engine: Engine, patient: str, *, by: str, now_ms: int) -> None:
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(_hold)
+            .where(_hold.c.patient == patient, _hold.c.released_ms.is_(None))
+            .values(released_ms=now_ms)
+        )
+        if result.rowcount == 0:
+            raise HoldError(f"patient {patient} has no active hold")
+        append_event(
+            conn, actor=by, action="hold.release", details={"patient": patient}, at_ms=now_ms
+        )
+
+
+def list_holds(engine: Engine) -> list[dict[str, Any]]:
+    query = select(_hold).where(_hold.c.released_ms.is_(None)).order_by(_hold.c.patient)
+    with engine.connect() as conn:
+        return [
+            {
+                "patient": r.patient,
+                "since": iso(r.created_ms),
+                "by": r.created_by,
+                "reason": r.reason,
+            }
+            for r in conn.execute(query)
+        ]

@@ -1,0 +1,165 @@
+"""Put archived readings back into the hot store, and check the archive against its records.
+
+Restore supersedes every summary it touches and restores *all* of that summary's readings
+(a summary is all-or-nothing), so what is in the hot store and what is summarised never
+overlap. Restoring twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select, update
+
+from medsleep.archive import iter_archive_files, verify_archive_file
+from medsleep.archive_index import READING_COLUMNS, summarised_readings
+from medsleep.audit import append_event
+from medsleep.errors import ArchiveError, MedsleepError
+from medsleep.store.bulk import insert_rows
+from medsleep.store.models import ArchiveFileRecord, Reading, Summary
+
+_reading = Reading.__table__  # type: ignore[attr-defined]
+_summary = Summary.__table__  # type: ignore[attr-defined]
+_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
+
+
+class RestoreScopeError(MedsleepError):
+    """Restore needs --run or --patient."""
+
+
+@dataclass
+class RestoreReport:
+    summaries: int = 0
+    readings: int = 0
+    already_present: int = 0
+    files: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "summaries": self.summaries,
+            "readings": self.readings,
+            "already_present": self.already_present,
+            "files": self.files,
+        }
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    name: str
+    ok: bool
+    problem: str = ""
+
+
+def _summaries_in_scope(
+    engine: Engine,
+    run_id: int | None,
+    patient: str | None,
+    since_ms: int | None,
+    until_ms: int | None,
+) -> list[Any]:
+    query = select(_summary).where(_summary.c.state == "active")
+    if patient is not None:
+        query = query.where(_summary.c.patient == patient)
+    if since_ms is not None:
+        query = query.where(_summary.c.bucket_end_ms > since_ms)
+    if until_ms is not None:
+        query = query.where(_summary.c.bucket_start_ms < until_ms)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+        if run_id is None:
+            return list(rows)
+        names = {
+            r[0] for r in conn.execute(select(_archive.c.name).where(_archive.c.run_id == run_id))
+        }
+    return [row for row in rows if names & set(json.loads(row.archive_files))]
+
+
+def restore(
+    engine: Engine,
+    archive_root: Path,
+    *,
+    run_id: int | None = None,
+    patient: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    actor: str = "cli",
+    now_ms: int,
+) -> RestoreReport:
+    """Restore the readings behind the active summaries in scope, exactly as they were."""
+    if run_id is None and patient is None:
+        raise RestoreScopeError("restore needs a run (--run) or a patient (--patient)")
+    summaries = _summaries_in_scope(engine, run_id, patient, since_ms, until_ms)
+    report = RestoreReport()
+    if not summaries:
+        return report
+    with engine.connect() as conn:
+        rows = summarised_readings(conn, archive_root, summaries)
+    names = sorted(set(rows["_file"]))
+    with engine.begin() as conn:
+        present = {
+            int(r[0])
+            for start in range(0, len(rows), 5000)
+            for r in conn.execute(
+                select(_reading.c.id).where(
+                    _reading.c.id.in_([int(i) for i in rows["id"].iloc[start : start + 5000]])
+                )
+            )
+        }
+        fresh = rows.loc[~rows["id"].isin(present)]
+        insert_rows(conn, "reading", READING_COLUMNS, _reading_tuples(fresh))
+        conn.execute(
+            update(_summary)
+            .where(_summary.c.id.in_([int(s.id) for s in summaries]))
+            .values(state="superseded")
+        )
+        report.summaries, report.readings = len(summaries), len(fresh)
+        report.already_present, report.files = len(present), names
+        append_event(
+            conn,
+            actor=actor,
+            action="restore",
+            details={
+                "run_id": run_id,
+                "patient": patient,
+                "since_ms": since_ms,
+                "until_ms": until_ms,
+                **report.as_json(),
+            },
+            at_ms=now_ms,
+        )
+    return report
+
+
+def _reading_tuples(rows: pd.DataFrame) -> list[tuple[Any, ...]]:
+    out = []
+    for record in rows[list(READING_COLUMNS)].itertuples(index=False, name=None):
+        values = list(record)
+        values[READING_COLUMNS.index("state")] = "raw"
+        out.append(tuple(v.item() if hasattr(v, "item") else v for v in values))
+    return out
+
+
+def verify_archive(engine: Engine, archive_root: Path) -> list[FileCheck]:
+    """Check every recorded archive file; report files on disk that nothing records."""
+    with engine.connect() as conn:
+        records = conn.execute(
+            select(_archive.c.name, _archive.c.sha256, _archive.c.rows).where(
+                _archive.c.state != "purged"
+            )
+        ).all()
+    checks = []
+    for name, sha256, rows in records:
+        try:
+            verify_archive_file(archive_root, name, sha256, rows=rows)
+            checks.append(FileCheck(name, True))
+        except ArchiveError as exc:
+            checks.append(FileCheck(name, False, str(exc)))
+    recorded = {name for name, _, _ in records}
+    for name in iter_archive_files(archive_root):
+        if name not in recorded:
+            checks.append(FileCheck(name, True, "not recorded (left by an interrupted run)"))
+    return checks

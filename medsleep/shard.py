@@ -1,0 +1,312 @@
+"""One shard of the nightly job: one patient's raw readings before ``until``.
+
+detect → summarise → archive (written, fsynced, re-read) → one transaction that marks the
+retained readings, writes summaries, reasons and episodes, and deletes the collapsed readings.
+Runs in any process: it opens its own database connection from the URL it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy.engine import Connection
+
+from medsleep.archive import write_archive_file
+from medsleep.archive_index import ARCHIVE_COLUMNS, summarised_readings
+from medsleep.detect import classify_patient, group_episodes
+from medsleep.errors import MedsleepError
+from medsleep.policy import Policy
+from medsleep.store.bulk import delete_ids, insert_rows, update_ids
+from medsleep.store.engine import create_store_engine
+from medsleep.store.models import ArchiveFileRecord, Reading, Summary
+from medsleep.summarize import SUMMARY_COLUMNS, collapse_normal_runs, touched_buckets
+from medsleep.timefmt import ms_to_datetime
+
+log = logging.getLogger(__name__)
+_reading = Reading.__table__  # type: ignore[attr-defined]
+_summary = Summary.__table__  # type: ignore[attr-defined]
+_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
+_SUMMARY_INSERT = ("run_id", *SUMMARY_COLUMNS, "archive_files", "state")
+_RETENTION_INSERT = (
+    "run_id",
+    "reading_id",
+    "kind",
+    "rule",
+    "score",
+    "threshold",
+    "news2",
+    "context_of",
+)
+_EPISODE_INSERT = (
+    "run_id",
+    "patient",
+    "start_ms",
+    "end_ms",
+    "codes",
+    "worst_json",
+    "peak_news2",
+    "reasons",
+    "readings",
+)
+
+
+class ShardConflictError(MedsleepError):
+    """Readings of the shard changed while it was being consolidated (retry the shard)."""
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    db_url: str
+    archive_root: str
+    run_id: int
+    shard: int
+    patient: str
+    until_ms: int
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    patient: str
+    readings_in: int = 0
+    retained: int = 0
+    collapsed: int = 0
+    summaries: int = 0
+    superseded_summaries: int = 0
+    archived: int = 0
+    archive_files: int = 0
+    episodes: int = 0
+
+
+def consolidate_shard(task: ShardTask) -> ShardResult:
+    """Consolidate one patient; safe to call in a worker process."""
+    engine = create_store_engine(task.db_url)
+    try:
+        try:
+            return _consolidate(engine, task, attempt=0)
+        except ShardConflictError:
+            log.info("shard %s changed under us; retrying once", task.shard)
+            return _consolidate(engine, task, attempt=1)
+    finally:
+        engine.dispose()
+
+
+def _load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
+    query = (
+        select(_reading)
+        .where(
+            _reading.c.patient == task.patient,
+            _reading.c.state == "raw",
+            _reading.c.effective_ms < task.until_ms,
+        )
+        .order_by(_reading.c.code, _reading.c.effective_ms, _reading.c.id)
+    )
+    rows = conn.execute(query).all()
+    return pd.DataFrame(rows, columns=[c.name for c in _reading.c])
+
+
+def _classify_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": raw["id"].to_numpy(dtype=np.int64),
+            "code": raw["code"].to_numpy(dtype=object),
+            "t": raw["effective_ms"].to_numpy(dtype=np.int64),
+            "value": raw["value"].to_numpy(dtype=np.float64),
+        }
+    )
+
+
+def archive_name(task: ShardTask, attempt: int) -> str:
+    """``YYYY/MM/run-<run>-<shard>[-<attempt>].parquet``, dated by the window's end.
+
+    A retried attempt gets its own name: the file of a rolled-back attempt may still exist.
+    """
+    suffix = f"-{attempt}" if attempt else ""
+    return f"{ms_to_datetime(task.until_ms):%Y/%m}/run-{task.run_id}-{task.shard}{suffix}.parquet"
+
+
+def _consolidate(engine: Engine, task: ShardTask, attempt: int) -> ShardResult:
+    policy = task.policy
+    with engine.connect() as conn:
+        raw = _load_raw(conn, task)
+    if raw.empty:
+        return ShardResult(task.patient)
+
+    frame = _classify_frame(raw)
+    decisions = classify_patient(frame, policy)
+    retained_ids = decisions.retained_ids
+    keep = np.isin(frame["id"].to_numpy(), retained_ids)
+    raw = raw.assign(band=decisions.band.to_numpy(dtype=object))
+    collapse = raw.loc[~keep]
+    episodes = group_episodes(frame, decisions, policy) if retained_ids.size else []
+
+    with engine.connect() as conn:
+        superseded, earlier = _earlier_in_touched_cells(conn, task, collapse)
+    new_rows = _archive_rows(collapse, task)
+    combined = pd.concat(
+        [new_rows.assign(_new=True), earlier.assign(_new=False)], ignore_index=True
+    )
+    collapsed = collapse_normal_runs(
+        combined.rename(columns={"effective_ms": "t"}), policy.bucket_minutes
+    )
+    summaries = collapsed.summaries
+    new_rows["bucket_start_ms"] = summaries["bucket_start_ms"].to_numpy()[
+        collapsed.summary_index[: len(new_rows)]
+    ]
+
+    file_name = ""
+    archived = 0
+    if len(new_rows):
+        file_name = archive_name(task, attempt)
+        written = write_archive_file(Path(task.archive_root), file_name, new_rows)
+        archived = written.rows
+
+    files_per_summary = _archive_files_per_summary(
+        combined, collapsed.summary_index, len(summaries), file_name
+    )
+    with engine.begin() as conn:
+        if file_name:
+            conn.execute(
+                _archive.insert().values(
+                    name=file_name,
+                    run_id=task.run_id,
+                    patient=task.patient,
+                    sha256=written.sha256,
+                    rows=written.rows,
+                    bytes=written.bytes,
+                    created_ms=int(pd.Timestamp.now("UTC").value // 1_000_000),
+                    state="active",
+                )
+            )
+        if superseded:
+            conn.execute(
+                update(_summary)
+                .where(_summary.c.id.in_(superseded))
+                .values(state="superseded", superseded_by_run=task.run_id)
+            )
+        insert_rows(
+            conn,
+            "summary",
+            _SUMMARY_INSERT,
+            _summary_rows(summaries, files_per_summary, task.run_id),
+        )
+        insert_rows(conn, "retention", _RETENTION_INSERT, _retention_rows(decisions, task.run_id))
+        insert_rows(conn, "episode", _EPISODE_INSERT, _episode_rows(episodes, task))
+        changed = update_ids(
+            conn, "reading", retained_ids.tolist(), "state = 'retained'", "state = 'raw'"
+        )
+        deleted = delete_ids(conn, "reading", collapse["id"].tolist(), "state = 'raw'")
+        if changed != len(retained_ids) or deleted != len(collapse):
+            raise ShardConflictError(
+                f"shard {task.patient}: expected {len(retained_ids)}/{len(collapse)} raw "
+                f"readings, found {changed}/{deleted}"
+            )
+    return ShardResult(
+        patient=task.patient,
+        readings_in=len(raw),
+        retained=len(retained_ids),
+        collapsed=len(collapse),
+        summaries=len(summaries),
+        superseded_summaries=len(superseded),
+        archived=archived,
+        archive_files=1 if file_name else 0,
+        episodes=len(episodes),
+    )
+
+
+def _archive_rows(collapse: pd.DataFrame, task: ShardTask) -> pd.DataFrame:
+    rows = collapse.reset_index(drop=True).copy()
+    rows["bucket_start_ms"] = np.zeros(len(rows), dtype=np.int64)
+    rows["run_id"] = np.full(len(rows), task.run_id, dtype=np.int64)
+    for column in ("id", "effective_ms", "part", "batch_id"):
+        rows[column] = rows[column].astype(np.int64)
+    return rows[list(ARCHIVE_COLUMNS)]
+
+
+def _earlier_in_touched_cells(
+    conn: Connection, task: ShardTask, collapse: pd.DataFrame
+) -> tuple[list[int], pd.DataFrame]:
+    """Active summaries of the cells the new readings fall in, and their archived readings.
+
+    Late data re-collapses a whole (code, unit, bucket) cell, so its summaries stay exactly the
+    statistics of all the cell's normal readings.
+    """
+    if collapse.empty:
+        return [], summarised_readings(conn, Path(task.archive_root), [])
+    cells = touched_buckets(
+        collapse.rename(columns={"effective_ms": "t"}), task.policy.bucket_minutes
+    )
+    conditions = [
+        and_(_summary.c.code == code, _summary.c.unit == unit, _summary.c.bucket_start_ms == start)
+        for code, unit, start in zip(
+            cells["code"].tolist(),
+            cells["unit"].tolist(),
+            cells["bucket_start_ms"].tolist(),
+            strict=True,
+        )
+    ]
+    found: list[Any] = []
+    for start in range(0, len(conditions), 200):
+        found.extend(
+            conn.execute(
+                select(_summary).where(
+                    _summary.c.patient == task.patient,
+                    _summary.c.state == "active",
+                    or_(*conditions[start : start + 200]),
+                )
+            ).all()
+        )
+    earlier = summarised_readings(conn, Path(task.archive_root), found)
+    return [int(row.id) for row in found], earlier
+
+
+def _archive_files_per_summary(
+    combined: pd.DataFrame, summary_index: np.ndarray, count: int, new_file: str
+) -> list[str]:
+    files: list[set[str]] = [set() for _ in range(count)]
+    sources = combined["_file"].to_numpy(dtype=object)
+    is_new = combined["_new"].to_numpy(dtype=bool)
+    for row, summary in enumerate(summary_index):
+        files[summary].add(new_file if is_new[row] else str(sources[row]))
+    return [json.dumps(sorted(names)) for names in files]
+
+
+def _summary_rows(summaries: pd.DataFrame, files: list[str], run_id: int) -> list[tuple[Any, ...]]:
+    records = summaries[list(SUMMARY_COLUMNS)].astype(object).where(summaries.notna(), None)
+    return [
+        (run_id, *values, files[i], "active")
+        for i, values in enumerate(records.itertuples(index=False, name=None))
+    ]
+
+
+def _retention_rows(decisions: Any, run_id: int) -> list[tuple[Any, ...]]:
+    reasons: pd.DataFrame = decisions.reasons
+    if reasons.empty:
+        return []
+    table = reasons[["reading_id", "kind", "rule", "score", "threshold", "news2", "context_of"]]
+    table = table.astype(object).where(table.notna(), None)
+    return [(run_id, *row) for row in table.itertuples(index=False, name=None)]
+
+
+def _episode_rows(episodes: list[Any], task: ShardTask) -> list[tuple[Any, ...]]:
+    return [
+        (
+            task.run_id,
+            task.patient,
+            int(e.start_ms),
+            int(e.end_ms),
+            ",".join(e.codes),
+            json.dumps({code: float(v) for code, v in e.worst.items()}),
+            int(e.peak_news2),
+            ",".join(e.reasons),
+            len(e.reading_ids),
+        )
+        for e in episodes
+    ]

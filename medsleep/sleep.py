@@ -1,0 +1,74 @@
+"""``medsleep sleep``: wait for quiet hours and a backlog, consolidate until they end, repeat."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from medsleep.consolidate import ConsolidationReport, consolidate, default_until_ms
+from medsleep.errors import LockHeldError
+from medsleep.executors import ExecutorSpec
+from medsleep.policy import Policy
+from medsleep.timefmt import to_ms, wall_clock_ms
+
+log = logging.getLogger(__name__)
+
+
+def quiet_window(policy: Policy, now: datetime) -> tuple[datetime, datetime]:
+    """The current quiet-hours window if ``now`` is inside one, else the next one.
+
+    Windows may cross midnight (e.g. 22:00-05:00).
+    """
+    zone = ZoneInfo(policy.timezone)
+    local = now.astimezone(zone)
+    for day in (local.date() - timedelta(days=1), local.date(), local.date() + timedelta(days=1)):
+        start = datetime.combine(day, policy.quiet_start, zone)
+        end = datetime.combine(day, policy.quiet_end, zone)
+        if end <= start:
+            end += timedelta(days=1)
+        if local < end:
+            return start, end
+    raise AssertionError("unreachable: some window ends after now")
+
+
+def sleep_loop(
+    db_url: str,
+    policy: Policy,
+    *,
+    archive_root: Path,
+    executor: ExecutorSpec,
+    once: bool = False,
+    clock: Callable[[], int] = wall_clock_ms,
+    pause: Callable[[float], None] = time.sleep,
+) -> Iterator[ConsolidationReport]:
+    """Consolidate inside every quiet-hours window, forever (or once with ``once``)."""
+    while True:
+        now = datetime.fromtimestamp(clock() / 1000).astimezone()
+        start, end = quiet_window(policy, now)
+        if now < start:
+            wait = (start - now).total_seconds()
+            log.info("sleeping %.0f s until quiet hours at %s", wait, start.isoformat())
+            pause(wait)
+            continue
+        try:
+            report = consolidate(
+                db_url,
+                policy,
+                archive_root=archive_root,
+                until_ms=default_until_ms(policy, clock()),
+                deadline_ms=to_ms(end),
+                executor=executor,
+                actor="sleep",
+                clock=clock,
+            )
+            yield report
+        except LockHeldError:
+            log.info("another consolidation holds the lock; waiting for the next window")
+        if once:
+            return
+        # Wake again after this window (a late backlog waits for the next quiet hours).
+        pause(max(1.0, (end - datetime.fromtimestamp(clock() / 1000).astimezone()).total_seconds()))

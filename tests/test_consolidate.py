@@ -1,0 +1,218 @@
+"""The nightly job: keeps what matters, collapses the rest, loses nothing, on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from medsleep.consolidate import consolidate
+from medsleep.errors import LockHeldError
+from medsleep.executors import parse_executor
+from medsleep.holds import add_hold
+from medsleep.ingest import ingest_paths
+from medsleep.locking import consolidation_lock
+from medsleep.policy import load_policy
+from medsleep.store.models import Episode, Retention, Run, Summary
+from medsleep.timefmt import parse_iso_ms
+from tests.conftest import SAMPLE
+from tests.helpers import (
+    READING,
+    check_conservation,
+    observation,
+    reading_ids,
+    readings,
+    write_ndjson,
+)
+
+UNTIL = parse_iso_ms("2026-02-01T00:00:00+00:00")
+POLICY = load_policy()
+
+
+def _count(engine: Engine, table: object) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def _table_counts(engine: Engine) -> dict[str, int]:
+    return {
+        t.__tablename__: _count(engine, t.__table__)  # type: ignore[attr-defined]
+        for t in (Summary, Retention, Episode, Run)
+    } | {"reading": _count(engine, READING)}
+
+
+@pytest.fixture
+def sample_store(db_url: str, engine: Engine) -> tuple[str, Engine, set[int]]:
+    ingest_paths(engine, [str(SAMPLE)])
+    return db_url, engine, reading_ids(engine)
+
+
+def test_sample_night_keeps_what_matters_and_loses_nothing(
+    sample_store: tuple[str, Engine, set[int]], tmp_path: Path
+) -> None:
+    url, engine, before = sample_store
+    report = consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    assert report.status == "committed"
+    assert report.readings_in == len(before)
+    assert report.readings_in == report.retained + report.collapsed
+    assert report.archived == report.collapsed
+    assert report.retained > 0
+    assert report.summaries > 0
+    assert report.episodes > 0
+    counts = check_conservation(engine, tmp_path / "arch", before)
+    assert counts["archived"] == report.collapsed
+    retained = readings(engine, state="retained")
+    assert len(retained) == report.retained
+    with engine.connect() as conn:
+        reasons = {r.reading_id for r in conn.execute(select(Retention.__table__))}  # type: ignore[attr-defined]
+    assert {r["id"] for r in retained} <= reasons  # every kept reading says why
+
+
+def test_second_run_with_no_new_data_changes_nothing(
+    sample_store: tuple[str, Engine, set[int]], tmp_path: Path
+) -> None:
+    url, engine, _ = sample_store
+    consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    before = _table_counts(engine)
+    again = consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    assert again.status == "nothing-to-do"
+    assert again.run_id is None
+    assert _table_counts(engine) == before
+
+
+def test_every_news2_critical_reading_is_retained(
+    sample_store: tuple[str, Engine, set[int]], tmp_path: Path
+) -> None:
+    url, engine, _ = sample_store
+    critical = set()
+    for row in readings(engine):
+        rules = POLICY.for_code(row["code"])
+        if rules is None:
+            continue
+        implausible = rules.plausible and not (
+            rules.plausible[0] <= row["value"] <= rules.plausible[1]
+        )
+        lab_critical = rules.critical and not (
+            rules.critical[0] <= row["value"] <= rules.critical[1]
+        )
+        if (rules.news2_score(row["value"]) == 3 and not implausible) or lab_critical:
+            critical.add(row["id"])
+    assert critical, "the sample holds rule-critical readings"
+    consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    kept = {r["id"] for r in readings(engine, state="retained")}
+    assert critical <= kept
+
+
+def test_late_data_recomputes_the_bucket_exactly(
+    tmp_path: Path, engine: Engine, db_url: str
+) -> None:
+    hour = [
+        observation(f"hr-{m}", value=70 + m % 3, when=f"2026-01-05T10:{m:02d}:00Z")
+        for m in range(0, 60, 2)
+    ]
+    ingest_paths(engine, [str(write_ndjson(tmp_path / "a.ndjson", hour))])
+    first = consolidate(db_url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    assert first.collapsed > 0
+    late = [observation("hr-late", value=71, when="2026-01-05T10:31:00Z")]
+    ingest_paths(engine, [str(write_ndjson(tmp_path / "b.ndjson", late))])
+    second = consolidate(db_url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    assert second.superseded_summaries >= 1
+    check_conservation(engine, tmp_path / "arch", reading_ids_ever(engine, tmp_path / "arch"))
+
+
+def reading_ids_ever(engine: Engine, archive_root: Path) -> set[int]:
+    """Ids of readings hot now or archived in any recorded file."""
+    from medsleep.archive import read_archive_file
+    from medsleep.store.models import ArchiveFileRecord
+
+    table = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
+    ids = {r["id"] for r in readings(engine) if r["state"] in ("raw", "retained")}
+    with engine.connect() as conn:
+        for name, sha in conn.execute(select(table.c.name, table.c.sha256)):
+            ids |= {int(i) for i in read_archive_file(archive_root, name, sha)["id"]}
+    return ids
+
+
+def test_legal_hold_keeps_a_patient_raw(
+    sample_store: tuple[str, Engine, set[int]], tmp_path: Path
+) -> None:
+    url, engine, _ = sample_store
+    held_before = len(readings(engine, patient="icu-0002"))
+    add_hold(engine, "icu-0002", "litigation", by="test", now_ms=0)
+    report = consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    assert report.held == held_before
+    held_rows = readings(engine, patient="icu-0002")
+    assert len(held_rows) == held_before
+    assert {r["state"] for r in held_rows} == {"raw"}
+
+
+def test_lock_held_by_another_run(
+    sample_store: tuple[str, Engine, set[int]], tmp_path: Path
+) -> None:
+    url, engine, _ = sample_store
+    with consolidation_lock(engine), pytest.raises(LockHeldError):
+        consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+
+
+def test_deadline_stops_between_patients_and_next_run_resumes(
+    sample_store: tuple[str, Engine, set[int]], tmp_path: Path
+) -> None:
+    url, engine, before = sample_store
+    ticks = iter(range(0, 10**9, 1000))
+
+    def clock() -> int:
+        return next(ticks)
+
+    partial = consolidate(
+        url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL, deadline_ms=3500, clock=clock
+    )
+    assert partial.status == "partial"
+    assert 0 < partial.shards_done < partial.shards
+    rest = consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    assert rest.status == "committed"
+    assert partial.shards_done + rest.shards_done == 3
+    check_conservation(engine, tmp_path / "arch", before)
+
+
+def test_process_pool_gives_the_same_result_as_local(tmp_path: Path) -> None:
+    from medsleep.store.engine import open_store
+
+    results = []
+    for name, executor in (("local", "local"), ("pool", "processes:2")):
+        url = f"sqlite:///{tmp_path / name}.db"
+        engine = open_store(url)
+        ingest_paths(engine, [str(SAMPLE)])
+        consolidate(
+            url,
+            POLICY,
+            archive_root=tmp_path / name,
+            until_ms=UNTIL,
+            executor=parse_executor(executor),
+        )
+        retained = sorted(
+            (r["resource_key"], r["part"]) for r in readings(engine, state="retained")
+        )
+        with engine.connect() as conn:
+            summaries = sorted(
+                tuple(row)
+                for row in conn.execute(
+                    select(
+                        *[
+                            Summary.__table__.c[c]
+                            for c in (  # type: ignore[attr-defined]
+                                "patient",
+                                "code",
+                                "band",
+                                "bucket_start_ms",
+                                "n",
+                                "mean",
+                                "median",
+                            )
+                        ]
+                    )
+                )
+            )
+        results.append((retained, summaries))
+        engine.dispose()
+    assert results[0] == results[1]
