@@ -13,7 +13,15 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from medsleep.cli import admin, consolidate, ingest, query  # noqa: F401  (registers commands)
+from medsleep.cli import (  # noqa: F401  (each module registers its commands)
+    admin,
+    consolidate,
+    dashboard,
+    export,
+    ingest,
+    query,
+    serve,
+)
 from medsleep.cli.common import EXIT_AUDIT, EXIT_FAILURE, EXIT_LOCKED, EXIT_USAGE, app
 from medsleep.errors import AuditChainBrokenError, InputError, LockHeldError, MedsleepError
 

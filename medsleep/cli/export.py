@@ -1,0 +1,3 @@
+"""Commands of the export room (registered on ``app`` when imported)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Commands of the serve room (registered on ``app`` when imported)."""
+
+from __future__ import annotations
