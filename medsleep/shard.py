@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
 from medsleep.archive import write_archive_file
@@ -23,7 +23,7 @@ from medsleep.archive_index import ARCHIVE_COLUMNS, summarised_readings
 from medsleep.detect import classify_patient, group_episodes
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy
-from medsleep.store.bulk import delete_ids, insert_rows, update_ids
+from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
 from medsleep.store.models import ArchiveFileRecord, Reading, Summary
 from medsleep.summarize import SUMMARY_COLUMNS, collapse_normal_runs, touched_buckets
@@ -99,6 +99,9 @@ def consolidate_shard(task: ShardTask) -> ShardResult:
 
 
 def _load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
+    """The shard's raw readings, ordered by code and time, straight from the DB driver (the
+    ORM's row objects cost more than the query for a patient-day of readings)."""
+    columns = [c.name for c in _reading.c]
     query = (
         select(_reading)
         .where(
@@ -108,8 +111,8 @@ def _load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
         )
         .order_by(_reading.c.code, _reading.c.effective_ms, _reading.c.id)
     )
-    rows = conn.execute(query).all()
-    return pd.DataFrame(rows, columns=[c.name for c in _reading.c])
+    rows = fetch_tuples(conn, query)
+    return pd.DataFrame.from_records(rows, columns=columns, nrows=len(rows))
 
 
 def _classify_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -240,29 +243,19 @@ def _earlier_in_touched_cells(
     """
     if collapse.empty:
         return [], summarised_readings(conn, Path(task.archive_root), [])
-    cells = touched_buckets(
+    touched = touched_buckets(
         collapse.rename(columns={"effective_ms": "t"}), task.policy.bucket_minutes
     )
-    conditions = [
-        and_(_summary.c.code == code, _summary.c.unit == unit, _summary.c.bucket_start_ms == start)
-        for code, unit, start in zip(
-            cells["code"].tolist(),
-            cells["unit"].tolist(),
-            cells["bucket_start_ms"].tolist(),
-            strict=True,
+    starts: list[int] = touched["bucket_start_ms"].tolist()
+    cells = set(zip(touched["code"].tolist(), touched["unit"].tolist(), starts, strict=True))
+    candidates = conn.execute(
+        select(_summary).where(
+            _summary.c.patient == task.patient,
+            _summary.c.state == "active",
+            _summary.c.bucket_start_ms.between(min(starts), max(starts)),
         )
-    ]
-    found: list[Any] = []
-    for start in range(0, len(conditions), 200):
-        found.extend(
-            conn.execute(
-                select(_summary).where(
-                    _summary.c.patient == task.patient,
-                    _summary.c.state == "active",
-                    or_(*conditions[start : start + 200]),
-                )
-            ).all()
-        )
+    ).all()
+    found = [s for s in candidates if (s.code, s.unit, int(s.bucket_start_ms)) in cells]
     earlier = summarised_readings(conn, Path(task.archive_root), found)
     return [int(row.id) for row in found], earlier
 

@@ -67,3 +67,20 @@ def _by_ids(conn: Connection, head: str, ids: Sequence[int], where_sql: str) -> 
         finally:
             cursor.close()
     return changed
+
+
+def fetch_tuples(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
+    """Run a Core query and return plain tuples from the driver, skipping Row objects."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    positional = compiled.positiontup
+    dbapi = conn.connection.driver_connection
+    cursor = dbapi.cursor()  # type: ignore[union-attr]
+    try:
+        if positional is not None:
+            cursor.execute(str(compiled), tuple(params[name] for name in positional))
+        else:
+            cursor.execute(str(compiled), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()

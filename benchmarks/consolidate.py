@@ -1,0 +1,103 @@
+"""Consolidation speed: the nightly job against "downsample everything" in SQL, same run.
+
+    .venv/bin/python benchmarks/consolidate.py [--patients 700] [--executor processes:2]
+
+Generates ``patients`` ICU patient-days (about 7,270 readings each; 700 give ~5.1M readings),
+ingests them into SQLite once, copies the database, then times on identical copies:
+  * medsleep consolidate (detect, summarise, archive with fsync + verify, commit per patient);
+  * the baseline: INSERT INTO hourly SELECT ... GROUP BY patient, code, hour; DELETE FROM reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from _common import make_input, run_child
+
+INGEST = """
+import json, sys, time
+from medsleep.ingest import ingest_paths
+from medsleep.store import open_store
+engine = open_store(sys.argv[2])
+t = time.perf_counter()
+r = ingest_paths(engine, [sys.argv[1]])
+print(json.dumps({"readings": r.readings, "seconds": time.perf_counter() - t}))
+"""
+
+CONSOLIDATE = """
+import json, sys
+from pathlib import Path
+from medsleep.consolidate import consolidate
+from medsleep.executors import parse_executor
+from medsleep.policy import load_policy
+from medsleep.timefmt import parse_iso_ms
+r = consolidate(sys.argv[1], load_policy(), archive_root=Path(sys.argv[2]),
+                until_ms=parse_iso_ms("2027-01-01T00:00:00+00:00"),
+                executor=parse_executor(sys.argv[3]))
+print(json.dumps(r.as_json()))
+"""
+
+BASELINE_SQL = """
+CREATE TABLE hourly AS SELECT patient, code, (effective_ms / 3600000) * 3600000 AS bucket,
+  count(*) AS n, min(value) AS min, max(value) AS max, avg(value) AS mean
+  FROM reading WHERE 0 GROUP BY 1, 2, 3;
+INSERT INTO hourly SELECT patient, code, (effective_ms / 3600000) * 3600000, count(*),
+  min(value), max(value), avg(value) FROM reading GROUP BY 1, 2, 3;
+DELETE FROM reading;
+"""
+
+
+def _copy_db(src: Path, dst: Path) -> None:
+    with sqlite3.connect(src) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(src, dst)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=700)
+    parser.add_argument("--executor", default="processes:2")
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="medsleep-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    source = make_input(work, args.patients * 5843, seed=3)
+    template = work / f"template-{args.patients}.db"
+    if not template.exists():
+        ingested = run_child(INGEST, str(source), f"sqlite:///{template}")
+        print(f"ingested {ingested.result['readings']:,} readings in "
+              f"{ingested.result['seconds']:.0f} s")
+
+    db = work / "medsleep.db"
+    _copy_db(template, db)
+    archive = work / "archive"
+    shutil.rmtree(archive, ignore_errors=True)
+    child = run_child(CONSOLIDATE, f"sqlite:///{db}", str(archive), args.executor)
+    report = child.result
+    seconds = float(report["seconds"])  # type: ignore[arg-type]
+    readings = int(report["readings_in"])  # type: ignore[call-overload]
+
+    base = work / "baseline.db"
+    _copy_db(template, base)
+    started = time.perf_counter()
+    with sqlite3.connect(base) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(BASELINE_SQL)
+    baseline = time.perf_counter() - started
+
+    print(f"readings: {readings:,} ({args.patients} patient-days), executor {args.executor}")
+    print(f"medsleep consolidate: {seconds:7.1f} s = {readings / seconds * 60:12,.0f} readings/min,"
+          f" peak RSS {child.peak_rss_mb:,.0f} MiB (all processes)")
+    print(f"baseline downsample:  {baseline:7.1f} s = {readings / baseline * 60:12,.0f} readings/min")
+    print(f"ratio medsleep / baseline time: {seconds / baseline:.2f}x")
+    print(f"retained {report['retained']:,}, summaries {report['summaries']:,}, "
+          f"compression {readings / (int(report['retained']) + int(report['summaries'])):.1f}x")  # type: ignore[call-overload]
+
+
+if __name__ == "__main__":
+    main()
