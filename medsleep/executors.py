@@ -107,20 +107,17 @@ def _run_dask(
     with Client(address, set_as_default=False) as client:  # type: ignore[no-untyped-call]
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         iterator = iter(tasks)
-        running = as_completed()  # type: ignore[no-untyped-call]
-        in_flight = 0
 
-        def top_up() -> None:
-            nonlocal in_flight
-            while in_flight < workers * 2 and may_start():
-                task = next(iterator, None)
-                if task is None:
-                    return
-                running.add(client.submit(fn, task, pure=False))  # type: ignore[no-untyped-call]
-                in_flight += 1
+        def submit_next() -> Any | None:
+            task = next(iterator, None) if may_start() else None
+            return None if task is None else client.submit(fn, task, pure=False)
 
-        top_up()
+        first = [f for f in (submit_next() for _ in range(workers * 2)) if f is not None]
+        if not first:
+            return
+        running = as_completed(first, loop=client.loop)  # type: ignore[no-untyped-call]
         for future in running:
-            in_flight -= 1
             yield future.result()
-            top_up()
+            following = submit_next()
+            if following is not None:
+                running.add(following)  # type: ignore[no-untyped-call]
