@@ -19,7 +19,10 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 demo: venv
-	$(BIN)/medsleep ingest fixtures/sample fixtures/fhir-r4-spec-examples fixtures/synthea-r4-bundles --db $(DEMO_DB)
+	$(BIN)/medsleep ingest fixtures --db $(DEMO_DB)
+	$(BIN)/medsleep consolidate --db $(DEMO_DB)
+	$(BIN)/medsleep runs --db $(DEMO_DB) --limit 3
+	$(BIN)/medsleep audit verify --db $(DEMO_DB)
 
 test: venv
 	$(BIN)/python -m pytest

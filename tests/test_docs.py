@@ -1,0 +1,58 @@
+"""The README documents every command and every policy setting (a missing one fails here)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import click
+import typer
+
+from medsleep.cli import app
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+POLICY = Path(__file__).resolve().parent.parent / "medsleep" / "default_policy.toml"
+
+
+def _command_paths(group: click.Group, prefix: str = "medsleep") -> list[str]:
+    paths = []
+    for name, command in group.commands.items():
+        path = f"{prefix} {name}"
+        if isinstance(command, click.Group):
+            paths.extend(_command_paths(command, path))
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_every_command_is_in_the_readme() -> None:
+    commands = _command_paths(typer.main.get_command(app))  # type: ignore[arg-type]
+    assert len(commands) > 10
+    missing = [c for c in commands if c not in README]
+    assert missing == []
+
+
+def test_every_policy_setting_is_in_the_readme() -> None:
+    policy = tomllib.loads(POLICY.read_text())
+    keys = [
+        f"{section}.{key}"
+        for section in ("consolidation", "schedule", "retention")
+        for key in policy[section]
+    ]
+    keys += [
+        f"multivariate.{key}" if key == "detector" else f".{key}" for key in policy["multivariate"]
+    ]
+    per_code = {key for table in policy["codes"].values() for key in table}
+    keys += [f".{key}" for key in per_code]
+    missing = [k for k in keys if k not in README]
+    assert missing == []
+
+
+def test_readme_keeps_exactly_two_setup_commands() -> None:
+    first_screen = README.split("---", 1)[0]
+    commands = [
+        line.strip().split()[0:2]
+        for line in first_screen.splitlines()
+        if line.startswith("    make ")
+    ]
+    assert commands == [["make", "demo"], ["make", "test"]]
