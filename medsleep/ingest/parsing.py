@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from medsleep.fhir.parse import ParseOutcome, ResourceRejected, parse_observation, validate_resource
+from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.sources import InputRecord
 
 
@@ -25,7 +25,8 @@ class ParseOptions:
 class Parsed(NamedTuple):
     """A record and what became of it: readings, a skip reason, or an error.
 
-    A NamedTuple of plain values, so that worker processes hand it back cheaply.
+    Plain values only (readings are plain tuples in ``ParsedReading`` field order), so that
+    worker processes hand results back at C speed.
     """
 
     source: str
@@ -34,8 +35,15 @@ class Parsed(NamedTuple):
     error: str | None = None
     raw: bytes = b""  # kept only for quarantine
     skipped: str | None = None
-    outcome: ParseOutcome | None = None
+    key: str = ""
+    version: str = ""
+    status: str = ""
+    readings: tuple[tuple[Any, ...], ...] = ()
     json_text: str = ""
+
+    @property
+    def retracts(self) -> bool:
+        return self.status == "entered-in-error"
 
 
 def _rejected(record: InputRecord, error: str) -> Parsed:
@@ -70,9 +78,11 @@ def parse_record(record: InputRecord, options: ParseOptions) -> Parsed:
         )
     except ResourceRejected as exc:
         return _rejected(record, str(exc))
+    identity = (outcome.resource_key, outcome.version, outcome.status)
     if outcome.skipped is not None:
-        return Parsed(*where, skipped=outcome.skipped, outcome=outcome)
-    return Parsed(*where, outcome=outcome, json_text=record.raw.decode())
+        return Parsed(*where, None, b"", outcome.skipped, *identity)
+    readings = tuple(tuple(reading) for reading in outcome.readings)
+    return Parsed(*where, None, b"", None, *identity, readings, record.raw.decode())
 
 
 def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parsed]:

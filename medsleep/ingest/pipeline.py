@@ -75,22 +75,31 @@ def _chunks(records: Iterable[InputRecord], size: int) -> Iterator[list[InputRec
         yield chunk
 
 
+_WORKER_CHUNK = 2_000  # small pieces keep every worker busy; writes still go in big chunks
+
+
 def _parsed_chunks(
-    chunks: Iterator[list[InputRecord]], options: ParseOptions, workers: int
+    records: Iterable[InputRecord], options: ParseOptions, workers: int, write_size: int
 ) -> Iterator[list[Parsed]]:
     if workers <= 0:
-        for chunk in chunks:
+        for chunk in _chunks(records, write_size):
             yield parse_chunk(chunk, options)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        # A bounded window of chunks in flight keeps memory flat and order stable.
+        # A bounded window of pieces in flight keeps memory flat and order stable.
         window: list[Any] = []
-        for chunk in chunks:
+        pending: list[Parsed] = []
+        for chunk in _chunks(records, min(write_size, _WORKER_CHUNK)):
             window.append(pool.submit(parse_chunk, chunk, options))
-            if len(window) >= workers * 2:
-                yield window.pop(0).result()
+            if len(window) >= workers * 3:
+                pending.extend(window.pop(0).result())
+                if len(pending) >= write_size:
+                    yield pending
+                    pending = []
         for future in window:
-            yield future.result()
+            pending.extend(future.result())
+        if pending:
+            yield pending
 
 
 def _records(files: list[str], stdin: IO[bytes] | None) -> Iterator[InputRecord]:
@@ -151,7 +160,7 @@ def ingest_records(
     bytes_read = 0
     status = "failed"
     try:
-        for parsed in _parsed_chunks(_chunks(records, chunk_size), options, workers):
+        for parsed in _parsed_chunks(records, options, workers, chunk_size):
             report.resources += len(parsed)
             bytes_read += sum(item.nbytes for item in parsed)
             totals.add(write_chunk(engine, parsed, batch_id, clock()))

@@ -10,9 +10,8 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
@@ -23,9 +22,8 @@ JSON_SUFFIXES = (".json", ".json.gz")
 STDIN = "-"
 
 
-@dataclass(slots=True)
-class InputRecord:
-    """One resource as read, before any FHIR checks."""
+class InputRecord(NamedTuple):
+    """One resource as read, before any FHIR checks (a NamedTuple: cheap to send to workers)."""
 
     source: str
     position: str

@@ -108,7 +108,7 @@ def write_chunk(
 
 def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: int) -> ChunkCounts:
     counts = ChunkCounts()
-    keys = sorted({p.outcome.resource_key for p in parsed if p.outcome is not None})
+    keys = sorted({p.key for p in parsed if p.key})
     known = _known_versions(conn, keys) if keys else {}
     seen_rows: list[tuple[str, str, int]] = []
     reading_rows: list[list[object]] = []
@@ -118,7 +118,6 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
     active_in_chunk: dict[str, str] = {}
 
     for item in parsed:
-        outcome = item.outcome
         if item.error is not None:
             counts.quarantined += 1
             quarantine_rows.append(
@@ -132,13 +131,13 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
                 }
             )
             continue
-        if item.skipped is not None or outcome is None:
+        if item.skipped is not None:
             counts.skipped += 1
-            counts.skipped_reasons[item.skipped or "no outcome"] += 1
-            if outcome is not None and outcome.retracts and outcome.resource_key in known:
-                retract.add(outcome.resource_key)
+            counts.skipped_reasons[item.skipped] += 1
+            if item.retracts and item.key in known:
+                retract.add(item.key)
             continue
-        key, version = outcome.resource_key, outcome.version
+        key, version = item.key, item.version
         versions = known.setdefault(key, set())
         if version in versions:
             counts.duplicates += 1
@@ -154,25 +153,9 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
             active_in_chunk[key] = version
         seen_rows.append((key, version, batch_id))
         counts.stored += 1
-        for reading in outcome.readings:
+        for r in item.readings:  # ParsedReading field order
             reading_rows.append(
-                [
-                    reading.patient,
-                    reading.code_system,
-                    reading.code,
-                    reading.effective_ms,
-                    reading.value,
-                    reading.unit,
-                    reading.orig_value,
-                    reading.orig_unit,
-                    key,
-                    version,
-                    reading.part,
-                    outcome.status,
-                    batch_id,
-                    state,
-                    item.json_text,
-                ]
+                [*r[:8], key, version, r[8], item.status, batch_id, state, item.json_text]
             )
 
     for key in sorted(supersede):
