@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
-import click
 import typer
 
 from medsleep.cli import app
@@ -14,11 +14,11 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 POLICY = Path(__file__).resolve().parent.parent / "medsleep" / "default_policy.toml"
 
 
-def _command_paths(group: click.Group, prefix: str = "medsleep") -> list[str]:
+def _command_paths(group: Any, prefix: str = "medsleep") -> list[str]:
     paths = []
     for name, command in group.commands.items():
         path = f"{prefix} {name}"
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):  # a group (typer vendors its own click)
             paths.extend(_command_paths(command, path))
         else:
             paths.append(path)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,13 +21,44 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
 
+from medsleep.errors import AuditChainBrokenError, InputError, LockHeldError, MedsleepError
 from medsleep.store.engine import open_store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_QUARANTINED, EXIT_LOCKED, EXIT_AUDIT = 0, 1, 2, 3, 4, 5
 DEFAULT_ARCHIVE = "medsleep-archive"
 
+_EXIT_FOR: dict[type[MedsleepError], int] = {
+    LockHeldError: EXIT_LOCKED,
+    AuditChainBrokenError: EXIT_AUDIT,
+    InputError: EXIT_USAGE,
+}
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr (schedulers read logs line by line), then exit with ``code``."""
+    sys.stderr.write(f"medsleep: error: {' '.join(message.split())}\n")
+    sys.exit(code)
+
+
+class _Commands(TyperGroup):
+    """Turns the library's narrow exceptions into one-line messages and exit codes."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MedsleepError as exc:
+            fail(str(exc), _EXIT_FOR.get(type(exc), EXIT_FAILURE))
+        except SQLAlchemyError as exc:
+            fail(f"database: {getattr(exc, 'orig', None) or exc}", EXIT_FAILURE)
+        except OSError as exc:
+            fail(f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_FAILURE)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="medsleep: keep the FHIR readings that matter, summarise the rest, lose nothing.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
