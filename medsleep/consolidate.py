@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select, update
 
 from medsleep.audit import append_event
+from medsleep.detect import check_detector_name
 from medsleep.executors import ExecutorSpec, run_tasks
 from medsleep.locking import consolidation_lock
 from medsleep.policy import Policy
@@ -64,6 +65,13 @@ class ConsolidationReport:
         out = asdict(self)
         out["seconds"] = round(self.seconds, 3)
         return out
+
+
+def check_policy_detectors(policy: Policy) -> None:
+    """Fail before any work when the policy names a detector PyOD cannot provide."""
+    check_detector_name(policy.multivariate.detector)
+    for code_policy in policy.codes.values():
+        check_detector_name(code_policy.detector)
 
 
 def default_until_ms(policy: Policy, now_ms: int) -> int:
@@ -125,6 +133,7 @@ def consolidate(
     Raises LockHeldError when another consolidation holds the lock.
     """
     started = time.perf_counter()
+    check_policy_detectors(policy)
     spec = executor or ExecutorSpec("local")
     until = default_until_ms(policy, clock()) if until_ms is None else until_ms
     engine = open_store(db_url)

@@ -34,7 +34,7 @@ class CodePolicy:
     detector: str = ""
     contamination: float = 0.01
     # A detector flag counts only this many robust SDs (MAD) from the patient's own baseline.
-    min_deviation_z: float = 3.5
+    min_deviation_z: float = 4.0
     # Codes measuring the same NEWS2 parameter (e.g. two SpO2 codes) share a name here and
     # count once in the aggregate; "" means the code is its own parameter.
     news2_parameter: str = ""
@@ -53,7 +53,7 @@ class MultivariatePolicy:
     codes: tuple[str, ...] = ()
     contamination: float = 0.01
     align_minutes: int = 1
-    min_deviation_z: float = 3.5
+    min_deviation_z: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Policy:
     context_minutes: float = 5
     episode_gap_minutes: float = 15
     transition_dwell: int = 3
-    # ... and for at least this long (so one-a-minute monitoring needs more than 3 readings).
+    # A band change must also last this many minutes (0: the reading count alone decides).
     transition_dwell_minutes: float = 0
     artifact_run_min: int = 3
     quiet_start: time = time(1, 0)
@@ -122,7 +122,7 @@ def _code_policy(code: str, table: dict[str, Any]) -> CodePolicy:
         critical=_range(table.get("critical"), f"codes.{code}.critical"),
         detector=str(table.get("detector", "")),
         contamination=float(table.get("contamination", 0.01)),
-        min_deviation_z=float(table.get("min_deviation_z", 3.5)),
+        min_deviation_z=float(table.get("min_deviation_z", 4.0)),
         news2_parameter=str(table.get("news2_parameter", "")),
     )
 
@@ -153,7 +153,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
                 codes=tuple(str(c) for c in multi.get("codes", ())),
                 contamination=float(multi.get("contamination", 0.01)),
                 align_minutes=int(multi.get("align_minutes", 1)),
-                min_deviation_z=float(multi.get("min_deviation_z", 3.5)),
+                min_deviation_z=float(multi.get("min_deviation_z", 4.0)),
             ),
             codes={
                 str(code): _code_policy(str(code), table)

@@ -216,3 +216,15 @@ def test_process_pool_gives_the_same_result_as_local(tmp_path: Path) -> None:
         results.append((retained, summaries))
         engine.dispose()
     assert results[0] == results[1]
+
+
+def test_unknown_detector_in_policy_fails_before_any_work(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from medsleep.errors import PolicyError
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    hr = replace(POLICY.codes["8867-4"], detector="NoSuchModel")
+    bad = replace(POLICY, codes={**POLICY.codes, "8867-4": hr})
+    with pytest.raises(PolicyError, match="NoSuchModel"):
+        consolidate(url, bad, archive_root=tmp_path / "a", until_ms=UNTIL)

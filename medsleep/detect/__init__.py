@@ -4,7 +4,7 @@
 retained ones into episodes; ``news2_aggregate`` is the patient's NEWS2 score over time.
 """
 
-from medsleep.detect.classify import KINDS, PatientDecisions, classify_patient
+from medsleep.detect.classify import PatientDecisions, classify_patient
 from medsleep.detect.detectors import (
     DETECTOR_NAMES,
     MIN_DETECTOR_READINGS,
@@ -14,9 +14,11 @@ from medsleep.detect.detectors import (
     detect_series,
 )
 from medsleep.detect.episodes import Episode, group_episodes, news2_aggregate
+from medsleep.detect.reasons import ARTIFACT_BAND, KINDS
 from medsleep.detect.rules import news2_scores
 
 __all__ = [
+    "ARTIFACT_BAND",
     "DETECTOR_NAMES",
     "KINDS",
     "MIN_DETECTOR_READINGS",

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
-from medsleep.detect.detectors import DetectorFlags, detect_aligned, detect_series
+from medsleep.detect.detectors import detect_aligned, detect_series
+from medsleep.detect.reasons import KINDS, Reasons, band_labels_of, reasons_frame
 from medsleep.detect.rules import (
     NO_SCORE,
     BoolArray,
@@ -30,15 +30,11 @@ from medsleep.detect.rules import (
 )
 from medsleep.policy import CodePolicy, Policy
 
-KINDS = ("rule", "detector", "artifact", "context")
-"""Values of ``reasons.kind``."""
-
-ARTIFACT_BAND = "artifact"
 MULTIVARIATE_FFILL_MINUTES = 5
 """How long a vital's last value stands in for it when aligning series for the multivariate
 detector (a reading missed for a few minutes should not drop the whole row)."""
 
-_ANCHOR_KINDS = (0, 1)  # rule, detector: the reasons that get context around them
+_ANCHOR_KINDS = (KINDS.index("rule"), KINDS.index("detector"))  # get context around them
 _MS_PER_MINUTE = 60_000
 
 
@@ -63,44 +59,6 @@ class PatientDecisions:
         object.__setattr__(self, "retained_ids", ids)
 
 
-@dataclass
-class _Reasons:
-    """Reason rows being collected, as parallel arrays (positions in sorted order)."""
-
-    positions: list[IntArray] = field(default_factory=list)
-    kinds: list[IntArray] = field(default_factory=list)
-    rules: list[str] = field(default_factory=list)
-    rule_index: list[IntArray] = field(default_factory=list)
-    scores: list[FloatArray] = field(default_factory=list)
-    thresholds: list[FloatArray] = field(default_factory=list)
-    context_of: list[IntArray] = field(default_factory=list)
-
-    def add(
-        self,
-        positions: IntArray,
-        kind: str,
-        rule: str,
-        scores: FloatArray | float,
-        thresholds: FloatArray | float,
-        context_of: IntArray | None = None,
-    ) -> None:
-        n = positions.size
-        if n == 0:
-            return
-        if rule not in self.rules:
-            self.rules.append(rule)
-        self.positions.append(positions.astype(np.int64, copy=False))
-        self.kinds.append(np.full(n, KINDS.index(kind), dtype=np.int64))
-        self.rule_index.append(np.full(n, self.rules.index(rule), dtype=np.int64))
-        self.scores.append(np.broadcast_to(np.asarray(scores, dtype=np.float64), (n,)))
-        self.thresholds.append(np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (n,)))
-        self.context_of.append(np.full(n, -1, dtype=np.int64) if context_of is None else context_of)
-
-    def concat(self, name: str) -> IntArray:
-        parts: list[IntArray] = getattr(self, name)
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-
-
 @dataclass(frozen=True)
 class _Series:
     """One code's readings: a slice of the sorted arrays."""
@@ -121,15 +79,17 @@ def classify_patient(frame: pd.DataFrame, policy: Policy) -> PatientDecisions:
     >>> frame = pd.DataFrame({"id": [1, 2], "code": ["8867-4"] * 2,
     ...                       "t": [0, 60_000], "value": [72.0, 140.0]})
     >>> decisions = classify_patient(frame, load_policy())
-    >>> decisions.retained_ids.tolist(), decisions.band.tolist()
-    ([2], ['news2-0', 'news2-3'])
+    >>> decisions.reasons[["reading_id", "kind", "rule", "context_of"]].values.tolist()
+    [[1, 'context', 'context', 2], [2, 'rule', 'news2-critical', <NA>]]
+    >>> decisions.band.tolist()
+    ['news2-0', 'news2-3']
     """
     n = len(frame)
     if n == 0:
         return PatientDecisions(
-            _reasons_frame(_Reasons(), np.empty(0, np.int64), np.empty(0, np.int64)),
-            pd.Series([], index=frame.index, dtype="str"),
-            pd.Series([], index=frame.index, dtype="Int64"),
+            reasons_frame(Reasons(), np.empty(0, np.int64), np.empty(0, np.int64)),
+            pd.Series([], index=frame.index, dtype="str", name="band"),
+            pd.Series([], index=frame.index, dtype="Int64", name="news2"),
         )
     code_ids, uniques = pd.factorize(frame["code"], sort=False)
     t = frame["t"].to_numpy(dtype=np.int64)
@@ -142,25 +102,24 @@ def classify_patient(frame: pd.DataFrame, policy: Policy) -> PatientDecisions:
     bounds = np.flatnonzero(np.diff(code_ids)) + 1
     starts = np.concatenate(([0], bounds))
     stops = np.concatenate((bounds, [n]))
+    names = [str(uniques[code_ids[s]]) for s in starts]
     series = [
-        _Series(
-            str(uniques[code_ids[s]]), int(s), int(e), policy.for_code(str(uniques[code_ids[s]]))
-        )
-        for s, e in zip(starts, stops, strict=True)
+        _Series(name, int(s), int(e), policy.for_code(name))
+        for name, s, e in zip(names, starts, stops, strict=True)
     ]
 
     band = np.full(n, NO_SCORE, dtype=np.int64)  # -2 artifact run, -1 none, k news2-k
     scores = np.full(n, NO_SCORE, dtype=np.int64)
     valid = np.ones(n, dtype=np.bool_)
     in_run = np.zeros(n, dtype=np.bool_)
-    reasons = _Reasons()
+    reasons = Reasons()
     for s in series:
         _classify_series(s, t, values, policy, reasons, band, scores, valid, in_run)
     _multivariate(series, t, values, valid, policy, reasons)
     _context(series, t, ids, in_run, policy, reasons)
 
-    reasons_frame = _reasons_frame(reasons, ids, scores)
-    band_labels = _band_labels(band)
+    table = reasons_frame(reasons, ids, scores)
+    band_labels = band_labels_of(band)
     news2 = pd.array(scores, dtype="Int64")
     news2[scores < 0] = pd.NA
     if order is not None:
@@ -169,7 +128,7 @@ def classify_patient(frame: pd.DataFrame, policy: Policy) -> PatientDecisions:
         band_labels = band_labels[inverse]
         news2 = news2[inverse]
     return PatientDecisions(
-        reasons_frame,
+        table,
         pd.Series(band_labels, index=frame.index, dtype="str", name="band"),
         pd.Series(news2, index=frame.index, name="news2"),
     )
@@ -192,7 +151,7 @@ def _classify_series(
     t: IntArray,
     values: FloatArray,
     policy: Policy,
-    reasons: _Reasons,
+    reasons: Reasons,
     band: IntArray,
     scores: IntArray,
     valid: BoolArray,
@@ -269,11 +228,13 @@ def _classify_series(
         flags = detect_series(
             ok_values, cp.detector, cp.contamination, cp.min_deviation_z, times=times[ok_pos]
         )
-        _add_flags(reasons, ok_pos[flags.positions] + offset, flags, f"detector:{cp.detector}")
-
-
-def _add_flags(reasons: _Reasons, positions: IntArray, flags: DetectorFlags, rule: str) -> None:
-    reasons.add(positions, "detector", rule, flags.scores, flags.threshold)
+        rule = f"detector:{cp.detector}"
+        reasons.add(
+            ok_pos[flags.positions] + offset, "detector", rule, flags.scores, flags.threshold
+        )
+        segment_rule = f"segment:{cp.detector}"
+        segment = ok_pos[flags.segment] + offset
+        reasons.add(segment, "detector", segment_rule, flags.segment_z, cp.min_deviation_z)
 
 
 def _multivariate(
@@ -282,7 +243,7 @@ def _multivariate(
     values: FloatArray,
     valid: BoolArray,
     policy: Policy,
-    reasons: _Reasons,
+    reasons: Reasons,
 ) -> None:
     """Align the multivariate codes per bucket, fit one detector, retain readings at flags."""
     mv = policy.multivariate
@@ -330,7 +291,7 @@ def _context(
     ids: IntArray,
     in_run: BoolArray,
     policy: Policy,
-    reasons: _Reasons,
+    reasons: Reasons,
 ) -> None:
     """Retain same-code readings near each rule/detector reading as its context."""
     window = policy.context_minutes * _MS_PER_MINUTE
@@ -370,45 +331,3 @@ def _context(
             np.float64(np.nan),
             ids[anchors[nearest[near]]],
         )
-
-
-def _reasons_frame(reasons: _Reasons, ids: IntArray, scores: IntArray) -> pd.DataFrame:
-    positions = reasons.concat("positions")
-    kinds = reasons.concat("kinds")
-    rule_index = reasons.concat("rule_index")
-    context_of = reasons.concat("context_of")
-    score = np.concatenate(reasons.scores) if reasons.scores else np.empty(0)
-    threshold = np.concatenate(reasons.thresholds) if reasons.thresholds else np.empty(0)
-    rule_names = np.array(reasons.rules or [""], dtype=object)
-    reading_id = ids[positions]
-    order = np.lexsort((kinds, reading_id))
-    positions, kinds, rule_index, context_of = (
-        positions[order],
-        kinds[order],
-        rule_index[order],
-        context_of[order],
-    )
-    sub = scores[positions]
-    news2 = pd.array(sub, dtype="Int64")
-    news2[sub < 0] = pd.NA
-    context = pd.array(context_of, dtype="Int64")
-    context[context_of < 0] = pd.NA
-    return pd.DataFrame(
-        {
-            "reading_id": reading_id[order],
-            "kind": pd.array(np.array(KINDS, dtype=object)[kinds], dtype="str"),
-            "rule": pd.array(rule_names[rule_index], dtype="str"),
-            "score": score[order],
-            "threshold": threshold[order],
-            "news2": news2,
-            "context_of": context,
-        }
-    )
-
-
-def _band_labels(band: IntArray) -> npt.NDArray[np.object_]:
-    top = int(band.max()) if band.size else 0
-    lut = np.array(
-        [ARTIFACT_BAND, ""] + [f"news2-{k}" for k in range(max(top, 0) + 1)], dtype=object
-    )
-    return lut[band + 2]

@@ -11,7 +11,8 @@ generous enough for real events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ MIN_BASELINE_READINGS = 15
 MIN_DETECTOR_READINGS = 30
 """Series shorter than this are too short to learn a baseline from; no detector runs."""
 
-CONTRIBUTING_Z = 2.0
+CONTRIBUTING_Z = 3.0
 """In a multivariate flag, a column contributes when its own deviation z-score reaches this
 (the column deviating most always does)."""
 
@@ -58,10 +59,35 @@ class DetectorFlags:
     threshold: float
     columns: BoolArray | None = None
     """For aligned (multivariate) input: which columns of each flagged row contributed."""
+    segment: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """Rows not flagged themselves but in the same anomalous segment as a flagged one."""
+    segment_z: FloatArray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
+    """Deviation z-score of each ``segment`` row (what put it in the segment)."""
 
     @classmethod
     def none(cls) -> DetectorFlags:
         return cls(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64), float("nan"))
+
+
+def grow_segments(seeds: IntArray, gate_z: FloatArray, min_z: float) -> IntArray:
+    """Rows, other than ``seeds``, in a run of consecutive ``gate_z >= min_z`` holding a seed.
+
+    A rank-based detector flags the most extreme readings of a sustained event (a 3-hour fever,
+    a 40-minute tachycardia) but not the plateau around them, whose many similar values mask
+    each other. The whole run of readings that stays as far from the baseline as the gate asks
+    is the event, so it is kept whole.
+
+    >>> grow_segments(np.array([2]), np.array([5.0, 1.0, 6.0, 5.0, 4.0, 1.0, 5.0]), 3.5)
+    array([3, 4])
+    """
+    if min_z <= 0 or seeds.size == 0:
+        return np.empty(0, dtype=np.int64)
+    above = gate_z >= min_z
+    run_id = np.cumsum(above & ~np.concatenate(([False], above[:-1])))
+    member = above & np.isin(run_id, run_id[seeds])
+    member[seeds] = False
+    grown: IntArray = np.flatnonzero(member).astype(np.int64)
+    return grown
 
 
 def check_detector_name(name: str) -> None:
@@ -78,7 +104,9 @@ def make_detector(name: str, contamination: float, n_rows: int) -> Any:
     that fits the series.
     """
     check_detector_name(name)
-    window = max(4, min(30, n_rows // 8))
+    # Short windows: a spike lands in `window` windows whose scores tie, and PyOD flags none of
+    # a tie larger than its contamination.
+    window = max(4, min(10, n_rows // 8))
     if name == "MAD":
         from pyod.models.mad import MAD
 
@@ -178,25 +206,32 @@ def fit_and_flag(
     name: str,
     contamination: float,
     features: FloatArray,
-    raw: FloatArray,
+    deviations: FloatArray,
     gate_z: FloatArray,
     min_z: float,
 ) -> DetectorFlags:
     """Fit a fresh ``name`` detector and return the rows over its threshold that pass the gate.
 
-    ``features`` (rows × columns) feed tabular models, ``raw`` (rows or rows × channels) the
-    time-series models, the deviation column the univariate MAD.
+    ``features`` (rows × columns) feed tabular models; ``deviations`` from the baseline (rows,
+    or rows × channels) feed the time-series models, which need a series without drift, and
+    the univariate MAD.
     """
     n_rows = features.shape[0]
     if not name or contamination <= 0 or n_rows < MIN_DETECTOR_READINGS:
         return DetectorFlags.none()
+    if np.ptp(features, axis=0).max() == 0:
+        return DetectorFlags.none()  # a constant series has nothing to rank
     detector = make_detector(name, min(contamination, 0.5), n_rows)
-    if name in _TIME_SERIES:
-        detector.fit(raw)
-    elif name in _UNIVARIATE:
-        detector.fit(features[:, -1:])
-    else:
-        detector.fit(features)
+    with warnings.catch_warnings():
+        # Near-constant columns make PyOD's moment estimates warn about precision loss; the
+        # scores are still usable and the magnitude gate decides anyway.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if name in _TIME_SERIES:
+            detector.fit(deviations)
+        elif name in _UNIVARIATE:
+            detector.fit(deviations.reshape(-1, 1))
+        else:
+            detector.fit(features)
     scores = np.asarray(detector.decision_scores_, dtype=np.float64)
     threshold = float(detector.threshold_)
     over: BoolArray = scores > threshold
@@ -221,7 +256,9 @@ def detect_series(
         return DetectorFlags.none()
     window = baseline_window(times) if times is not None else BASELINE_MINUTES | 1
     features, gate_z = series_features(values, window, scale=name not in _SCALE_FREE)
-    return fit_and_flag(name, contamination, features, values, gate_z, min_z)
+    flags = fit_and_flag(name, contamination, features, features[:, -1], gate_z, min_z)
+    segment = grow_segments(flags.positions, gate_z, min_z)
+    return replace(flags, segment=segment, segment_z=gate_z[segment])
 
 
 def detect_aligned(
@@ -230,6 +267,7 @@ def detect_aligned(
     contamination: float,
     min_z: float,
     align_minutes: float = 1,
+    contributing_z: float = CONTRIBUTING_Z,
 ) -> DetectorFlags:
     """Run detector ``name`` on several aligned series (rows = ``align_minutes`` buckets, no NaN).
 
@@ -254,7 +292,7 @@ def detect_aligned(
         )
     )
     gate_z = z.max(axis=1)
-    flags = fit_and_flag(name, contamination, features, matrix, gate_z, min_z)
+    flags = fit_and_flag(name, contamination, features, deviations, gate_z, min_z)
     flagged_z = z[flags.positions]
-    columns = (flagged_z >= CONTRIBUTING_Z) | (flagged_z == gate_z[flags.positions, None])
+    columns = (flagged_z >= contributing_z) | (flagged_z == gate_z[flags.positions, None])
     return DetectorFlags(flags.positions, flags.scores, flags.threshold, columns)
