@@ -84,6 +84,12 @@ def held_patients(engine: Engine) -> set[str]:
         return {row[0] for row in rows}
 
 
+def backlog_size(engine: Engine, until_ms: int) -> int:
+    """Raw readings of patients not on hold that a run with this ``until`` would consolidate."""
+    held = held_patients(engine)
+    return sum(n for patient, n in _backlog(engine, until_ms) if patient not in held)
+
+
 def _backlog(engine: Engine, until_ms: int) -> list[tuple[str, int]]:
     """(patient, raw readings before ``until``) for every patient with a backlog."""
     query = (

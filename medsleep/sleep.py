@@ -9,10 +9,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from medsleep.consolidate import ConsolidationReport, consolidate, default_until_ms
+from medsleep.consolidate import (
+    ConsolidationReport,
+    backlog_size,
+    consolidate,
+    default_until_ms,
+)
 from medsleep.errors import LockHeldError
 from medsleep.executors import ExecutorSpec
 from medsleep.policy import Policy
+from medsleep.store.engine import open_store
 from medsleep.timefmt import to_ms, wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,14 @@ def quiet_window(policy: Policy, now: datetime) -> tuple[datetime, datetime]:
     raise AssertionError("unreachable: some window ends after now")
 
 
+def _backlog(db_url: str, until_ms: int) -> int:
+    engine = open_store(db_url)
+    try:
+        return backlog_size(engine, until_ms)
+    finally:
+        engine.dispose()
+
+
 def sleep_loop(
     db_url: str,
     policy: Policy,
@@ -54,12 +68,19 @@ def sleep_loop(
             log.info("sleeping %.0f s until quiet hours at %s", wait, start.isoformat())
             pause(wait)
             continue
+        until = default_until_ms(policy, clock())
         try:
+            if _backlog(db_url, until) < policy.min_backlog:
+                log.info("backlog below %d readings; nothing to do this window", policy.min_backlog)
+                if once:
+                    return
+                pause(max(1.0, (end - now).total_seconds()))
+                continue
             report = consolidate(
                 db_url,
                 policy,
                 archive_root=archive_root,
-                until_ms=default_until_ms(policy, clock()),
+                until_ms=until,
                 deadline_ms=to_ms(end),
                 executor=executor,
                 actor="sleep",

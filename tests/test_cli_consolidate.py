@@ -168,3 +168,26 @@ def test_sleep_waits_for_quiet_hours_then_consolidates(ingested: tuple[str, str]
     )
     assert waits == [3600.0]  # slept until 01:00
     assert [r.status for r in reports] == ["committed"]
+
+
+def test_sleep_skips_a_window_without_enough_backlog(ingested: tuple[str, str]) -> None:
+    from dataclasses import replace
+
+    from medsleep.executors import ExecutorSpec
+
+    url, archive = ingested
+    policy = replace(_policy("01:00-05:00"), min_backlog=10**9)
+    now = [datetime(2026, 3, 1, 2, 0, tzinfo=UTC).timestamp() * 1000]
+    reports = list(
+        sleep_loop(
+            url,
+            policy,
+            archive_root=Path(archive),
+            executor=ExecutorSpec("local"),
+            once=True,
+            clock=lambda: int(now[0]),
+            pause=lambda s: None,
+        )
+    )
+    assert reports == []
+    assert {r["state"] for r in readings(open_store(url))} == {"raw"}
