@@ -31,6 +31,8 @@ def _alembic_config(connection: Connection) -> Config:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA page_size=8192")  # takes effect only on a new, empty database
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages stay hot during bulk writes
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=60000")
