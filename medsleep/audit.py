@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from medsleep.store.models import AuditEvent
 
 GENESIS = "0" * 64
+AUDIT_LOCK_KEY = 0x6D656473_61756474  # "medsaudt": serialises appends on PostgreSQL
 _table = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
@@ -46,9 +47,13 @@ def append_event(
 ) -> int:
     """Append one event inside the caller's transaction and return its seq.
 
-    The primary key on ``seq`` makes two concurrent writers collide instead of forking the
-    chain; the loser's transaction fails and is retried by its caller.
+    On PostgreSQL appenders take turns on a transaction-scoped advisory lock (two transactions
+    would otherwise read the same last ``seq``); SQLite callers already hold the write lock,
+    since they write before they append. The primary key on ``seq`` remains the backstop: two
+    writers can collide, never fork the chain.
     """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
     last = conn.execute(
         select(_table.c.seq, _table.c.hash).order_by(_table.c.seq.desc()).limit(1)
     ).first()

@@ -61,3 +61,22 @@ def test_ingest_appends_to_the_chain(engine: Engine, tmp_path: object) -> None:
         assert verify_chain(conn).ok
     assert [e.action for e in events] == ["ingest.done"]
     assert '"stored":1' in events[0].details_json
+
+
+def test_concurrent_appenders_never_collide_or_fork(engine: Engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def append(i: int) -> int:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(T.metadata.tables["legal_hold"]).values(
+                    patient=f"p{i}", reason="r", created_ms=i, created_by="t"
+                )
+            )
+            return append_event(conn, actor="t", action="hold.add", details={"i": i}, at_ms=i)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seqs = list(pool.map(append, range(40)))
+    assert sorted(seqs) == list(range(1, 41))
+    with engine.connect() as conn:
+        assert verify_chain(conn).ok

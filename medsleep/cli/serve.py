@@ -1,3 +1,224 @@
-"""Commands of the serve room (registered on ``app`` when imported)."""
+"""Commands of the serve room: the HTTP server and its bearer tokens.
+
+Settings are read here, at the edge (options and their environment variables), and handed to
+``medsleep.server.create_app`` whole. With ``--workers N`` uvicorn starts N processes that each
+import ``worker_app``; the settings travel to them in one environment variable.
+"""
 
 from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.table import Table
+
+from medsleep.cli.common import DbOption, app, err, open_db, table_console
+from medsleep.store.engine import DEFAULT_DB_URL
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from medsleep.server import ServerSettings
+    from medsleep.tokens import TokenRegistry
+
+DEFAULT_TOKENS = "medsleep-tokens.toml"
+_WORKER_CONFIG = "MEDSLEEP_SERVE_CONFIG"  # parent -> uvicorn worker processes
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+token_app = typer.Typer(help="Bearer tokens for medsleep serve.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+TokensOption = Annotated[
+    Path,
+    typer.Option(
+        "--tokens",
+        envvar="MEDSLEEP_TOKENS_FILE",
+        help="Tokens file (sha256 digests, TOML). Env: MEDSLEEP_TOKENS_FILE.",
+    ),
+]
+
+
+def _settings(config: dict[str, Any]) -> ServerSettings:
+    from medsleep.ingest.parsing import ParseOptions
+    from medsleep.server import ServerSettings
+
+    zone = config.get("default_tz")
+    try:
+        tz = ZoneInfo(zone) if zone else None
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(f"unknown time zone {zone!r}", param_hint="--default-tz") from exc
+    return ServerSettings(
+        db_url=config["db"],
+        max_body_bytes=int(config["max_body_mb"] * 2**20),
+        max_ndjson_bytes=int(config["max_ndjson_mb"] * 2**20),
+        parse_options=ParseOptions(
+            strict=config["strict"], fhir_version=config["fhir_version"], default_tz=tz
+        ),
+    )
+
+
+def _registry(config: dict[str, Any]) -> TokenRegistry:
+    from medsleep.tokens import TokenRegistry, parse_token_list
+
+    return TokenRegistry(Path(config["tokens"]), parse_token_list(config["token_list"]))
+
+
+def _app(config: dict[str, Any], registry: TokenRegistry | None = None) -> FastAPI:
+    from medsleep.server import create_app
+
+    return create_app(_settings(config), registry or _registry(config))
+
+
+def worker_app() -> FastAPI:
+    """The application of one uvicorn worker process (``--workers N``)."""
+    logging.basicConfig(
+        level=os.environ.get("MEDSLEEP_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return _app(json.loads(os.environ[_WORKER_CONFIG]))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
+    db: DbOption = DEFAULT_DB_URL,
+    tokens: TokensOption = Path(DEFAULT_TOKENS),
+    token_list: Annotated[
+        str,
+        typer.Option(
+            "--token-list",
+            envvar="MEDSLEEP_TOKENS",
+            help="More tokens as NAME:SHA256[:read+write],... Env: MEDSLEEP_TOKENS.",
+        ),
+    ] = "",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes.")] = 1,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0.001, help="Largest JSON body or NDJSON line.")
+    ] = 16.0,
+    max_ndjson_mb: Annotated[
+        float, typer.Option("--max-ndjson-mb", min=0.001, help="Largest $ingest stream.")
+    ] = 1024.0,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Validate each whole resource with fhir.resources.")
+    ] = False,
+    fhir_version: Annotated[str, typer.Option("--fhir-version", help="R4, R4B or R5.")] = "R4",
+    default_tz: Annotated[
+        str | None, typer.Option("--default-tz", help="IANA zone for times without one.")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log each request line.")
+    ] = True,
+) -> None:
+    """Serve FHIR ingest and hot-store search over HTTP (FastAPI + uvicorn)."""
+    import uvicorn
+
+    from medsleep.tokens import TokenError
+
+    if fhir_version not in ("R4", "R4B", "R5"):
+        raise typer.BadParameter("must be R4, R4B or R5", param_hint="--fhir-version")
+    config: dict[str, Any] = {
+        "db": db,
+        "tokens": str(tokens),
+        "token_list": token_list,
+        "max_body_mb": max_body_mb,
+        "max_ndjson_mb": max_ndjson_mb,
+        "strict": strict,
+        "fhir_version": fhir_version,
+        "default_tz": default_tz,
+    }
+    registry = _registry(config)
+    if not len(registry):
+        raise TokenError(f"no tokens in {tokens} or MEDSLEEP_TOKENS: run medsleep token add NAME")
+    application = _app(config, registry)  # checks every setting before anything listens
+    open_db(db).dispose()  # create or upgrade the schema once, before any worker starts
+    if host not in _LOOPBACK:
+        err.print(
+            f"serving on {host}: put a TLS-terminating proxy in front; "
+            "bearer tokens must not travel in clear"
+        )
+    logging.getLogger("medsleep").setLevel(log_level.upper())
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level.lower(),
+        "access_log": access_log,
+        "server_header": False,
+    }
+    if workers == 1:
+        uvicorn.run(application, **options)
+        return
+    os.environ[_WORKER_CONFIG] = json.dumps(config)
+    os.environ.setdefault("MEDSLEEP_LOG_LEVEL", log_level.upper())
+    uvicorn.run("medsleep.cli.serve:worker_app", factory=True, workers=workers, **options)
+
+
+@token_app.command("add")
+def token_add(
+    name: Annotated[str, typer.Argument(help="Who the token is for, e.g. ward-7-gateway.")],
+    tokens: TokensOption = Path(DEFAULT_TOKENS),
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="read and/or write (default: both).")
+    ] = None,
+    env: Annotated[
+        bool,
+        typer.Option("--env", help="Do not write the file; print a MEDSLEEP_TOKENS entry."),
+    ] = False,
+) -> None:
+    """Create a token: printed once on stdout; only its sha256 is stored."""
+    from medsleep.tokens import SCOPES, add_token, new_token, parse_token_list, token_digest
+
+    scopes = tuple(scope or SCOPES)
+    if env:
+        token = new_token()
+        entry = f"{name}:{token_digest(token)}:{'+'.join(sorted(scopes))}"
+        parse_token_list(entry)  # checks the name and the scopes
+        typer.echo(token)
+        typer.echo(f"add to MEDSLEEP_TOKENS: {entry}", err=True)
+        return
+    token = add_token(tokens, name, scopes)
+    typer.echo(token)
+    typer.echo(
+        f"token {name!r} ({', '.join(sorted(scopes))}) added to {tokens}; "
+        "it is shown only now: keep it in the client's secret store",
+        err=True,
+    )
+
+
+@token_app.command("list")
+def token_list_command(
+    tokens: TokensOption = Path(DEFAULT_TOKENS),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List token names, scopes and creation times (never the tokens)."""
+    from medsleep.tokens import load_tokens
+
+    found = load_tokens(tokens)
+    if json_out:
+        for t in found:
+            row = {"name": t.name, "scopes": sorted(t.scopes), "created": t.created}
+            typer.echo(json.dumps(row))
+        return
+    if not found:
+        err.print(f"no tokens in {tokens}")
+        return
+    table = Table("name", "scopes", "created")
+    for t in found:
+        table.add_row(t.name, ", ".join(sorted(t.scopes)), t.created)
+    table_console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str, tokens: TokensOption = Path(DEFAULT_TOKENS)) -> None:
+    """Remove a token; running servers stop accepting it at their next request."""
+    from medsleep.tokens import TokenError, revoke_token
+
+    if not revoke_token(tokens, name):
+        raise TokenError(f"no token named {name!r} in {tokens}")
+    err.print(f"token {name!r} revoked")

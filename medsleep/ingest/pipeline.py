@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -15,6 +16,7 @@ from itertools import islice
 from typing import IO, Any
 
 from sqlalchemy import Engine, insert, update
+from sqlalchemy.exc import IntegrityError
 
 from medsleep.audit import append_event
 from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk
@@ -68,13 +70,23 @@ class IngestReport:
             "batch_id": self.batch_id,
         }
 
+    def absorb(self, totals: ChunkCounts, started: float) -> None:
+        """Take the written chunks' counts and the time since ``started`` (perf_counter)."""
+        self.stored, self.duplicates = totals.stored, totals.duplicates
+        self.skipped, self.quarantined = totals.skipped, totals.quarantined
+        self.readings, self.superseded = totals.readings, totals.superseded
+        self.retracted = totals.retracted
+        self.skipped_reasons = dict(totals.skipped_reasons)
+        self.seconds = time.perf_counter() - started
 
-def _chunks(records: Iterable[InputRecord], size: int) -> Iterator[list[InputRecord]]:
+
+def chunks(records: Iterable[InputRecord], size: int) -> Iterator[list[InputRecord]]:
     iterator = iter(records)
     while chunk := list(islice(iterator, size)):
         yield chunk
 
 
+_FINISH_RETRIES = 8
 _WORKER_CHUNK = 2_000  # small pieces keep every worker busy; writes still go in big chunks
 
 
@@ -82,14 +94,14 @@ def _parsed_chunks(
     records: Iterable[InputRecord], options: ParseOptions, workers: int, write_size: int
 ) -> Iterator[list[Parsed]]:
     if workers <= 0:
-        for chunk in _chunks(records, write_size):
+        for chunk in chunks(records, write_size):
             yield parse_chunk(chunk, options)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         # A bounded window of pieces in flight keeps memory flat and order stable.
         window: list[Any] = []
         pending: list[Parsed] = []
-        for chunk in _chunks(records, min(write_size, _WORKER_CHUNK)):
+        for chunk in chunks(records, min(write_size, _WORKER_CHUNK)):
             window.append(pool.submit(parse_chunk, chunk, options))
             if len(window) >= workers * 3:
                 pending.extend(window.pop(0).result())
@@ -124,7 +136,7 @@ def ingest_paths(
     return ingest_records(
         engine,
         _records(files, stdin),
-        source=", ".join(files)[:500],
+        source=", ".join(files),
         options=options,
         workers=workers,
         chunk_size=chunk_size,
@@ -149,12 +161,7 @@ def ingest_records(
     """Ingest already-read records (the HTTP server and tests call this directly)."""
     options = options or ParseOptions()
     started = time.perf_counter()
-    with engine.begin() as conn:
-        inserted = conn.execute(
-            insert(_batch).values(started_ms=clock(), source=source, status="running")
-        ).inserted_primary_key
-        assert inserted is not None
-        batch_id = int(inserted[0])
+    batch_id = open_batch(engine, source, clock)
     report = IngestReport(batch_id=batch_id)
     totals = ChunkCounts()
     bytes_read = 0
@@ -168,13 +175,8 @@ def ingest_records(
                 progress(bytes_read, totals.readings)
         status = "done"
     finally:
-        report.stored, report.duplicates = totals.stored, totals.duplicates
-        report.skipped, report.quarantined = totals.skipped, totals.quarantined
-        report.readings, report.superseded = totals.readings, totals.superseded
-        report.retracted = totals.retracted
-        report.skipped_reasons = dict(totals.skipped_reasons)
-        report.seconds = time.perf_counter() - started
-        _finish_batch(engine, report, status, actor, clock)
+        report.absorb(totals, started)
+        finish_batch(engine, report, status, actor, clock)
     log.info(
         "ingest batch %d: %d resources, %d readings, %d quarantined",
         batch_id,
@@ -185,14 +187,35 @@ def ingest_records(
     return report
 
 
-def _finish_batch(
+def open_batch(engine: Engine, source: str, clock: Clock) -> int:
+    """Record a new ingest batch (status running) and return its id."""
+    with engine.begin() as conn:
+        inserted = conn.execute(
+            insert(_batch).values(started_ms=clock(), source=source[:500], status="running")
+        ).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+def finish_batch(
     engine: Engine, report: IngestReport, status: str, actor: str, clock: Clock
 ) -> None:
+    """Record the batch's counts and append its audit event, in one transaction."""
     counts = report.as_json()
-    with engine.begin() as conn:
-        conn.execute(
-            update(_batch)
-            .where(_batch.c.id == report.batch_id)
-            .values(finished_ms=clock(), status=status, counts_json=json.dumps(counts))
-        )
-        append_event(conn, actor=actor, action=f"ingest.{status}", details=counts, at_ms=clock())
+    for attempt in range(_FINISH_RETRIES):
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    update(_batch)
+                    .where(_batch.c.id == report.batch_id)
+                    .values(finished_ms=clock(), status=status, counts_json=json.dumps(counts))
+                )
+                append_event(
+                    conn, actor=actor, action=f"ingest.{status}", details=counts, at_ms=clock()
+                )
+            return
+        except IntegrityError:
+            # An appender racing on SQLite's deferred lock, or an older medsleep: try again.
+            if attempt == _FINISH_RETRIES - 1:
+                raise
+            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))

@@ -83,9 +83,9 @@ def read_records(name: str, stdin: IO[bytes] | None = None) -> Iterator[InputRec
     with handle:
         try:
             if name.endswith(NDJSON_SUFFIXES):
-                yield from _read_ndjson(name, handle)
+                yield from read_ndjson(name, handle)
             else:
-                yield from _read_document(name, handle.read(), "")
+                yield from read_document(name, handle.read(), "")
         except (OSError, EOFError) as exc:
             raise InputError(f"cannot read {name}: {exc}") from exc
 
@@ -100,9 +100,9 @@ def _read_stream(source: str, stream: IO[bytes], sniff: bool) -> Iterator[InputR
     try:
         orjson.loads(first)
     except orjson.JSONDecodeError:
-        yield from _read_document(source, first + stream.read(), "")
+        yield from read_document(source, first + stream.read(), "")
         return
-    yield from _read_ndjson(source, io.BufferedReader(_Prepend(first, stream)))
+    yield from read_ndjson(source, io.BufferedReader(_Prepend(first, stream)))
 
 
 class _Prepend(io.RawIOBase):
@@ -125,18 +125,18 @@ class _Prepend(io.RawIOBase):
         return len(data)
 
 
-def _read_ndjson(source: str, handle: IO[bytes]) -> Iterator[InputRecord]:
+def read_ndjson(source: str, handle: IO[bytes]) -> Iterator[InputRecord]:
     for number, line in enumerate(handle, start=1):
         stripped = line.strip()
         if not stripped:
             continue
         if stripped.startswith(b'{"resourceType":"Bundle"') or b'"Bundle"' in stripped[:200]:
-            yield from _read_document(source, stripped, f"line {number} ")
+            yield from read_document(source, stripped, f"line {number} ")
             continue
         yield InputRecord(source, f"line {number}", stripped, nbytes=len(line))
 
 
-def _read_document(source: str, data: bytes, prefix: str) -> Iterator[InputRecord]:
+def read_document(source: str, data: bytes, prefix: str) -> Iterator[InputRecord]:
     position = prefix.strip() or "document"
     try:
         document = orjson.loads(data)

@@ -1,0 +1,170 @@
+"""Ingest for one HTTP request: the pipeline's parse and write steps, one batch per request.
+
+One thing differs from a CLI run: a transaction Bundle is all or nothing. It is parsed whole
+first and, if any entry is rejected, nothing at all is written; otherwise it is written in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+
+from medsleep.errors import MedsleepError
+from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk
+from medsleep.ingest.pipeline import (
+    Clock,
+    IngestReport,
+    chunks,
+    finish_batch,
+    open_batch,
+    wall_clock_ms,
+)
+from medsleep.ingest.sources import InputRecord
+from medsleep.ingest.writer import ChunkCounts, write_chunk
+from medsleep.store.models import IngestBatch, ResourceSeen
+
+log = logging.getLogger(__name__)
+_batch = IngestBatch.__table__  # type: ignore[attr-defined]
+_seen = ResourceSeen.__table__  # type: ignore[attr-defined]
+_IN_CLAUSE = 500
+DEFAULT_CHUNK = 2_000  # smaller than the CLI's: a request's latency is a chunk's commit away
+
+
+class TransactionRejectedError(MedsleepError):
+    """A transaction Bundle has entries that would be quarantined; nothing was written."""
+
+    def __init__(self, rejected: Sequence[tuple[str, str]]) -> None:
+        self.rejected = list(rejected)
+        where = ", ".join(position for position, _ in self.rejected[:5])
+        super().__init__(f"{len(self.rejected)} rejected entries ({where}); nothing written")
+
+
+class InputAbortedError(MedsleepError):
+    """The request's input stopped short (too large, client gone); what came before stays."""
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """What became of one input record: created, duplicate, skipped or quarantined."""
+
+    position: str
+    outcome: str
+    resource_key: str | None = None
+    version: str | None = None
+    detail: str | None = None  # the skip reason or the quarantine error
+
+
+@dataclass
+class RequestIngest:
+    report: IngestReport
+    entries: list[EntryResult]  # per record, in input order, when asked for
+    aborted: InputAbortedError | None = None  # the input stopped short; the batch is "failed"
+
+
+def ingest_request(
+    engine: Engine,
+    records: Iterable[InputRecord],
+    *,
+    source: str,
+    actor: str,
+    options: ParseOptions | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    clock: Clock = wall_clock_ms,
+    per_entry: bool = False,
+) -> RequestIngest:
+    """Stream ``records`` into the store as one batch, a chunk per transaction.
+
+    Rejected records are quarantined, as by ``medsleep ingest``. When ``records`` raises
+    InputAbortedError, the chunks already written stay written, the batch is closed as
+    ``failed`` with their counts, and the result says why (``aborted``); any other exception
+    closes the batch the same way and propagates. ``per_entry`` also returns what became of
+    each record (for bounded inputs such as a Bundle: it grows with the input).
+    """
+    options = options or ParseOptions()
+    started = time.perf_counter()
+    batch_id = open_batch(engine, source, clock)
+    report, totals = IngestReport(batch_id=batch_id), ChunkCounts()
+    parsed_entries: list[Parsed] = []
+    status, aborted = "failed", None
+    try:
+        for chunk in chunks(records, chunk_size):
+            parsed = parse_chunk(chunk, options)
+            report.resources += len(parsed)
+            totals.add(write_chunk(engine, parsed, batch_id, clock()))
+            if per_entry:
+                parsed_entries.extend(_lean(p) for p in parsed)
+        status = "done"
+    except InputAbortedError as exc:
+        aborted = exc
+    finally:
+        report.absorb(totals, started)
+        finish_batch(engine, report, status, actor, clock)
+    entries = entry_results(engine, batch_id, parsed_entries) if per_entry else []
+    return RequestIngest(report, entries, aborted)
+
+
+def ingest_transaction(
+    engine: Engine,
+    records: Iterable[InputRecord],
+    *,
+    source: str,
+    actor: str,
+    options: ParseOptions | None = None,
+    clock: Clock = wall_clock_ms,
+) -> RequestIngest:
+    """All or nothing: raise TransactionRejectedError (writing nothing, quarantining nothing)
+    if any record is rejected; otherwise write every record in one transaction."""
+    options = options or ParseOptions()
+    started = time.perf_counter()
+    parsed = parse_chunk(list(records), options)
+    rejected = [(p.position, p.error) for p in parsed if p.error is not None]
+    if rejected:
+        log.info("transaction rejected: %d of %d entries invalid", len(rejected), len(parsed))
+        raise TransactionRejectedError(rejected)
+    batch_id = open_batch(engine, source, clock)
+    report, totals = IngestReport(batch_id=batch_id, resources=len(parsed)), ChunkCounts()
+    status = "failed"
+    try:
+        totals.add(write_chunk(engine, parsed, batch_id, clock()))
+        status = "done"
+    finally:
+        report.absorb(totals, started)
+        finish_batch(engine, report, status, actor, clock)
+    return RequestIngest(report, entry_results(engine, batch_id, [_lean(p) for p in parsed]))
+
+
+def entry_results(engine: Engine, batch_id: int, parsed: Sequence[Parsed]) -> list[EntryResult]:
+    """Per record: created (this batch stored it first), duplicate, skipped or quarantined."""
+    keys = sorted({p.key for p in parsed if p.key and p.error is None and p.skipped is None})
+    stored_by: dict[tuple[str, str], int] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(keys), _IN_CLAUSE):
+            part = keys[start : start + _IN_CLAUSE]
+            query = select(_seen.c.resource_key, _seen.c.resource_version, _seen.c.batch_id)
+            for key, version, batch in conn.execute(query.where(_seen.c.resource_key.in_(part))):
+                stored_by[(key, version)] = int(batch)
+    results: list[EntryResult] = []
+    claimed: set[tuple[str, str]] = set()
+    for item in parsed:
+        if item.error is not None:
+            results.append(EntryResult(item.position, "quarantined", detail=item.error))
+        elif item.skipped is not None:
+            identity = (item.key or None, item.version or None)
+            results.append(EntryResult(item.position, "skipped", *identity, item.skipped))
+        else:
+            found = (item.key, item.version)
+            fresh = stored_by.get(found) == batch_id and found not in claimed
+            claimed.add(found)
+            kind = "created" if fresh else "duplicate"
+            results.append(EntryResult(item.position, kind, *found))
+    return results
+
+
+def _lean(item: Parsed) -> Parsed:
+    # Per-entry results need the identity and outcome, not the bytes, JSON or readings.
+    return item._replace(raw=b"", json_text="", readings=())

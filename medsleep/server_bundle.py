@@ -1,0 +1,129 @@
+"""``POST /fhir``: a batch Bundle (each entry on its own, rejected entries quarantined) or a
+transaction Bundle (all or nothing), answered with a response Bundle, one entry per entry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from medsleep.ingest.http import (
+    EntryResult,
+    TransactionRejectedError,
+    ingest_request,
+    ingest_transaction,
+)
+from medsleep.ingest.sources import read_document
+from medsleep.server_fhir import (
+    FhirError,
+    FhirResponse,
+    entry_response,
+    issue,
+    operation_outcome,
+    response_bundle,
+)
+from medsleep.tokens import Token
+
+if TYPE_CHECKING:
+    from medsleep.server import Context
+
+WRITE_METHODS = ("POST", "PUT")
+
+
+def _entry_problem(entry: object) -> str | None:
+    """Why an entry cannot be processed here, or None."""
+    if not isinstance(entry, dict):
+        return "entry is not an object"
+    request = entry.get("request")
+    method = request.get("method") if isinstance(request, dict) else None
+    if method is not None and method not in WRITE_METHODS:
+        return f"request.method {method!r} is not supported (POST or PUT a resource)"
+    if not isinstance(entry.get("resource"), dict):
+        return "entry has no resource"
+    return None
+
+
+def _bundle_entries(body: bytes) -> tuple[str, list[Any]]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise FhirError(400, "structure", f"the body is not JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
+        raise FhirError(400, "invalid", "POST /fhir takes a Bundle")
+    kind = document.get("type")
+    if kind not in ("batch", "transaction"):
+        raise FhirError(
+            400,
+            "invalid",
+            f"Bundle.type {kind!r}: POST /fhir takes batch or transaction Bundles "
+            "(send other Bundles to $ingest as NDJSON lines)",
+        )
+    entries = document.get("entry") or []
+    if not isinstance(entries, list):
+        raise FhirError(400, "structure", "Bundle.entry is not a list")
+    return str(kind), entries
+
+
+def _rejection(rejected: list[tuple[int, str]]) -> FhirError:
+    issues = [
+        issue("error", "processing", message, f"Bundle.entry[{index}]")
+        for index, message in rejected
+    ]
+    summary = f"transaction rejected, nothing written: {len(rejected)} entries cannot be stored"
+    return FhirError(
+        400, "processing", summary, issues=[issue("error", "processing", summary), *issues]
+    )
+
+
+async def post_bundle(ctx: Context, body: bytes, token: Token) -> FhirResponse:
+    kind, entries = _bundle_entries(body)
+    problems = {i: p for i, entry in enumerate(entries) if (p := _entry_problem(entry))}
+    source = f"HTTP POST /fhir {kind} ({token.name})"
+    # The pipeline's Bundle reader: fullUrl targets, urn:uuid subjects, positions "entry[i]".
+    records = [r for r in read_document(source, body, "") if _index(r.position) not in problems]
+    settings = ctx.settings
+    if kind == "transaction":
+        if problems:
+            raise _rejection(sorted(problems.items()))
+        try:
+            result = await ctx.run(
+                lambda: ingest_transaction(
+                    ctx.store(),
+                    records,
+                    source=source,
+                    actor=f"http:{token.name}",
+                    options=settings.parse_options,
+                    clock=ctx.clock,
+                )
+            )
+        except TransactionRejectedError as exc:
+            raise _rejection([(_index(p), m) for p, m in exc.rejected]) from exc
+    else:
+        result = await ctx.run(
+            lambda: ingest_request(
+                ctx.store(),
+                records,
+                source=source,
+                actor=f"http:{token.name}",
+                options=settings.parse_options,
+                chunk_size=max(1, len(records)),
+                clock=ctx.clock,
+                per_entry=True,
+            )
+        )
+    by_index: dict[int, EntryResult] = {_index(e.position): e for e in result.entries}
+    answers: list[dict[str, Any]] = []
+    for index in range(len(entries)):
+        if index in by_index:
+            answers.append(entry_response(by_index[index]))
+        else:
+            note = problems.get(index, "entry was not processed")
+            outcome = operation_outcome([issue("error", "not-supported", note)])
+            answers.append({"response": {"status": "400 Bad Request", "outcome": outcome}})
+    headers = {"X-Ingest-Batch": str(result.report.batch_id)}
+    return FhirResponse(response_bundle(f"{kind}-response", answers), 200, headers)
+
+
+def _index(position: str) -> int:
+    """The entry index of a position such as ``entry[3]``."""
+    return int(position.rsplit("[", 1)[1].rstrip("]"))
