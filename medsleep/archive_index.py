@@ -22,10 +22,17 @@ READING_COLUMNS = tuple(c.name for c in Reading.__table__.c)  # type: ignore[att
 ARCHIVE_COLUMNS = (*READING_COLUMNS, "band", "bucket_start_ms", "run_id")
 
 
-def recorded_shas(conn: Connection, names: Iterable[str]) -> dict[str, str]:
+def file_records(conn: Connection, names: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """name -> (sha256, state) of the recorded archive files among ``names``."""
     wanted = sorted(set(names))
-    query = select(_archive.c.name, _archive.c.sha256).where(_archive.c.name.in_(wanted))
-    return {str(name): str(sha) for name, sha in conn.execute(query)}
+    query = select(_archive.c.name, _archive.c.sha256, _archive.c.state).where(
+        _archive.c.name.in_(wanted)
+    )
+    return {str(name): (str(sha), str(state)) for name, sha, state in conn.execute(query)}
+
+
+def purged_files(conn: Connection, names: Iterable[str]) -> set[str]:
+    return {name for name, (_, state) in file_records(conn, names).items() if state == "purged"}
 
 
 def summarised_readings(conn: Connection, root: Path, summaries: Sequence[Any]) -> pd.DataFrame:
@@ -34,14 +41,24 @@ def summarised_readings(conn: Connection, root: Path, summaries: Sequence[Any]) 
     empty = pd.DataFrame(columns=[*ARCHIVE_COLUMNS, "_file"])
     if not summaries:
         return empty
-    keys = {(s.patient, s.code, s.unit, s.band, int(s.bucket_start_ms)) for s in summaries}
-    names = sorted({name for s in summaries for name in json.loads(s.archive_files)})
-    shas = recorded_shas(conn, names)
+    # A cell's readings are read only from the files its *active* summary lists: after a
+    # partial restore and a new run, an older file still holds copies of restored readings.
+    cells_by_file: dict[str, set[tuple[str, str, str, str, int]]] = {}
+    for s in summaries:
+        cell = (s.patient, s.code, s.unit, s.band, int(s.bucket_start_ms))
+        for name in json.loads(s.archive_files):
+            cells_by_file.setdefault(name, set()).add(cell)
+    names = sorted(cells_by_file)
+    records = file_records(conn, names)
     parts = []
     for name in names:
-        if name not in shas:
+        if name not in records:
             raise ArchiveError(f"a summary refers to archive file {name}, which is not recorded")
-        frame = read_archive_file(root, name, shas[name])
+        sha, state = records[name]
+        if state == "purged":
+            raise ArchiveError(f"archive file {name} was purged under the retention policy")
+        keys = cells_by_file[name]
+        frame = read_archive_file(root, name, sha)
         cells = zip(
             frame["patient"].tolist(),
             frame["code"].tolist(),

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,16 @@ class ConsolidationReport:
     archive_files: int = 0
     episodes: int = 0
     until_ms: int = 0
+    held_late: list[str] = field(default_factory=list)  # put on hold while the run went on
 
     def add(self, result: ShardResult) -> None:
         for name in (f.name for f in fields(ShardResult)):
-            if name != "patient":
+            if name not in ("patient", "held"):
                 setattr(self, name, getattr(self, name) + getattr(result, name))
-        self.shards_done += 1
+        if result.held:
+            self.held_late.append(result.patient)
+        else:
+            self.shards_done += 1
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -214,7 +218,7 @@ def _run_shards(
         run_id, "running", held=held_readings, shards=len(todo), until_ms=until
     )
     tasks = (
-        ShardTask(db_url, str(archive_root), run_id, number, patient, until, policy)
+        ShardTask(db_url, str(archive_root), run_id, number, patient, until, policy, clock())
         for number, (patient, _) in enumerate(todo, start=1)
     )
 
@@ -232,7 +236,8 @@ def _run_shards(
         report.seconds = time.perf_counter() - started
         _finish(engine, report, actor, clock, error=f"{type(exc).__name__}: {exc}")
         raise
-    report.status = "committed" if report.shards_done == report.shards else "partial"
+    finished = report.shards_done + len(report.held_late)
+    report.status = "committed" if finished == report.shards else "partial"
     report.seconds = time.perf_counter() - started
     _finish(engine, report, actor, clock)
     log.info("run %d %s: %d/%d shards", run_id, report.status, report.shards_done, report.shards)

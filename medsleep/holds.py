@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.engine import Connection
 
 from medsleep.audit import append_event
 from medsleep.errors import MedsleepError
+from medsleep.fhir.datatypes import DatatypeError, check_id
 from medsleep.store.models import LegalHold
 from medsleep.timefmt import iso
 
@@ -18,12 +20,18 @@ class HoldError(MedsleepError):
     """A hold that already exists, or none to release."""
 
 
+def is_held(conn: Connection, patient: str) -> bool:
+    query = select(_hold.c.id).where(_hold.c.patient == patient, _hold.c.released_ms.is_(None))
+    return conn.execute(query).first() is not None
+
+
 def add_hold(engine: Engine, patient: str, reason: str, *, by: str, now_ms: int) -> None:
+    try:
+        check_id(patient, "patient")
+    except DatatypeError as exc:
+        raise HoldError(f"{exc} (a patient id as stored, e.g. icu-0001)") from exc
     with engine.begin() as conn:
-        active = conn.execute(
-            select(_hold.c.id).where(_hold.c.patient == patient, _hold.c.released_ms.is_(None))
-        ).first()
-        if active is not None:
+        if is_held(conn, patient):
             raise HoldError(f"patient {patient} is already on hold")
         conn.execute(
             insert(_hold).values(patient=patient, reason=reason, created_ms=now_ms, created_by=by)

@@ -19,9 +19,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
 from medsleep.archive import write_archive_file
-from medsleep.archive_index import ARCHIVE_COLUMNS, summarised_readings
+from medsleep.archive_index import ARCHIVE_COLUMNS, purged_files, summarised_readings
 from medsleep.detect import classify_patient, group_episodes
 from medsleep.errors import MedsleepError
+from medsleep.holds import is_held
 from medsleep.policy import Policy
 from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
@@ -70,6 +71,7 @@ class ShardTask:
     patient: str
     until_ms: int
     policy: Policy
+    now_ms: int  # the run's clock when the shard was handed out
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class ShardResult:
     archived: int = 0
     archive_files: int = 0
     episodes: int = 0
+    held: int = 0  # 1 when a hold placed during the run stopped this shard
 
 
 def consolidate_shard(task: ShardTask) -> ShardResult:
@@ -138,6 +141,8 @@ def archive_name(task: ShardTask, attempt: int) -> str:
 def _consolidate(engine: Engine, task: ShardTask, attempt: int) -> ShardResult:
     policy = task.policy
     with engine.connect() as conn:
+        if is_held(conn, task.patient):  # placed after the run started
+            return ShardResult(task.patient, held=1)
         raw = _load_raw(conn, task)
     if raw.empty:
         return ShardResult(task.patient)
@@ -184,7 +189,7 @@ def _consolidate(engine: Engine, task: ShardTask, attempt: int) -> ShardResult:
                     sha256=written.sha256,
                     rows=written.rows,
                     bytes=written.bytes,
-                    created_ms=int(pd.Timestamp.now("UTC").value // 1_000_000),
+                    created_ms=task.now_ms,
                     state="active",
                 )
             )
@@ -256,6 +261,10 @@ def _earlier_in_touched_cells(
         )
     ).all()
     found = [s for s in candidates if (s.code, s.unit, int(s.bucket_start_ms)) in cells]
+    # A cell whose archive file was purged cannot be recomputed: its late readings get a
+    # summary of their own beside the old one.
+    purged = purged_files(conn, {name for s in found for name in json.loads(s.archive_files)})
+    found = [s for s in found if not purged & set(json.loads(s.archive_files))]
     earlier = summarised_readings(conn, Path(task.archive_root), found)
     return [int(row.id) for row in found], earlier
 

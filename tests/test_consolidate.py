@@ -228,3 +228,33 @@ def test_unknown_detector_in_policy_fails_before_any_work(tmp_path: Path) -> Non
     bad = replace(POLICY, codes={**POLICY.codes, "8867-4": hr})
     with pytest.raises(PolicyError, match="NoSuchModel"):
         consolidate(url, bad, archive_root=tmp_path / "a", until_ms=UNTIL)
+
+
+def test_hold_placed_during_a_run_stops_that_patient(
+    sample_store: tuple[str, Engine, set[int]], tmp_path: Path
+) -> None:
+    from medsleep.shard import ShardTask, consolidate_shard
+
+    url, engine, _ = sample_store
+    add_hold(engine, "icu-0003", "placed mid-run", by="test", now_ms=0)
+    task = ShardTask(url, str(tmp_path / "a"), 1, 1, "icu-0003", UNTIL, POLICY, 0)
+    result = consolidate_shard(task)
+    assert (result.held, result.collapsed, result.retained) == (1, 0, 0)
+    assert {r["state"] for r in readings(engine, patient="icu-0003")} == {"raw"}
+
+
+def test_partial_restore_then_new_run_then_full_restore(
+    sample_store: tuple[str, Engine, set[int]], tmp_path: Path
+) -> None:
+    from medsleep.restore import restore
+
+    url, engine, before = sample_store
+    arch = tmp_path / "arch"
+    consolidate(url, POLICY, archive_root=arch, until_ms=UNTIL)
+    hour = parse_iso_ms("2026-01-05T10:00:00+00:00")
+    restore(engine, arch, patient="icu-0001", since_ms=hour, until_ms=hour + 3_600_000, now_ms=1)
+    consolidate(url, POLICY, archive_root=arch, until_ms=UNTIL)
+    check_conservation(engine, arch, before)
+    report = restore(engine, arch, patient="icu-0001", now_ms=2)
+    assert report.readings > 0
+    check_conservation(engine, arch, before)

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from medsleep.fhir.build import is_summary
 from medsleep.fhir.datatypes import (
     DatatypeError,
     check_code,
@@ -227,6 +228,8 @@ def _parse(
         return outcome((), "entered-in-error")
     if status == "cancelled":
         return outcome((), "cancelled")
+    if is_summary(resource):  # medsleep's own exported statistics, not a measurement
+        return outcome((), "medsleep summary")
     if "code" not in resource:
         raise ResourceRejected("code is required")
     main_code = _pick_coding(resource["code"], "code")

@@ -120,7 +120,7 @@ def to_canonical(code: str, value: float, unit: str) -> tuple[float, str]:
     # A Quantity with no unit at all (seen in Synthea BP components) is read as the code's
     # canonical unit; the reading keeps orig_unit "" so the assumption stays visible.
     if unit == info.unit or not unit:
-        return value, unit
+        return value, info.unit
     convert = _CONVERSIONS.get((unit, info.unit))
     if convert is None and code in _ANALYTE:
         convert = _CONVERSIONS.get((f"{unit}:{_ANALYTE[code]}", info.unit))

@@ -1,0 +1,117 @@
+"""Export speed and memory: resources (or table rows) written per second, peak RSS.
+
+    .venv/bin/python benchmarks/export.py [--patients 50] [--work DIR]
+
+Generates ``patients`` ICU patient-days (5,843 Observations, ~7,270 readings each), ingests
+them into SQLite once, consolidates a copy (processes:2), then times five exports, each in a
+fresh child process whose RSS is sampled every 0.2 s:
+
+  * ``hot fhir``     — the unconsolidated store: every line an original resource, verbatim;
+  * ``fhir``         — the consolidated store: retained originals, summaries, Provenance;
+  * ``fhir+archive`` — the same with ``--include-archived`` (every original resource again);
+  * ``csv+archive`` / ``parquet+archive`` — the same content as tables.
+
+Target: >= 50,000 resources/s, and peak RSS that does not grow with the store (run with two
+``--patients`` values and compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from _common import make_input, run_child
+
+INGEST = """
+import json, sys, time
+from medsleep.ingest import ingest_paths
+from medsleep.store.engine import open_store
+engine = open_store(sys.argv[2])
+t = time.perf_counter()
+r = ingest_paths(engine, [sys.argv[1]])
+print(json.dumps({"readings": r.readings, "seconds": time.perf_counter() - t}))
+"""
+
+CONSOLIDATE = """
+import json, sys
+from pathlib import Path
+from medsleep.consolidate import consolidate
+from medsleep.executors import parse_executor
+from medsleep.policy import load_policy
+from medsleep.timefmt import parse_iso_ms
+r = consolidate(sys.argv[1], load_policy(), archive_root=Path(sys.argv[2]),
+                until_ms=parse_iso_ms("2027-01-01T00:00:00+00:00"),
+                executor=parse_executor("processes:2"))
+print(json.dumps(r.as_json()))
+"""
+
+EXPORT = """
+import json, sys
+from pathlib import Path
+from medsleep.export import ExportRequest, export
+from medsleep.store.engine import open_store
+from medsleep.timefmt import wall_clock_ms
+url, archive, out, fmt, archived = sys.argv[1:6]
+request = ExportRequest(format=fmt, include_archived=archived == "1")
+r = export(open_store(url), Path(out), request, archive_root=Path(archive), now_ms=wall_clock_ms())
+print(json.dumps(r.as_json()))
+"""
+
+
+def _copy_db(src: Path, dst: Path) -> None:
+    with sqlite3.connect(src) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(src, dst)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=50)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="medsleep-bench-export-"))
+    work.mkdir(parents=True, exist_ok=True)
+    source = make_input(work, args.patients * 5843, seed=5)
+    hot = work / f"hot-{args.patients}.db"
+    if not hot.exists():
+        ingested = run_child(INGEST, str(source), f"sqlite:///{hot}")
+        print(f"ingested {ingested.result['readings']:,} readings")
+    consolidated = work / f"consolidated-{args.patients}.db"
+    archive = work / f"archive-{args.patients}"
+    if not consolidated.exists():
+        _copy_db(hot, consolidated)
+        shutil.rmtree(archive, ignore_errors=True)
+        run = run_child(CONSOLIDATE, f"sqlite:///{consolidated}", str(archive))
+        r = run.result
+        print(
+            f"consolidated: {r['retained']:,} retained, {r['collapsed']:,} collapsed into "
+            f"{r['summaries']:,} summaries"
+        )
+
+    cases = [
+        ("hot fhir", hot, "fhir", "0"),
+        ("fhir", consolidated, "fhir", "0"),
+        ("fhir+archive", consolidated, "fhir", "1"),
+        ("csv+archive", consolidated, "csv", "1"),
+        ("parquet+archive", consolidated, "parquet", "1"),
+    ]
+    print(f"{'export':>16} {'resources':>10} {'seconds':>8} {'per second':>11} {'peak RSS':>9}")
+    for label, db, fmt, archived in cases:
+        out = work / f"out-{label.replace('+', '-').replace(' ', '-')}"
+        shutil.rmtree(out, ignore_errors=True)
+        child = run_child(
+            EXPORT, f"sqlite:///{db}", str(archive), str(out), fmt, archived, sample_every=0.2
+        )
+        r = child.result
+        print(
+            f"{label:>16} {r['resources']:>10,} {r['seconds']:>8.2f} "
+            f"{r['per_second']:>11,} {child.peak_rss_mb:>7.0f} MB"
+        )
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

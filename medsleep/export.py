@@ -1,0 +1,260 @@
+"""Compliance exports: FHIR Bulk Data NDJSON (R4), CSV or Parquet, with a manifest of counts
+and sha256 checksums, published last, and an ``export`` event on the audit chain.
+
+FHIR output (``format="fhir"``):
+
+* ``Observation.ndjson`` — each current (raw or retained) resource's original JSON, once per
+  resource even when a panel backs several readings; then, patient by patient, each active
+  summary as an Observation tagged :data:`medsleep.fhir.build.SUMMARY_TAG` and, with
+  ``include_archived``, the original JSON of every collapsed reading behind those summaries,
+  read from the checksum-verified archive.
+* ``Provenance.ndjson`` — one per summary: its run, its policy, its archive files.
+* ``AuditEvent.ndjson`` — the audit chain (runs, restores, exports, purges, holds, ingests).
+
+Superseded and retracted versions are not current data and are left out; the manifest counts
+them. Files are written to temporary names and renamed into place; the manifest comes last, so
+a folder without ``manifest.json`` is an export that did not finish.
+
+CSV and Parquet (``format="csv"``/``"parquet"``) hold the same content as tables: see
+:mod:`medsleep.export_tables`.
+
+    report = export(engine, Path("out"), ExportRequest(include_archived=True),
+                    archive_root=Path("medsleep-archive"), now_ms=wall_clock_ms())
+    report.files  # [OutputFile(type="Observation", name="Observation.ndjson", count=..., ...)]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from medsleep.audit import append_event
+from medsleep.export_data import ExportScope, chain_head, excluded_counts, snapshot
+from medsleep.export_io import (
+    ExportError,
+    OutputFile,
+    manifest_bytes,
+    prepare_output_dir,
+    publish_manifest,
+)
+from medsleep.fhir.build import FHIR_VERSION, instant
+
+log = logging.getLogger(__name__)
+FORMATS = ("fhir", "csv", "parquet")
+FHIR_FILES = (
+    "Observation.ndjson",
+    "Provenance.ndjson",
+    "AuditEvent.ndjson",
+    "OperationOutcome.ndjson",
+)
+TABLES = ("readings", "summaries", "audit_events")
+Progress = Callable[[int], None]  # resources (or rows) written so far
+
+__all__ = [
+    "FORMATS",
+    "ExportError",
+    "ExportReport",
+    "ExportRequest",
+    "OutputFile",
+    "append_with_retry",
+    "export",
+]
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export. Readings in ``[since_ms, until_ms)``; summaries whose bucket overlaps it.
+
+    ``validate_all`` checks every line with fhir.resources, originals included (slow: a few
+    thousand resources a second); originals that fail are still exported — they are the
+    record — and each gets an OperationOutcome in the manifest's ``error`` file.
+    """
+
+    format: str = "fhir"
+    patient: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    include_archived: bool = False
+    validate_all: bool = False
+
+    @property
+    def scope(self) -> ExportScope:
+        return ExportScope(self.patient, self.since_ms, self.until_ms)
+
+    def as_url(self) -> str:
+        """The request in the form of a Bulk Data kick-off URL, for the manifest."""
+        params = [
+            f"_outputFormat={'application/fhir+ndjson' if self.format == 'fhir' else self.format}"
+        ]
+        if self.patient is not None:
+            params.append(f"patient=Patient/{self.patient}")
+        if self.since_ms is not None:
+            params.append(f"since={instant(self.since_ms)}")
+        if self.until_ms is not None:
+            params.append(f"until={instant(self.until_ms)}")
+        if self.include_archived:
+            params.append("includeArchived=true")
+        return "medsleep:$export?" + "&".join(params)
+
+
+@dataclass
+class ExportReport:
+    out: Path
+    format: str
+    files: list[OutputFile] = field(default_factory=list)
+    errors: list[OutputFile] = field(default_factory=list)
+    resources: int = 0
+    summaries: int = 0
+    archived: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
+    purged_files: list[str] = field(default_factory=list)
+    model_validations: int = 0
+    seconds: float = 0.0
+    manifest_sha256: str = ""
+    audit_seq: int | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.resources / self.seconds if self.seconds > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "format": self.format,
+            "resources": self.resources,
+            "summaries": self.summaries,
+            "archived": self.archived,
+            "excluded": self.excluded,
+            "purged_files": self.purged_files,
+            "seconds": round(self.seconds, 3),
+            "per_second": round(self.rate),
+            "manifest_sha256": self.manifest_sha256,
+            "audit_seq": self.audit_seq,
+            "files": [f.as_manifest() for f in self.files],
+            "errors": [f.as_manifest() for f in self.errors],
+        }
+
+
+def export(
+    engine: Engine,
+    out: Path,
+    request: ExportRequest,
+    *,
+    archive_root: Path,
+    now_ms: int,
+    actor: str = "cli",
+    progress: Progress | None = None,
+) -> ExportReport:
+    """Export ``request`` into the new (or empty) folder ``out``; return what was written.
+
+    Raises ExportError for a bad request or an output folder in use, ArchiveError when an
+    archive file behind an exported summary is missing or fails its checksum.
+    """
+    if request.format not in FORMATS:
+        raise ExportError(f"unknown export format {request.format!r} (fhir, csv or parquet)")
+    if request.validate_all and request.format != "fhir":
+        raise ExportError("--validate checks FHIR resources: it needs --format fhir")
+    since, until = request.since_ms, request.until_ms
+    if since is not None and until is not None and since >= until:
+        raise ExportError("--since must be before --until")
+    prepare_output_dir(out)
+    started = time.perf_counter()
+    report = ExportReport(out=out, format=request.format)
+    try:
+        with snapshot(engine) as conn:
+            head = chain_head(conn)
+            report.excluded = excluded_counts(conn, request.scope)
+            if request.format == "fhir":
+                from medsleep.export_fhir import write_fhir
+
+                write_fhir(conn, out, request, archive_root, report, progress)
+            else:
+                from medsleep.export_tables import write_tables
+
+                write_tables(conn, out, request, archive_root, report, progress)
+        report.seconds = time.perf_counter() - started
+        manifest = _manifest(request, report, now_ms, head)
+        data = manifest_bytes(manifest)
+        report.manifest_sha256 = hashlib.sha256(data).hexdigest()
+        # Audited before the manifest is published: no export is ever complete and unaudited.
+        report.audit_seq = _audit(engine, request, report, actor, now_ms)
+    except BaseException:
+        _discard(out, request.format)
+        raise
+    report.files.append(publish_manifest(out, data))
+    log.info("export: %d resources to %s in %.1f s", report.resources, out, report.seconds)
+    return report
+
+
+def _discard(out: Path, fmt: str) -> None:
+    """Remove what a failed export published: the folder was empty when it started."""
+    names = FHIR_FILES if fmt == "fhir" else tuple(f"{t}.{fmt}" for t in TABLES)
+    for name in names:
+        (out / name).unlink(missing_ok=True)
+
+
+def _manifest(
+    request: ExportRequest, report: ExportReport, now_ms: int, head: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "transactionTime": instant(now_ms),
+        "request": request.as_url(),
+        "requiresAccessToken": False,
+        "output": [f.as_manifest() for f in report.files],
+        "error": [f.as_manifest() for f in report.errors],
+        "extension": {
+            "medsleep": {
+                "format": request.format,
+                "fhirVersion": FHIR_VERSION if request.format == "fhir" else None,
+                "patient": request.patient,
+                "since": None if request.since_ms is None else instant(request.since_ms),
+                "until": None if request.until_ms is None else instant(request.until_ms),
+                "includeArchived": request.include_archived,
+                "summaries": report.summaries,
+                "archivedReadingsExported": report.archived,
+                "excluded": report.excluded,
+                "purgedArchiveFiles": sorted(set(report.purged_files)),
+                "auditChainHead": head,
+            }
+        },
+    }
+
+
+def _audit(
+    engine: Engine, request: ExportRequest, report: ExportReport, actor: str, now_ms: int
+) -> int:
+    details = {
+        "format": request.format,
+        "out": str(report.out),
+        "patient": request.patient,
+        "since_ms": request.since_ms,
+        "until_ms": request.until_ms,
+        "include_archived": request.include_archived,
+        "resources": report.resources,
+        "files": {f.name: {"count": f.count, "sha256": f.sha256} for f in report.files},
+        "manifest_sha256": report.manifest_sha256,
+    }
+    return append_with_retry(engine, actor=actor, action="export", details=details, at_ms=now_ms)
+
+
+def append_with_retry(
+    engine: Engine, *, actor: str, action: str, details: dict[str, Any], at_ms: int
+) -> int:
+    """Append one audit event in its own transaction; a concurrent writer that took the same
+    seq makes ours fail on the primary key, so try again on the new chain head."""
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                return append_event(conn, actor=actor, action=action, details=details, at_ms=at_ms)
+        except IntegrityError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
