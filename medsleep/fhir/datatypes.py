@@ -87,17 +87,17 @@ def check_id(value: object, field: str) -> str:
     return value
 
 
-_VALID_CODES: set[str] = set()  # codes and units repeat endlessly: check each once
+VALID_CODES: set[str] = set()  # codes and units repeat endlessly: check each once
 _CODE_CACHE_LIMIT = 100_000
 
 
 def check_code(value: object, field: str) -> str:
-    if isinstance(value, str) and value in _VALID_CODES:
+    if isinstance(value, str) and value in VALID_CODES:
         return value
     if not isinstance(value, str) or not CODE.fullmatch(value):
         raise DatatypeError(f"{field} {value!r} is not a FHIR code")
-    if len(_VALID_CODES) < _CODE_CACHE_LIMIT:
-        _VALID_CODES.add(value)
+    if len(VALID_CODES) < _CODE_CACHE_LIMIT:
+        VALID_CODES.add(value)
     return value
 
 

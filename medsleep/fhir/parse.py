@@ -16,6 +16,7 @@ import orjson
 
 from medsleep.fhir.build import is_summary
 from medsleep.fhir.datatypes import (
+    VALID_CODES,
     DatatypeError,
     check_code,
     check_decimal,
@@ -94,12 +95,17 @@ def resource_identity(resource: Mapping[str, Any], full_url: str | None = None) 
     return key, str(version) if version else content_digest(resource)
 
 
-def _pick_coding(concept: object, field: str) -> tuple[str, str] | None:
+def _field(part: int) -> str:
+    # Error messages only: formatting a path for every value costs more than the checks.
+    return "code" if part == MAIN_VALUE else f"component[{part}].code"
+
+
+def _pick_coding(concept: object, part: int) -> tuple[str, str] | None:
     if not isinstance(concept, dict):
-        raise ResourceRejected(f"{field} must be a CodeableConcept")
+        raise ResourceRejected(f"{_field(part)} must be a CodeableConcept")
     codings = concept.get("coding") or []
     if not isinstance(codings, list):
-        raise ResourceRejected(f"{field}.coding must be a list")
+        raise ResourceRejected(f"{_field(part)}.coding must be a list")
     chosen = None
     for coding in codings:
         if not isinstance(coding, dict) or "code" not in coding:
@@ -113,15 +119,26 @@ def _pick_coding(concept: object, field: str) -> tuple[str, str] | None:
         return None
     system = chosen.get("system") or ""
     if not isinstance(system, str):
-        raise ResourceRejected(f"{field}.coding.system must be a uri string")
-    return system, check_code(chosen["code"], f"{field}.coding.code")
+        raise ResourceRejected(f"{_field(part)}.coding.system must be a uri string")
+    code = chosen["code"]
+    if not (isinstance(code, str) and code in VALID_CODES):
+        check_code(code, f"{_field(part)}.coding.code")
+    return system, code
 
 
 class _NoPatient(Exception):
     """The Observation is valid but has no patient we can file it under."""
 
 
+_PATIENT_OF_REFERENCE: dict[str, str] = {}  # "Patient/x" -> "x", checked once each
+_PATIENT_CACHE_LIMIT = 100_000
+
+
 def _patient(subject: object, resolve: Resolver | None) -> str:
+    if type(subject) is dict:
+        known = _PATIENT_OF_REFERENCE.get(subject.get("reference"))  # type: ignore[arg-type]
+        if known is not None:
+            return known
     if subject is None:
         raise _NoPatient("no subject")
     if not isinstance(subject, dict):
@@ -144,7 +161,11 @@ def _patient(subject: object, resolve: Resolver | None) -> str:
     rtype, rid = parts[-2], parts[-1]
     if rtype != "Patient":
         raise _NoPatient("subject is not a Patient")
-    return check_id(rid, "subject.reference id")
+    patient = check_id(rid, "subject.reference id")
+    original = subject.get("reference")
+    if original == ref and len(_PATIENT_OF_REFERENCE) < _PATIENT_CACHE_LIMIT:
+        _PATIENT_OF_REFERENCE[ref] = patient
+    return patient
 
 
 def _effective_ms(resource: Mapping[str, Any], default_tz: tzinfo | None) -> int | None:
@@ -169,9 +190,15 @@ def _numeric(holder: Mapping[str, Any], field: str) -> tuple[float, str] | str:
             return "quantity without value"
         if "comparator" in qty:
             return f"censored value (comparator {qty['comparator']})"
-        value = check_decimal(qty["value"], f"{field}.valueQuantity.value")
+        raw = qty["value"]
+        # bool is an int subclass but never a decimal: test the exact types first
+        value = (
+            float(raw)
+            if type(raw) in (int, float)
+            else check_decimal(raw, f"{field}.valueQuantity.value")
+        )
         unit = qty.get("code") or qty.get("unit") or ""
-        if unit:
+        if unit and not (isinstance(unit, str) and unit in VALID_CODES):
             check_code(unit, f"{field}.valueQuantity.code")
         return value, unit
     if "valueInteger" in holder:
@@ -232,7 +259,7 @@ def _parse(
         return outcome((), "medsleep summary")
     if "code" not in resource:
         raise ResourceRejected("code is required")
-    main_code = _pick_coding(resource["code"], "code")
+    main_code = _pick_coding(resource["code"], MAIN_VALUE)
     try:
         patient = _patient(resource.get("subject"), resolve)
     except _NoPatient as exc:
@@ -248,15 +275,12 @@ def _parse(
     for index, component in enumerate(components):
         if not isinstance(component, dict) or "code" not in component:
             raise ResourceRejected(f"component[{index}] must have a code")
-        candidates.append(
-            (_pick_coding(component["code"], f"component[{index}].code"), component, "", index)
-        )
+        candidates.append((_pick_coding(component["code"], index), component, "", index))
 
     readings: list[ParsedReading] = []
     reasons: list[str] = []
     for coding, holder, field, part in candidates:
-        where = field or f"component[{part}]"
-        found = _numeric(holder, where)
+        found = _numeric(holder, field or f"component[{part}]")
         if isinstance(found, str):
             if part != MAIN_VALUE or not components or found != "no value":
                 reasons.append(found)
@@ -272,7 +296,7 @@ def _parse(
         try:
             value, unit = to_canonical(code, orig_value, orig_unit)
         except UnitError as exc:
-            raise ResourceRejected(f"{where}: {exc}") from exc
+            raise ResourceRejected(f"{field or f'component[{part}]'}: {exc}") from exc
         readings.append(
             ParsedReading(
                 patient, system, code, effective, value, unit, orig_value, orig_unit, part

@@ -8,12 +8,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from medsleep.ingest.parsing import Parsed
-from medsleep.store.bulk import insert_rows
+from medsleep.store.bulk import insert_rows, select_in
 from medsleep.store.models import Quarantine, Reading, ResourceSeen
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,8 @@ def _newer(candidate: str, existing: set[str]) -> bool:
 
 def _known_versions(conn: Connection, keys: Sequence[str]) -> dict[str, set[str]]:
     known: dict[str, set[str]] = {}
-    for start in range(0, len(keys), _IN_CLAUSE):
-        part = keys[start : start + _IN_CLAUSE]
-        rows = conn.execute(
-            select(_seen.c.resource_key, _seen.c.resource_version).where(
-                _seen.c.resource_key.in_(part)
-            )
-        )
-        for key, version in rows:
-            known.setdefault(key, set()).add(version)
+    for key, version in select_in(conn, "resource_seen", SEEN_COLUMNS[:2], "resource_key", keys):
+        known.setdefault(key, set()).add(version)
     return known
 
 
@@ -111,12 +104,14 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
     keys = sorted({p.key for p in parsed if p.key})
     known = _known_versions(conn, keys) if keys else {}
     seen_rows: list[tuple[str, str, int]] = []
-    reading_rows: list[list[object]] = []
+    reading_rows: list[tuple[object, ...]] = []
     quarantine_rows: list[dict[str, object]] = []
     supersede: set[str] = set()
     retract: set[str] = set()
     active_in_chunk: dict[str, str] = {}
 
+    stored = duplicates = skipped = 0
+    multi: set[str] = set()  # keys with more than one version in play: need the slow path
     for item in parsed:
         if item.error is not None:
             counts.quarantined += 1
@@ -132,31 +127,34 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
             )
             continue
         if item.skipped is not None:
-            counts.skipped += 1
+            skipped += 1
             counts.skipped_reasons[item.skipped] += 1
             if item.retracts and item.key in known:
                 retract.add(item.key)
             continue
         key, version = item.key, item.version
-        versions = known.setdefault(key, set())
-        if version in versions:
-            counts.duplicates += 1
-            continue
+        versions = known.get(key)
         state = "raw"
-        if versions:
+        if versions is None:  # the common case: a resource never seen before
+            known[key] = {version}
+            active_in_chunk[key] = version
+        elif version in versions:
+            duplicates += 1
+            continue
+        else:
+            multi.add(key)
             if _newer(version, versions):
                 supersede.add(key)
+                active_in_chunk[key] = version
             else:
                 state = "superseded"  # an older version arriving late: kept, never active
-        versions.add(version)
-        if state == "raw":
-            active_in_chunk[key] = version
+            versions.add(version)
         seen_rows.append((key, version, batch_id))
-        counts.stored += 1
+        stored += 1
+        tail = (item.status, batch_id, state, item.json_text)
         for r in item.readings:  # ParsedReading field order
-            reading_rows.append(
-                [*r[:8], key, version, r[8], item.status, batch_id, state, item.json_text]
-            )
+            reading_rows.append((*r[:8], key, version, r[8], *tail))
+    counts.stored, counts.duplicates, counts.skipped = stored, duplicates, skipped
 
     for key in sorted(supersede):
         result = conn.execute(
@@ -172,14 +170,18 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
             .values(state="retracted")
         )
         counts.retracted += result.rowcount
-    for row in reading_rows:  # versions superseded or retracted within this very chunk
-        key = str(row[_KEY])
-        if key in retract:
-            row[_STATE] = "retracted"
-            counts.retracted += 1
-        elif row[_STATE] == "raw" and active_in_chunk[key] != row[_VERSION]:
-            row[_STATE] = "superseded"
-            counts.superseded += 1
+    if multi or retract:  # versions superseded or retracted within this very chunk
+        for index, row in enumerate(reading_rows):
+            key = str(row[_KEY])
+            if key in retract:
+                new_state = "retracted"
+                counts.retracted += 1
+            elif row[_STATE] == "raw" and active_in_chunk[key] != row[_VERSION]:
+                new_state = "superseded"
+                counts.superseded += 1
+            else:
+                continue
+            reading_rows[index] = (*row[:_STATE], new_state, *row[_STATE + 1 :])
     insert_rows(conn, "resource_seen", SEEN_COLUMNS, seen_rows)
     insert_rows(conn, "reading", READING_COLUMNS, reading_rows)
     if quarantine_rows:

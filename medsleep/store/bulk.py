@@ -84,3 +84,28 @@ def fetch_tuples(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def select_in(
+    conn: Connection, table: str, columns: Sequence[str], key: str, values: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """``SELECT columns FROM table WHERE key IN values`` as plain tuples, one statement per
+    20,000 values (a JSON array on SQLite, an array parameter on PostgreSQL)."""
+    dbapi = conn.connection.driver_connection
+    names = ", ".join(columns)
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), 20_000):
+        part = list(values[start : start + 20_000])
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
+        try:
+            if conn.dialect.name == "postgresql":
+                cursor.execute(f"SELECT {names} FROM {table} WHERE {key} = ANY(%s)", (part,))
+            else:
+                cursor.execute(
+                    f"SELECT {names} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))",
+                    (json.dumps(part),),
+                )
+            found.extend(cursor.fetchall())
+        finally:
+            cursor.close()
+    return found
