@@ -39,9 +39,7 @@ class Child:
 def run_child(code: str, *args: str, sample_every: float = 0.5) -> Child:
     """Run ``python -c code args`` and sample its RSS (children included) while it runs."""
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
     samples: list[float] = []
 
     def sample() -> None:

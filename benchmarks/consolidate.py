@@ -70,8 +70,10 @@ def main() -> None:
     template = work / f"template-{args.patients}.db"
     if not template.exists():
         ingested = run_child(INGEST, str(source), f"sqlite:///{template}")
-        print(f"ingested {ingested.result['readings']:,} readings in "
-              f"{ingested.result['seconds']:.0f} s")
+        print(
+            f"ingested {ingested.result['readings']:,} readings in "
+            f"{ingested.result['seconds']:.0f} s"
+        )
 
     db = work / "medsleep.db"
     _copy_db(template, db)
@@ -91,12 +93,18 @@ def main() -> None:
     baseline = time.perf_counter() - started
 
     print(f"readings: {readings:,} ({args.patients} patient-days), executor {args.executor}")
-    print(f"medsleep consolidate: {seconds:7.1f} s = {readings / seconds * 60:12,.0f} readings/min,"
-          f" peak RSS {child.peak_rss_mb:,.0f} MiB (all processes)")
-    print(f"baseline downsample:  {baseline:7.1f} s = {readings / baseline * 60:12,.0f} readings/min")
+    print(
+        f"medsleep consolidate: {seconds:7.1f} s = {readings / seconds * 60:12,.0f} readings/min,"
+        f" peak RSS {child.peak_rss_mb:,.0f} MiB (all processes)"
+    )
+    print(
+        f"baseline downsample:  {baseline:7.1f} s = {readings / baseline * 60:12,.0f} readings/min"
+    )
     print(f"ratio medsleep / baseline time: {seconds / baseline:.2f}x")
-    print(f"retained {report['retained']:,}, summaries {report['summaries']:,}, "
-          f"compression {readings / (int(report['retained']) + int(report['summaries'])):.1f}x")  # type: ignore[call-overload]
+    print(
+        f"retained {report['retained']:,}, summaries {report['summaries']:,}, "
+        f"compression {readings / (int(report['retained']) + int(report['summaries'])):.1f}x"
+    )  # type: ignore[call-overload]
 
 
 if __name__ == "__main__":

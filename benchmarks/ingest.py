@@ -48,7 +48,8 @@ with Session(engine) as session, open(path) as lines:
         for i, (code, qty) in enumerate(parts):
             session.add(Reading(
                 patient=obs.subject.reference.split("/")[-1], code_system="http://loinc.org",
-                code=code.coding[0].code, effective_ms=int(obs.effectiveDateTime.timestamp() * 1000),
+                code=code.coding[0].code,
+                effective_ms=int(obs.effectiveDateTime.timestamp() * 1000),
                 value=float(qty.value), unit=qty.code, orig_value=float(qty.value),
                 orig_unit=qty.code, resource_key=f"Observation/{obs.id}", resource_version="1",
                 part=i if obs.component else -1, status=obs.status, batch_id=0, state="raw",

@@ -107,8 +107,9 @@ def _news2(readings: pd.DataFrame, policy: Policy) -> np.ndarray:
     return score
 
 
-def _downsample(readings: pd.DataFrame, target: float, news2: np.ndarray,
-                events: pd.DataFrame) -> dict[str, object]:
+def _downsample(
+    readings: pd.DataFrame, target: float, news2: np.ndarray, events: pd.DataFrame
+) -> dict[str, object]:
     minutes = max(1, round(target * len(readings) / len(readings)))
     width = None
     for m in range(1, 24 * 60):
@@ -182,18 +183,29 @@ def main() -> None:
     engine = open_store(url)
     ingest_paths(engine, [str(work / "in" / "observations.ndjson")])
     with engine.connect() as conn:
-        rows = conn.execute(select(READING.c.id, READING.c.patient, READING.c.code,
-                                   READING.c.effective_ms, READING.c.value)).all()
+        rows = conn.execute(
+            select(
+                READING.c.id,
+                READING.c.patient,
+                READING.c.code,
+                READING.c.effective_ms,
+                READING.c.value,
+            )
+        ).all()
     readings = pd.DataFrame(rows, columns=["id", "patient", "code", "t", "value"])
     policy = load_policy()
-    report = consolidate(url, policy, archive_root=work / "archive",
-                         until_ms=parse_iso_ms("2100-01-01T00:00:00+00:00"),
-                         executor=parse_executor(args.executor))
+    report = consolidate(
+        url,
+        policy,
+        archive_root=work / "archive",
+        until_ms=parse_iso_ms("2100-01-01T00:00:00+00:00"),
+        executor=parse_executor(args.executor),
+    )
     with engine.connect() as conn:
-        retained = {r[0] for r in conn.execute(
-            select(READING.c.id).where(READING.c.state == "retained"))}
-        summaries = len(conn.execute(
-            select(SUMMARY.c.id).where(SUMMARY.c.state == "active")).all())
+        retained = {
+            r[0] for r in conn.execute(select(READING.c.id).where(READING.c.state == "retained"))
+        }
+        summaries = len(conn.execute(select(SUMMARY.c.id).where(SUMMARY.c.state == "active")).all())
 
     events = _windows(work / "in" / "labels.csv")
     artifacts = _windows(work / "in" / "artifacts.csv")
@@ -207,18 +219,31 @@ def main() -> None:
 
     down = _downsample(readings, target, news2, events)
     none = np.zeros(len(readings), dtype=bool)
-    rows_out.append(_score(f"downsample ({down['minutes']} min)", readings, none,
-                           int(down["summaries"]), events, in_event, relevant,
-                           seen_events=int(down["seen"])))
-    rows_out.append(_score("swinging-door", readings, _sdt_kept(readings, target), 0, events,
-                           in_event, relevant))
+    rows_out.append(
+        _score(
+            f"downsample ({down['minutes']} min)",
+            readings,
+            none,
+            int(down["summaries"]),
+            events,
+            in_event,
+            relevant,
+            seen_events=int(down["seen"]),
+        )
+    )
+    rows_out.append(
+        _score(
+            "swinging-door", readings, _sdt_kept(readings, target), 0, events, in_event, relevant
+        )
+    )
     best = None
     for k in (1, 2, 3):
         keep = news2 >= k
         rest = readings.loc[~keep].assign(b=readings["t"] // 3_600_000, band=news2[~keep])
         n_summaries = rest.groupby(["patient", "code", "b", "band"]).ngroups
-        row = _score(f"news2-rules (score >= {k})", readings, keep, n_summaries, events,
-                     in_event, relevant)
+        row = _score(
+            f"news2-rules (score >= {k})", readings, keep, n_summaries, events, in_event, relevant
+        )
         if best is None or abs(float(row["compression"]) - target) < abs(  # type: ignore[arg-type]
             float(best["compression"]) - target  # type: ignore[arg-type]
         ):
@@ -226,15 +251,21 @@ def main() -> None:
     assert best is not None
     rows_out.append(best)
 
-    print(f"{len(readings):,} readings, {len(events)} labelled event windows, "
-          f"{args.patients} patients × {args.days} days, seed {args.seed}; "
-          f"run {report.run_id} {report.status}")
+    print(
+        f"{len(readings):,} readings, {len(events)} labelled event windows, "
+        f"{args.patients} patients × {args.days} days, seed {args.seed}; "
+        f"run {report.run_id} {report.status}"
+    )
     print(f"rule-critical readings retained: {int((kept & critical).sum())}/{int(critical.sum())}")
-    print(f"{'method':28} {'compression':>11} {'event recall':>12} {'reading recall':>14} "
-          f"{'precision':>9}")
+    print(
+        f"{'method':28} {'compression':>11} {'event recall':>12} {'reading recall':>14} "
+        f"{'precision':>9}"
+    )
     for row in rows_out:
-        print(f"{row['method']:28} {row['compression']:11.1f} {row['event_recall']:12.3f} "
-              f"{row['reading_recall']:14.3f} {row['precision']:9.3f}")
+        print(
+            f"{row['method']:28} {row['compression']:11.1f} {row['event_recall']:12.3f} "
+            f"{row['reading_recall']:14.3f} {row['precision']:9.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,3 +1,164 @@
-"""Commands of the dashboard room (registered on ``app`` when imported)."""
+"""Commands of the dashboard room (registered on ``app`` when imported): ``medsleep dashboard``
+starts the Streamlit app; ``medsleep users`` manages the local users who may log in to it."""
 
 from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from medsleep.cli.common import DbOption, PolicyOption, app, err, table_console
+from medsleep.errors import MedsleepError
+from medsleep.store.engine import DEFAULT_DB_URL
+
+DEFAULT_USERS = "medsleep-users.json"
+APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+users_app = typer.Typer(help="Dashboard users, roles and passwords.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+UsersOption = Annotated[
+    Path,
+    typer.Option("--users", envvar="MEDSLEEP_USERS", help="Users file. Env: MEDSLEEP_USERS."),
+]
+
+
+class DashboardMissingError(MedsleepError):
+    """The Streamlit app (dashboard/app.py) is not next to this installation."""
+
+
+def streamlit_invocation(
+    *,
+    db: str,
+    port: int,
+    address: str,
+    users: Path,
+    policy: Path | None,
+    tz: str | None,
+    app_path: Path = APP_PATH,
+) -> tuple[list[str], dict[str, str]]:
+    """The ``streamlit run`` command line and environment that ``medsleep dashboard`` runs."""
+    if not app_path.is_file():
+        raise DashboardMissingError(
+            f"{app_path} not found: the dashboard ships in the source tree (dashboard/), "
+            "install medsleep from a checkout with pip install -e ."
+        )
+    argv = [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.port", str(port),
+        "--server.address", address,
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",
+    ]  # fmt: skip
+    env = dict(os.environ)
+    env.update({"MEDSLEEP_DB": db, "MEDSLEEP_USERS": str(users.resolve())})
+    if policy is not None:
+        env["MEDSLEEP_POLICY"] = str(policy.resolve())
+    if tz:
+        env["MEDSLEEP_DASHBOARD_TZ"] = tz
+    return argv, env
+
+
+@app.command()
+def dashboard(
+    db: DbOption = DEFAULT_DB_URL,
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
+    address: Annotated[
+        str, typer.Option("--address", help="Interface to listen on (0.0.0.0: all).")
+    ] = "127.0.0.1",
+    users: UsersOption = Path(DEFAULT_USERS),
+    policy: PolicyOption = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz", envvar="MEDSLEEP_DASHBOARD_TZ", help="Display time zone (default: policy's)."
+        ),
+    ] = None,
+) -> None:
+    """Start the clinician dashboard (Streamlit) on this store; Ctrl-C stops it."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from medsleep.store.engine import open_store
+    from medsleep.users import load_users
+
+    if tz:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise typer.BadParameter(f"unknown time zone {tz!r}", param_hint="--tz") from exc
+    open_store(db).dispose()  # fail here, with a clean message, if the store cannot be opened
+    argv, env = streamlit_invocation(
+        db=db, port=port, address=address, users=users, policy=policy, tz=tz
+    )
+    if not load_users(users):
+        err.print(
+            f"no dashboard users in {users} — add one with: medsleep users add NAME --role admin"
+        )
+    host = "localhost" if address in ("127.0.0.1", "0.0.0.0") else address
+    err.print(f"medsleep dashboard: http://{host}:{port}  (Ctrl-C to stop)")
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name (for OIDC: the e-mail the IdP gives).")],
+    role: Annotated[str, typer.Option("--role", help="clinician, compliance or admin.")],
+    users: UsersOption = Path(DEFAULT_USERS),
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin's first line.")
+    ] = False,
+    oidc: Annotated[
+        bool, typer.Option("--oidc", help="No password: signs in through the identity provider.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Change an existing user's role or password.")
+    ] = False,
+) -> None:
+    """Add a dashboard user with a role and a salted argon2id password hash."""
+    from medsleep.users import ROLES, add_user
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
+    if oidc and password_stdin:
+        raise typer.BadParameter("--oidc users have no password", param_hint="--password-stdin")
+    password = None if oidc else _read_password(password_stdin)
+    user = add_user(users, name, role, password, replace=replace)
+    err.print(f"user {user.name} ({user.role}) saved in {users}")
+
+
+@users_app.command("remove")
+def users_remove(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    users: UsersOption = Path(DEFAULT_USERS),
+) -> None:
+    """Remove a dashboard user."""
+    from medsleep.users import remove_user
+
+    remove_user(users, name)
+    err.print(f"user {name} removed from {users}")
+
+
+@users_app.command("list")
+def users_list(users: UsersOption = Path(DEFAULT_USERS)) -> None:
+    """Dashboard users and their roles (never their hashes)."""
+    from medsleep.users import load_users
+
+    table = Table("user", "role", "sign-in")
+    for user in load_users(users).values():
+        table.add_row(user.name, user.role, "password" if user.password_hash else "OIDC")
+    table_console().print(table)

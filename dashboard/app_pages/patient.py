@@ -1,0 +1,96 @@
+"""Patient: every vital over time — summaries, hot readings, retained readings and why."""
+
+from __future__ import annotations
+
+import streamlit as st
+import ui_charts
+import ui_common as ui
+
+from medsleep.views_format import parameter_name, vital_name
+
+ui.require("patient")
+s, policy, tz = ui.settings(), ui.policy(), ui.tz()
+st.title("Patient")
+if ui.overview(s.db_url).empty:
+    st.info(ui.NO_READINGS)
+    st.stop()
+
+wanted = st.session_state.get("patient") or st.query_params.get("patient", "")
+search, pick, span_choice = st.columns([1, 1, 2], vertical_alignment="bottom")
+needle = search.text_input("Search patient id", key="patient_search")
+choices = ui.patients(s.db_url, needle)
+if wanted and wanted not in choices and not needle:
+    choices = [wanted, *choices]
+if not choices:
+    st.info(f"No patient id contains {needle!r}.")
+    st.stop()
+patient = pick.selectbox(
+    "Patient", choices, index=choices.index(wanted) if wanted in choices else 0, key="pick"
+)
+st.session_state["patient"] = patient  # ?patient= is read above, never written: no ids in URLs
+choice = span_choice.segmented_control("Time range", list(ui.RANGES), default="24 h", key="range")
+span = ui.patient_span(s.db_url, patient)
+if span is None:
+    st.info(f"No readings for {patient} — run `medsleep ingest` for this patient.")
+    st.stop()
+since, until = ui.time_range(span, choice or "24 h")
+view = ui.patient_view(s.db_url, s.policy_path, s.tz_name, patient, since, until)
+
+st.caption(f"{ui.when(since)} – {ui.when(until)} · times in {s.tz_name}, UTC in tooltips")
+if view.on_hold:
+    st.warning("Legal hold: this patient's raw readings are never collapsed.")
+m = st.columns(4)
+m[0].metric("Retained readings", f"{view.retained_total:,}")
+m[1].metric("Summarised readings", f"{int(view.bands['n'].sum()):,}")
+m[2].metric("Hot (raw) readings", f"{int(view.hot['n'].sum()):,}")
+m[3].metric("Episodes", f"{len(view.episodes):,}")
+if view.empty:
+    st.info("No readings in this time range — pick a longer one.")
+    st.stop()
+if not view.episodes.empty:
+    with st.expander(f"Episodes ({len(view.episodes)})"):
+        rows = zip(view.episodes["start_ms"], view.episodes["text"], strict=True)
+        st.markdown("\n".join(f"- {ui.when(t, '%d %b')} {text}" for t, text in rows))
+
+if len(view.news2_parameters) >= 2:
+    chart = ui_charts.news2_chart(view, tz, s.tz_name)
+    st.vega_lite_chart(spec=chart, width="stretch", height=ui_charts.HEIGHT, alt="NEWS2 over time")
+    names = ", ".join(parameter_name(p, policy) for p in view.news2_parameters)
+    st.caption(
+        f"Lowest–highest possible aggregate per slot from {names}; consciousness and "
+        "supplemental oxygen are not recorded, so the true NEWS2 may be higher."
+    )
+for i, code in enumerate(view.codes):
+    st.vega_lite_chart(
+        spec=ui_charts.vital_chart(view, code, policy, tz, s.tz_name, legend=i == 0),
+        width="stretch",
+        height=ui_charts.HEIGHT + (ui_charts.LEGEND_HEIGHT if i == 0 else 0),
+        alt=f"{vital_name(code, policy)} over time",
+    )
+st.caption(
+    f"Blue bands: min–max of summarised readings per {view.summary_resolution_ms // 60_000} min "
+    f"with their mean; black: hot readings per {view.hot_resolution_ms // 60_000} min; points: "
+    "retained readings (hover for why)."
+    + (
+        f" {view.artifact_summaries} sensor-off stretches are not drawn."
+        if view.artifact_summaries
+        else ""
+    )
+)
+
+st.subheader("Retained readings and why")
+if view.retained.empty:
+    st.info("No retained readings in this time range.")
+else:
+    table = ui_charts.with_times(view.retained, tz, "t_ms").rename(
+        columns={"t_ms_local": "time", "t_ms_utc": "utc"}
+    )
+    table["vital"] = table["code"].map({c: vital_name(c, policy) for c in view.codes})
+    st.dataframe(
+        table[["time", "vital", "value", "unit", "kind", "why", "run_id", "id", "utc"]],
+        hide_index=True,
+        key="why_table",
+        column_config={"why": st.column_config.TextColumn("why", width="large")},
+    )
+    if view.retained_total > len(view.retained):
+        st.caption(f"Showing the {len(view.retained):,} strongest of {view.retained_total:,}.")

@@ -1,0 +1,207 @@
+"""What every dashboard page shares: settings, the store, cached views, the page gate, times.
+
+Settings come from the environment here, at the dashboard's edge (``medsleep dashboard`` sets
+them from its options); the library only receives them as arguments:
+
+- ``MEDSLEEP_DB``: database URL (default ``sqlite:///medsleep.db``)
+- ``MEDSLEEP_USERS``: local users file (default ``medsleep-users.json``)
+- ``MEDSLEEP_POLICY``: policy TOML (default: the shipped policy)
+- ``MEDSLEEP_DASHBOARD_TZ``: IANA time zone for display (default: the policy's)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from medsleep import views, views_patient
+from medsleep.errors import MedsleepError
+from medsleep.policy import Policy, load_policy
+from medsleep.store.engine import DEFAULT_DB_URL, open_store
+from medsleep.users import User
+from medsleep.views_format import local_time, utc_text
+
+DEFAULT_USERS_FILE = "medsleep-users.json"
+NO_READINGS = "No readings yet — run `medsleep ingest FILES` to load FHIR Observations."
+NO_RUNS = "No consolidation runs yet — run `medsleep consolidate` (or `medsleep sleep`)."
+TTL = 60  # seconds a cached view may be stale: the store changes nightly, logins append
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    users_file: Path
+    policy_path: str | None
+    tz_name: str
+
+
+def settings() -> Settings:
+    policy_path = os.environ.get("MEDSLEEP_POLICY") or None
+    try:
+        tz_name = os.environ.get("MEDSLEEP_DASHBOARD_TZ") or _policy(policy_path).timezone
+    except MedsleepError as exc:
+        fail(f"Cannot load the policy: {exc}")
+    return Settings(
+        db_url=os.environ.get("MEDSLEEP_DB") or DEFAULT_DB_URL,
+        users_file=Path(os.environ.get("MEDSLEEP_USERS") or DEFAULT_USERS_FILE),
+        policy_path=policy_path,
+        tz_name=tz_name,
+    )
+
+
+def fail(message: str) -> NoReturn:
+    st.error(message)
+    st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str) -> Engine:
+    return open_store(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _policy(path: str | None) -> Policy:
+    return load_policy(Path(path) if path else None)
+
+
+def engine() -> Engine:
+    try:
+        return _engine(settings().db_url)
+    except MedsleepError as exc:
+        fail(f"Cannot open the store: {exc}")
+
+
+def policy() -> Policy:
+    return _policy(settings().policy_path)  # settings() has loaded it, or stopped the page
+
+
+def tz() -> ZoneInfo:
+    name = settings().tz_name
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"Unknown time zone {name!r} (MEDSLEEP_DASHBOARD_TZ or the policy's timezone).")
+
+
+def when(ms: int | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
+    """Local time for people; UTC goes in tooltips and tables next to it."""
+    return "—" if ms is None else local_time(int(ms), tz(), fmt)
+
+
+def when_utc(ms: int | None) -> str:
+    return "—" if ms is None else utc_text(int(ms))
+
+
+def audit_table(events: Any) -> Any:
+    """Audit events for a table: local time instead of epoch ms."""
+    table = events.assign(at=events["at_ms"].map(when))
+    return table[["seq", "at", "actor", "action", "details", "hash"]]
+
+
+def require(page: str) -> User:
+    """The logged-in user, when their role has ``page``; otherwise stop the page here."""
+    user: User | None = st.session_state.get("user")
+    if user is None:
+        fail("Log in first.")
+    if page not in user.pages:
+        fail(f"The {user.role} role does not include this page.")
+    return user
+
+
+# Cached views: keyed by plain values (URL, ids, times) so Streamlit can hash them.
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def overview(url: str) -> views.StoreOverview:
+    return views.store_overview(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def compression(url: str) -> Any:
+    return views.compression_by_day(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def runs(url: str, limit: int = 50) -> Any:
+    return views.recent_runs(_engine(url), limit)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def reasons(url: str) -> Any:
+    return views.reasons_breakdown(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def retained_by_kind(url: str) -> dict[str, int]:
+    return views.retained_by_kind(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def run_detail(url: str, run_id: int) -> views.RunDetail | None:
+    return views.run_detail(_engine(url), run_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def quarantine(url: str, search: str) -> tuple[int, Any]:
+    return views.quarantine_entries(_engine(url), 500, search)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Verifying the audit chain…")
+def chain_status(url: str) -> Any:
+    return views.audit_chain_status(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def audit(url: str, prefix: str = "", limit: int = 200) -> Any:
+    return views.recent_audit(_engine(url), limit, prefix)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def digest(
+    url: str, policy_path: str | None, tz_name: str, run_id: int | None, hours: float
+) -> Any:
+    return views.morning_digest(
+        _engine(url), _policy(policy_path), ZoneInfo(tz_name), run_id, hours
+    )
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def digest_runs(url: str) -> list[int]:
+    return views.digest_run_ids(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def patients(url: str, search: str) -> list[str]:
+    return views_patient.list_patients(_engine(url), search)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def patient_span(url: str, patient: str) -> tuple[int, int] | None:
+    return views_patient.patient_span(_engine(url), patient)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading the patient…", max_entries=64)
+def patient_view(
+    url: str, policy_path: str | None, tz_name: str, patient: str, since_ms: int, until_ms: int
+) -> views_patient.PatientView:
+    return views_patient.patient_view(
+        _engine(url), _policy(policy_path), patient, since_ms, until_ms, ZoneInfo(tz_name)
+    )
+
+
+RANGES = {"12 h": 12, "24 h": 24, "3 days": 72, "7 days": 168, "30 days": 720, "All": None}
+
+
+def time_range(span: tuple[int, int], choice: str) -> tuple[int, int]:
+    """[since, until) of a preset range ending at the patient's newest data (not at now: the
+    newest data may be days old)."""
+    first, last = span
+    until = last + 1
+    hours = RANGES.get(choice)
+    return (first, until) if hours is None else (max(first, until - hours * 3_600_000), until)
