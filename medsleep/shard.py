@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Float, Integer, select, update
 from sqlalchemy.engine import Connection
 
 from medsleep.archive import write_archive_file
@@ -56,6 +56,19 @@ _EPISODE_INSERT = (
     "reasons",
     "readings",
 )
+
+
+# numpy dtypes of the reading columns; text stays object (pandas would infer slow Arrow strings)
+_DTYPES = {
+    c.name: (
+        np.int64
+        if isinstance(c.type, Integer)
+        else np.float64
+        if isinstance(c.type, Float)
+        else object
+    )
+    for c in _reading.c
+}
 
 
 class ShardConflictError(MedsleepError):
@@ -115,7 +128,15 @@ def _load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
         .order_by(_reading.c.code, _reading.c.effective_ms, _reading.c.id)
     )
     rows = fetch_tuples(conn, query)
-    return pd.DataFrame.from_records(rows, columns=columns, nrows=len(rows))
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    values = list(zip(*rows, strict=True))
+    return pd.DataFrame(
+        {
+            name: np.array(col, dtype=_DTYPES[name])
+            for name, col in zip(columns, values, strict=True)
+        }
+    )
 
 
 def _classify_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -139,14 +160,20 @@ def archive_name(task: ShardTask, attempt: int) -> str:
 
 
 def _consolidate(engine: Engine, task: ShardTask, attempt: int) -> ShardResult:
-    policy = task.policy
+    # One connection for the whole shard: opening SQLite connections is not free.
     with engine.connect() as conn:
         if is_held(conn, task.patient):  # placed after the run started
             return ShardResult(task.patient, held=1)
         raw = _load_raw(conn, task)
-    if raw.empty:
-        return ShardResult(task.patient)
+        if raw.empty:
+            return ShardResult(task.patient)
+        return _decide_and_write(conn, task, attempt, raw)
 
+
+def _decide_and_write(
+    conn: Connection, task: ShardTask, attempt: int, raw: pd.DataFrame
+) -> ShardResult:
+    policy = task.policy
     frame = _classify_frame(raw)
     decisions = classify_patient(frame, policy)
     retained_ids = decisions.retained_ids
@@ -155,8 +182,8 @@ def _consolidate(engine: Engine, task: ShardTask, attempt: int) -> ShardResult:
     collapse = raw.loc[~keep]
     episodes = group_episodes(frame, decisions, policy) if retained_ids.size else []
 
-    with engine.connect() as conn:
-        superseded, earlier = _earlier_in_touched_cells(conn, task, collapse)
+    superseded, earlier = _earlier_in_touched_cells(conn, task, collapse)
+    conn.commit()  # end the read transaction; the write below is its own
     new_rows = _archive_rows(collapse, task)
     combined = pd.concat(
         [new_rows.assign(_new=True), earlier.assign(_new=False)], ignore_index=True
@@ -179,7 +206,7 @@ def _consolidate(engine: Engine, task: ShardTask, attempt: int) -> ShardResult:
     files_per_summary = _archive_files_per_summary(
         combined, collapsed.summary_index, len(summaries), file_name
     )
-    with engine.begin() as conn:
+    with conn.begin():
         if file_name:
             conn.execute(
                 _archive.insert().values(
@@ -272,11 +299,14 @@ def _earlier_in_touched_cells(
 def _archive_files_per_summary(
     combined: pd.DataFrame, summary_index: np.ndarray, count: int, new_file: str
 ) -> list[str]:
-    files: list[set[str]] = [set() for _ in range(count)]
-    sources = combined["_file"].to_numpy(dtype=object)
-    is_new = combined["_new"].to_numpy(dtype=bool)
-    for row, summary in enumerate(summary_index):
-        files[summary].add(new_file if is_new[row] else str(sources[row]))
+    """The sorted archive file names (as JSON) holding each summary's readings."""
+    sources = np.where(
+        combined["_new"].to_numpy(dtype=bool), new_file, combined["_file"].to_numpy(dtype=object)
+    )
+    pairs = pd.DataFrame({"summary": summary_index, "file": sources}).drop_duplicates()
+    files: list[list[str]] = [[] for _ in range(count)]
+    for summary, name in zip(pairs["summary"].tolist(), pairs["file"].tolist(), strict=True):
+        files[summary].append(str(name))
     return [json.dumps(sorted(names)) for names in files]
 
 
