@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,6 +17,38 @@ import psutil
 from medsleep.synth import generate
 
 OBSERVATIONS_PER_PATIENT_DAY = 5843  # what medsleep.synth writes for one patient-day
+
+# Child scripts (run with run_child, so each measures its own process and peak memory).
+INGEST_CHILD = """
+import json, sys, time
+from medsleep.ingest import ingest_paths
+from medsleep.store.engine import open_store
+engine = open_store(sys.argv[2])
+t = time.perf_counter()
+r = ingest_paths(engine, [sys.argv[1]])
+print(json.dumps({"readings": r.readings, "seconds": time.perf_counter() - t}))
+"""
+
+CONSOLIDATE_CHILD = """
+import json, sys
+from pathlib import Path
+from medsleep.consolidate import consolidate
+from medsleep.executors import parse_executor
+from medsleep.policy import load_policy
+from medsleep.timefmt import parse_iso_ms
+executor = sys.argv[3] if len(sys.argv) > 3 else "processes:2"
+r = consolidate(sys.argv[1], load_policy(), archive_root=Path(sys.argv[2]),
+                until_ms=parse_iso_ms("2027-01-01T00:00:00+00:00"),
+                executor=parse_executor(executor))
+print(json.dumps(r.as_json()))
+"""
+
+
+def copy_db(src: Path, dst: Path) -> None:
+    """Copy a SQLite database file after folding its WAL into it."""
+    with sqlite3.connect(src) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(src, dst)
 
 
 def make_input(out: Path, observations: int, seed: int = 1) -> Path:

@@ -17,30 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import make_input, run_child
-
-INGEST = """
-import json, sys, time
-from medsleep.ingest import ingest_paths
-from medsleep.store import open_store
-engine = open_store(sys.argv[2])
-t = time.perf_counter()
-r = ingest_paths(engine, [sys.argv[1]])
-print(json.dumps({"readings": r.readings, "seconds": time.perf_counter() - t}))
-"""
-
-CONSOLIDATE = """
-import json, sys
-from pathlib import Path
-from medsleep.consolidate import consolidate
-from medsleep.executors import parse_executor
-from medsleep.policy import load_policy
-from medsleep.timefmt import parse_iso_ms
-r = consolidate(sys.argv[1], load_policy(), archive_root=Path(sys.argv[2]),
-                until_ms=parse_iso_ms("2027-01-01T00:00:00+00:00"),
-                executor=parse_executor(sys.argv[3]))
-print(json.dumps(r.as_json()))
-"""
+from _common import CONSOLIDATE_CHILD, INGEST_CHILD, copy_db, make_input, run_child
 
 BASELINE_SQL = """
 CREATE TABLE hourly AS SELECT patient, code, (effective_ms / 3600000) * 3600000 AS bucket,
@@ -50,12 +27,6 @@ INSERT INTO hourly SELECT patient, code, (effective_ms / 3600000) * 3600000, cou
   min(value), max(value), avg(value) FROM reading GROUP BY 1, 2, 3;
 DELETE FROM reading;
 """
-
-
-def _copy_db(src: Path, dst: Path) -> None:
-    with sqlite3.connect(src) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    shutil.copyfile(src, dst)
 
 
 def main() -> None:
@@ -69,23 +40,23 @@ def main() -> None:
     source = make_input(work, args.patients * 5843, seed=3)
     template = work / f"template-{args.patients}.db"
     if not template.exists():
-        ingested = run_child(INGEST, str(source), f"sqlite:///{template}")
+        ingested = run_child(INGEST_CHILD, str(source), f"sqlite:///{template}")
         print(
             f"ingested {ingested.result['readings']:,} readings in "
             f"{ingested.result['seconds']:.0f} s"
         )
 
     db = work / "medsleep.db"
-    _copy_db(template, db)
+    copy_db(template, db)
     archive = work / "archive"
     shutil.rmtree(archive, ignore_errors=True)
-    child = run_child(CONSOLIDATE, f"sqlite:///{db}", str(archive), args.executor)
+    child = run_child(CONSOLIDATE_CHILD, f"sqlite:///{db}", str(archive), args.executor)
     report = child.result
     seconds = float(report["seconds"])  # type: ignore[arg-type]
     readings = int(report["readings_in"])  # type: ignore[call-overload]
 
     base = work / "baseline.db"
-    _copy_db(template, base)
+    copy_db(template, base)
     started = time.perf_counter()
     with sqlite3.connect(base) as conn:
         conn.execute("PRAGMA journal_mode=WAL")

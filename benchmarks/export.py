@@ -19,34 +19,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sqlite3
 import tempfile
 from pathlib import Path
 
-from _common import make_input, run_child
-
-INGEST = """
-import json, sys, time
-from medsleep.ingest import ingest_paths
-from medsleep.store.engine import open_store
-engine = open_store(sys.argv[2])
-t = time.perf_counter()
-r = ingest_paths(engine, [sys.argv[1]])
-print(json.dumps({"readings": r.readings, "seconds": time.perf_counter() - t}))
-"""
-
-CONSOLIDATE = """
-import json, sys
-from pathlib import Path
-from medsleep.consolidate import consolidate
-from medsleep.executors import parse_executor
-from medsleep.policy import load_policy
-from medsleep.timefmt import parse_iso_ms
-r = consolidate(sys.argv[1], load_policy(), archive_root=Path(sys.argv[2]),
-                until_ms=parse_iso_ms("2027-01-01T00:00:00+00:00"),
-                executor=parse_executor("processes:2"))
-print(json.dumps(r.as_json()))
-"""
+from _common import CONSOLIDATE_CHILD, INGEST_CHILD, copy_db, make_input, run_child
 
 EXPORT = """
 import json, sys
@@ -61,12 +37,6 @@ print(json.dumps(r.as_json()))
 """
 
 
-def _copy_db(src: Path, dst: Path) -> None:
-    with sqlite3.connect(src) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    shutil.copyfile(src, dst)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=50)
@@ -77,14 +47,14 @@ def main() -> None:
     source = make_input(work, args.patients * 5843, seed=5)
     hot = work / f"hot-{args.patients}.db"
     if not hot.exists():
-        ingested = run_child(INGEST, str(source), f"sqlite:///{hot}")
+        ingested = run_child(INGEST_CHILD, str(source), f"sqlite:///{hot}")
         print(f"ingested {ingested.result['readings']:,} readings")
     consolidated = work / f"consolidated-{args.patients}.db"
     archive = work / f"archive-{args.patients}"
     if not consolidated.exists():
-        _copy_db(hot, consolidated)
+        copy_db(hot, consolidated)
         shutil.rmtree(archive, ignore_errors=True)
-        run = run_child(CONSOLIDATE, f"sqlite:///{consolidated}", str(archive))
+        run = run_child(CONSOLIDATE_CHILD, f"sqlite:///{consolidated}", str(archive))
         r = run.result
         print(
             f"consolidated: {r['retained']:,} retained, {r['collapsed']:,} collapsed into "

@@ -35,6 +35,22 @@ def purged_files(conn: Connection, names: Iterable[str]) -> set[str]:
     return {name for name, (_, state) in file_records(conn, names).items() if state == "purged"}
 
 
+Cell = tuple[str, str, str, str, int]  # patient, code, unit, band, bucket start (ms)
+
+
+def in_cells(frame: pd.DataFrame, cells: set[Cell]) -> np.ndarray:
+    """Which archive rows belong to one of ``cells``."""
+    keys = zip(
+        frame["patient"].tolist(),
+        frame["code"].tolist(),
+        frame["unit"].tolist(),
+        frame["band"].tolist(),
+        frame["bucket_start_ms"].astype(np.int64).tolist(),
+        strict=True,
+    )
+    return np.fromiter((key in cells for key in keys), dtype=bool, count=len(frame))
+
+
 def summarised_readings(conn: Connection, root: Path, summaries: Sequence[Any]) -> pd.DataFrame:
     """The archived readings behind ``summaries`` (rows of the summary table), each file
     checked against its recorded sha256; column ``_file`` says which file held each reading."""
@@ -43,7 +59,7 @@ def summarised_readings(conn: Connection, root: Path, summaries: Sequence[Any]) 
         return empty
     # A cell's readings are read only from the files its *active* summary lists: after a
     # partial restore and a new run, an older file still holds copies of restored readings.
-    cells_by_file: dict[str, set[tuple[str, str, str, str, int]]] = {}
+    cells_by_file: dict[str, set[Cell]] = {}
     for s in summaries:
         cell = (s.patient, s.code, s.unit, s.band, int(s.bucket_start_ms))
         for name in json.loads(s.archive_files):
@@ -57,17 +73,8 @@ def summarised_readings(conn: Connection, root: Path, summaries: Sequence[Any]) 
         sha, state = records[name]
         if state == "purged":
             raise ArchiveError(f"archive file {name} was purged under the retention policy")
-        keys = cells_by_file[name]
         frame = read_archive_file(root, name, sha)
-        cells = zip(
-            frame["patient"].tolist(),
-            frame["code"].tolist(),
-            frame["unit"].tolist(),
-            frame["band"].tolist(),
-            frame["bucket_start_ms"].astype(np.int64).tolist(),
-            strict=True,
-        )
-        mask = [cell in keys for cell in cells]
+        mask = in_cells(frame, cells_by_file[name])
         parts.append(frame.loc[mask, list(ARCHIVE_COLUMNS)].assign(_file=name))
     rows = pd.concat(parts, ignore_index=True)
     expected = sum(int(s.n) for s in summaries)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
 from medsleep.archive import read_archive_file
+from medsleep.archive_index import Cell, in_cells
 from medsleep.export_io import ExportError
 from medsleep.fhir.build import ArchiveFileFacts, AuditFacts, RunFacts, SummaryFacts
 from medsleep.store.models import ArchiveFileRecord, AuditEvent, Reading, Run, Summary
@@ -32,7 +33,6 @@ _audit = AuditEvent.__table__  # type: ignore[attr-defined]
 CURRENT = ("raw", "retained")
 BATCH = 5000
 _IN = 500
-Cell = tuple[str, str, str, str, int]  # patient, code, unit, band, bucket_start_ms
 
 
 @dataclass(frozen=True)
@@ -257,16 +257,7 @@ def iter_archived(
             purged.append(name)
             continue
         frame = read_archive_file(root, name, record.facts.sha256)
-        wanted = cells.cells_by_file[name]
-        keys = zip(
-            frame["patient"].tolist(),
-            frame["code"].tolist(),
-            frame["unit"].tolist(),
-            frame["band"].tolist(),
-            frame["bucket_start_ms"].astype(np.int64).tolist(),
-            strict=True,
-        )
-        mask = np.fromiter((k in wanted for k in keys), dtype=bool, count=len(frame))
+        mask = in_cells(frame, cells.cells_by_file[name])
         times = frame["effective_ms"].astype(np.int64)
         if scope.since_ms is not None:
             mask &= (times >= scope.since_ms).to_numpy()
