@@ -118,5 +118,6 @@ def _password_login() -> User | None:
 def logout() -> None:
     st.session_state.pop("user", None)
     st.session_state.pop("oidc_refused", None)
+    st.session_state.pop("export_report", None)  # the next user must not see it
     if oidc_configured() and st.user.is_logged_in:
         st.logout()

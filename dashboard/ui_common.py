@@ -7,6 +7,10 @@ them from its options); the library only receives them as arguments:
 - ``MEDSLEEP_USERS``: local users file (default ``medsleep-users.json``)
 - ``MEDSLEEP_POLICY``: policy TOML (default: the shipped policy)
 - ``MEDSLEEP_DASHBOARD_TZ``: IANA time zone for display (default: the policy's)
+- ``MEDSLEEP_ARCHIVE``: the archive folder exports read originals from (default
+  ``medsleep-archive``, as the CLI's ``--archive``)
+- ``MEDSLEEP_EXPORT_DIR``: where the Compliance page writes exports, one new folder each
+  (default ``medsleep-exports``)
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from medsleep.users import User
 from medsleep.views_format import local_time, utc_text
 
 DEFAULT_USERS_FILE = "medsleep-users.json"
+DEFAULT_ARCHIVE = "medsleep-archive"  # the CLI's --archive default (medsleep.cli.common)
+DEFAULT_EXPORT_DIR = "medsleep-exports"
 NO_READINGS = "No readings yet — run `medsleep ingest FILES` to load FHIR Observations."
 NO_RUNS = "No consolidation runs yet — run `medsleep consolidate` (or `medsleep sleep`)."
 TTL = 60  # seconds a cached view may be stale: the store changes nightly, logins append
@@ -39,6 +45,8 @@ class Settings:
     users_file: Path
     policy_path: str | None
     tz_name: str
+    archive_root: Path
+    export_dir: Path
 
 
 def settings() -> Settings:
@@ -52,6 +60,8 @@ def settings() -> Settings:
         users_file=Path(os.environ.get("MEDSLEEP_USERS") or DEFAULT_USERS_FILE),
         policy_path=policy_path,
         tz_name=tz_name,
+        archive_root=Path(os.environ.get("MEDSLEEP_ARCHIVE") or DEFAULT_ARCHIVE),
+        export_dir=Path(os.environ.get("MEDSLEEP_EXPORT_DIR") or DEFAULT_EXPORT_DIR),
     )
 
 

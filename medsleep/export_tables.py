@@ -14,6 +14,7 @@ batch. Both keep the fixed schemas below whatever the data, so an empty export s
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -147,6 +148,11 @@ class _Sink:
     def finish(self) -> None:
         self._writer.close()
 
+    def discard(self) -> None:
+        """Close the writer of a failed export quietly (its file is being thrown away)."""
+        with contextlib.suppress(pa.ArrowException, OSError, ValueError):
+            self._writer.close()
+
 
 @lru_cache(maxsize=1 << 16)
 def _iso(ms: int) -> str:
@@ -177,46 +183,51 @@ def write_tables(
         readings = _Sink(readings_file, READING_SCHEMA, suffix)
         summaries = _Sink(summaries_file, SUMMARY_SCHEMA, suffix)
         audits = _Sink(audit_file, AUDIT_SCHEMA, suffix)
-        for batch in iter_hot_rows(conn, request.scope):
-            rows = _hot_rows(conn, batch)
-            readings.write_rows(rows)
-            counted(len(rows))
+        try:
+            for batch in iter_hot_rows(conn, request.scope):
+                rows = _hot_rows(conn, batch)
+                readings.write_rows(rows)
+                counted(len(rows))
 
-        runs = load_runs(conn)
-        records = ArchiveRecords(conn)
-        cells = ArchivedScope()
+            runs = load_runs(conn)
+            records = ArchiveRecords(conn)
+            cells = ArchivedScope()
 
-        def flush_archived() -> None:
-            if request.include_archived and cells.cells_by_file:
-                archived = iter_archived(
-                    conn, root, cells, records, request.scope, report.purged_files
-                )
-                for part in archived:
-                    table = _archived_batch(part)
-                    readings.write_batch(table)
-                    report.archived += table.num_rows
-                    counted(table.num_rows)
-            cells.cells_by_file.clear()
-            records.clear()
+            def flush_archived() -> None:
+                if request.include_archived and cells.cells_by_file:
+                    archived = iter_archived(
+                        conn, root, cells, records, request.scope, report.purged_files
+                    )
+                    for part in archived:
+                        table = _archived_batch(part)
+                        readings.write_batch(table)
+                        report.archived += table.num_rows
+                        counted(table.num_rows)
+                cells.cells_by_file.clear()
+                records.clear()
 
-        for batch in iter_summaries(conn, request.scope):
-            rows = []
-            for summary in batch:
-                if summary.facts.patient != cells.patient:
-                    flush_archived()
-                    cells.patient = summary.facts.patient
-                cells.add(summary)
-                run = runs.get(summary.facts.run_id)
-                rows.append(_summary_row(summary.row, run.policy_digest if run else None))
-            summaries.write_rows(rows)
-            report.summaries += len(rows)
-            counted(len(rows))
-        flush_archived()
+            for batch in iter_summaries(conn, request.scope):
+                rows = []
+                for summary in batch:
+                    if summary.facts.patient != cells.patient:
+                        flush_archived()
+                        cells.patient = summary.facts.patient
+                    cells.add(summary)
+                    run = runs.get(summary.facts.run_id)
+                    rows.append(_summary_row(summary.row, run.policy_digest if run else None))
+                summaries.write_rows(rows)
+                report.summaries += len(rows)
+                counted(len(rows))
+            flush_archived()
 
-        for events in iter_audit(conn, request.patient):
-            rows = [_audit_row(row) for _, row in events]
-            audits.write_rows(rows)
-            counted(len(rows))
+            for events in iter_audit(conn, request.patient):
+                rows = [_audit_row(row) for _, row in events]
+                audits.write_rows(rows)
+                counted(len(rows))
+        except BaseException:
+            for sink in (readings, summaries, audits):
+                sink.discard()  # close the writers before the files are thrown away
+            raise
         for sink in (readings, summaries, audits):
             sink.finish()
         report.files = [f.commit() for f in (readings_file, summaries_file, audit_file)]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 import ui_common as ui
+import ui_export
 
-ui.require("compliance")
+from medsleep.export import FORMATS
+
+user = ui.require("compliance")
 s = ui.settings()
 st.title("Compliance")
 
@@ -36,7 +39,31 @@ if not events.empty:
     st.dataframe(ui.audit_table(events), hide_index=True)
 
 st.subheader("Export")
-st.info(
-    "FHIR Bulk export for auditors arrives with the export feature; until then use "
-    "`medsleep query readings` and `medsleep audit show --json`."
+st.caption(
+    f"FHIR Bulk NDJSON, CSV or Parquet with a manifest of counts and sha256, written to a new "
+    f"folder under `{s.export_dir.resolve()}` and audited as **{user.name}**. Days are in "
+    f"{s.tz_name}."
 )
+with st.form("export"):
+    fmt = st.radio("Format", FORMATS, horizontal=True, key="export_format")
+    patient = st.selectbox(
+        "Patient", ui.patients(s.db_url, ""), index=None, placeholder="All patients",
+        accept_new_options=True, key="export_patient",
+    )  # fmt: skip
+    left, right = st.columns(2)
+    first = left.date_input("First day", value=None, key="export_first")
+    last = right.date_input("Last day (included)", value=None, key="export_last")
+    archived = st.checkbox(
+        "Include archived originals", key="export_archived",
+        help="Also the original resources of collapsed readings, checked against the archive.",
+    )  # fmt: skip
+    submitted = st.form_submit_button("Export", type="primary")
+if submitted:
+    report = ui_export.run(user, fmt, patient, first, last, archived)
+    if report is not None:
+        st.session_state[ui_export.REPORT_KEY] = report
+        ui.audit.clear()  # the new export event belongs in the tables above
+        ui.chain_status.clear()
+        st.rerun()
+if (report := st.session_state.get(ui_export.REPORT_KEY)) is not None:
+    ui_export.show(report)
