@@ -144,8 +144,16 @@ def _archived_ids(engine: object, archive: Path) -> set[int]:
 
 
 @pytest.mark.slow
-def test_dask_cluster_gives_the_same_result_as_local(tmp_path: Path) -> None:
+def test_dask_cluster_gives_the_same_result_as_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
     from distributed import LocalCluster
+
+    # Dask spawns its workers, and a spawned child re-imports the parent's __main__; after
+    # Streamlit's AppTest ran in this process that is a dashboard script, not importable here.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
 
     results = []
     with LocalCluster(
