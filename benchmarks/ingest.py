@@ -96,6 +96,8 @@ def main() -> None:
     if args.big_gb:
         big = make_input(work, int(args.big_gb * 2**30 / 593), seed=2)
         db = work / "big.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
         child = run_child(MEDSLEEP, str(big), f"sqlite:///{db}", "0", sample_every=1.0)
         samples = child.rss_samples_mb
         marks = {f"{p}%": round(samples[int(len(samples) * p / 100) - 1]) for p in (10, 50, 90)}
