@@ -81,8 +81,12 @@ def iter_events(conn: Connection, since_ms: int | None = None) -> Iterator[Audit
         yield AuditEvent.model_validate(row._mapping)
 
 
-def verify_chain(conn: Connection) -> ChainStatus:
-    """Walk the chain from the first event; report the first event that does not verify."""
+def verify_chain(conn: Connection, head: tuple[int, str] | None = None) -> ChainStatus:
+    """Walk the chain from the first event; report the first event that does not verify.
+
+    ``head`` is a (seq, hash) recorded earlier (an export manifest's ``auditChainHead``): the
+    chain must still hold that event unchanged, which catches the newest events cut off.
+    """
     prev, expected_seq, count = GENESIS, 1, 0
     for event in iter_events(conn):
         count += 1
@@ -95,7 +99,11 @@ def verify_chain(conn: Connection) -> ChainStatus:
         )
         if recomputed != event.hash:
             return ChainStatus(False, count, event.seq, "content does not match its hash")
+        if head is not None and event.seq == head[0] and event.hash != head[1]:
+            return ChainStatus(False, count, event.seq, "differs from the recorded chain head")
         prev, expected_seq = event.hash, expected_seq + 1
+    if head is not None and expected_seq <= head[0]:
+        return ChainStatus(False, count, expected_seq, f"chain ends before recorded head {head[0]}")
     return ChainStatus(True, count)
 
 

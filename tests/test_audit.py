@@ -80,3 +80,32 @@ def test_concurrent_appenders_never_collide_or_fork(engine: Engine) -> None:
     assert sorted(seqs) == list(range(1, 41))
     with engine.connect() as conn:
         assert verify_chain(conn).ok
+
+
+def test_cut_off_newest_events_are_caught_against_a_recorded_head(engine: Engine) -> None:
+    _chain(engine, 5)
+    with engine.connect() as conn:
+        head = conn.execute(select(T.c.seq, T.c.hash).where(T.c.seq == 5)).one()
+    with engine.begin() as conn:
+        conn.execute(delete(T).where(T.c.seq >= 4))
+        assert verify_chain(conn).ok  # a shorter chain is still a valid chain...
+        status = verify_chain(conn, (head.seq, head.hash))
+    assert (status.ok, status.broken_at) == (False, 4)  # ...but not the one recorded
+
+
+def test_cli_audit_verify_head(tmp_path: object) -> None:
+    from typer.testing import CliRunner
+
+    from medsleep.cli import app
+    from medsleep.store.engine import open_store
+
+    url = f"sqlite:///{tmp_path}/a.db"
+    engine = open_store(url)
+    _chain(engine, 3)
+    with engine.connect() as conn:
+        head = conn.execute(select(T.c.seq, T.c.hash).where(T.c.seq == 3)).one()
+    runner = CliRunner()
+    ok = runner.invoke(app, ["audit", "verify", "--db", url, "--head", f"3:{head.hash}"])
+    assert ok.exit_code == 0
+    wrong = runner.invoke(app, ["audit", "verify", "--db", url, "--head", f"3:{'0' * 64}"])
+    assert wrong.exit_code == 5

@@ -43,12 +43,29 @@ def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(db: DbOption = DEFAULT_DB_URL, json_out: JsonOption = False) -> None:
+def audit_verify(
+    db: DbOption = DEFAULT_DB_URL,
+    head: Annotated[
+        str | None,
+        typer.Option(
+            "--head",
+            help="SEQ:HASH recorded earlier (an export manifest's auditChainHead): also catch "
+            "the newest events cut off.",
+        ),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
     """Verify the hash chain; exit 5 naming the first broken entry."""
     from medsleep.audit import verify_chain
 
+    expected = None
+    if head is not None:
+        seq, _, digest = head.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise typer.BadParameter("expected SEQ:SHA256", param_hint="--head")
+        expected = (int(seq), digest)
     with open_db(db).connect() as conn:
-        status = verify_chain(conn)
+        status = verify_chain(conn, expected)
     if json_out:
         typer.echo(json.dumps(status.__dict__))
     elif status.ok:
