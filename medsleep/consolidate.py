@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from medsleep.audit import append_event
-from medsleep.detect import check_detector_name
+from medsleep.detect import check_detector_name, warm_up_detectors
 from medsleep.executors import ExecutorSpec, run_tasks
 from medsleep.locking import consolidation_lock
 from medsleep.policy import Policy
@@ -92,6 +92,40 @@ def backlog_size(engine: Engine, until_ms: int) -> int:
     """Raw readings of patients not on hold that a run with this ``until`` would consolidate."""
     held = held_patients(engine)
     return sum(n for patient, n in _backlog(engine, until_ms) if patient not in held)
+
+
+def patients_with_backlog(engine: Engine, until_ms: int) -> list[str]:
+    """Patients with at least one raw reading before ``until``, in id order.
+
+    Reads only the (patient, code, time) index for the patient list, then one short indexed
+    probe per patient: a GROUP BY over the table would read every reading's JSON pages.
+    """
+    probe = (
+        select(_reading.c.id)
+        .where(
+            _reading.c.patient == bindparam("patient"),
+            _reading.c.state == "raw",
+            _reading.c.effective_ms < until_ms,
+        )
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        patients = [str(p) for (p,) in conn.execute(select(_reading.c.patient).distinct())]
+        return sorted(
+            p for p in patients if conn.execute(probe, {"patient": p}).first() is not None
+        )
+
+
+def raw_count(engine: Engine, patients: list[str], until_ms: int) -> int:
+    if not patients:
+        return 0
+    query = select(func.count()).where(
+        _reading.c.patient.in_(patients),
+        _reading.c.state == "raw",
+        _reading.c.effective_ms < until_ms,
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def _backlog(engine: Engine, until_ms: int) -> list[tuple[str, int]]:
@@ -181,9 +215,9 @@ def _run_shards(
     progress: Progress | None,
 ) -> ConsolidationReport:
     held = held_patients(engine)
-    backlog = _backlog(engine, until)
-    todo = [(patient, n) for patient, n in backlog if patient not in held]
-    held_readings = sum(n for patient, n in backlog if patient in held)
+    backlog = patients_with_backlog(engine, until)
+    todo = [patient for patient in backlog if patient not in held]
+    held_readings = raw_count(engine, [p for p in backlog if p in held], until)
     if not todo:
         return ConsolidationReport(None, "nothing-to-do", held=held_readings, until_ms=until)
 
@@ -219,12 +253,17 @@ def _run_shards(
     )
     tasks = (
         ShardTask(db_url, str(archive_root), run_id, number, patient, until, policy, clock())
-        for number, (patient, _) in enumerate(todo, start=1)
+        for number, patient in enumerate(todo, start=1)
     )
 
     def may_start() -> bool:
         return deadline_ms is None or clock() < deadline_ms
 
+    if spec.kind == "processes":
+        # forked workers inherit the imported PyOD models
+        warm_up_detectors(
+            [policy.multivariate.detector, *(c.detector for c in policy.codes.values())]
+        )
     started = time.perf_counter()
     try:
         for result in run_tasks(spec, consolidate_shard, tasks, may_start=may_start):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from medsleep.policy import Policy
 from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
 from medsleep.store.models import ArchiveFileRecord, Reading, Summary
-from medsleep.summarize import SUMMARY_COLUMNS, collapse_normal_runs, touched_buckets
+from medsleep.summarize import SUMMARY_COLUMNS, bucket_start_ms, collapse_normal_runs
 from medsleep.timefmt import ms_to_datetime
 
 log = logging.getLogger(__name__)
@@ -275,11 +276,9 @@ def _earlier_in_touched_cells(
     """
     if collapse.empty:
         return [], summarised_readings(conn, Path(task.archive_root), [])
-    touched = touched_buckets(
-        collapse.rename(columns={"effective_ms": "t"}), task.policy.bucket_minutes
-    )
-    starts: list[int] = touched["bucket_start_ms"].tolist()
-    cells = set(zip(touched["code"].tolist(), touched["unit"].tolist(), starts, strict=True))
+    buckets = bucket_start_ms(collapse["effective_ms"].to_numpy(), task.policy.bucket_minutes)
+    starts: list[int] = buckets.tolist()
+    cells = set(zip(collapse["code"].tolist(), collapse["unit"].tolist(), starts, strict=True))
     candidates = conn.execute(
         select(_summary).where(
             _summary.c.patient == task.patient,
@@ -310,21 +309,36 @@ def _archive_files_per_summary(
     return [json.dumps(sorted(names)) for names in files]
 
 
+def _plain_columns(table: pd.DataFrame, columns: Sequence[str]) -> list[list[Any]]:
+    """Columns as Python lists with missing values (NaN, NA) as None, for the DB driver."""
+    out = []
+    for name in columns:
+        column = table[name]
+        values = column.tolist()
+        if column.hasnans:
+            missing = column.isna().to_numpy()
+            values = [None if gone else v for v, gone in zip(values, missing, strict=True)]
+        out.append(values)
+    return out
+
+
 def _summary_rows(summaries: pd.DataFrame, files: list[str], run_id: int) -> list[tuple[Any, ...]]:
-    records = summaries[list(SUMMARY_COLUMNS)].astype(object).where(summaries.notna(), None)
+    columns = _plain_columns(summaries, SUMMARY_COLUMNS)
     return [
-        (run_id, *values, files[i], "active")
-        for i, values in enumerate(records.itertuples(index=False, name=None))
+        (run_id, *values, files[i], "active") for i, values in enumerate(zip(*columns, strict=True))
     ]
+
+
+_RETENTION_COLUMNS = ("reading_id", "kind", "rule", "score", "threshold", "news2", "context_of")
 
 
 def _retention_rows(decisions: Any, run_id: int) -> list[tuple[Any, ...]]:
     reasons: pd.DataFrame = decisions.reasons
     if reasons.empty:
         return []
-    table = reasons[["reading_id", "kind", "rule", "score", "threshold", "news2", "context_of"]]
-    table = table.astype(object).where(table.notna(), None)
-    return [(run_id, *row) for row in table.itertuples(index=False, name=None)]
+    return [
+        (run_id, *row) for row in zip(*_plain_columns(reasons, _RETENTION_COLUMNS), strict=True)
+    ]
 
 
 def _episode_rows(episodes: list[Any], task: ShardTask) -> list[tuple[Any, ...]]:

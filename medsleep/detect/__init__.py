@@ -12,6 +12,7 @@ from medsleep.detect.detectors import (
     check_detector_name,
     detect_aligned,
     detect_series,
+    warm_up_detectors,
 )
 from medsleep.detect.episodes import Episode, group_episodes, news2_aggregate
 from medsleep.detect.reasons import ARTIFACT_BAND, KINDS
@@ -32,4 +33,5 @@ __all__ = [
     "group_episodes",
     "news2_aggregate",
     "news2_scores",
+    "warm_up_detectors",
 ]

@@ -128,6 +128,14 @@ def make_detector(name: str, contamination: float, n_rows: int) -> Any:
     return resolve_detector(name, contamination=contamination, random_state=RANDOM_STATE)
 
 
+def warm_up_detectors(names: Any) -> None:
+    """Import the PyOD models behind ``names`` now (a process pool forked afterwards starts
+    with them loaded instead of each worker importing PyOD and scikit-learn itself)."""
+    for name in set(names):
+        if name:
+            make_detector(name, 0.05, 100)
+
+
 def robust_scale(x: FloatArray) -> float:
     """Robust standard deviation of ``x``: MAD, or mean absolute deviation when MAD is 0.
 
