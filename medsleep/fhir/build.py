@@ -23,6 +23,7 @@ from typing import Any, Final, NamedTuple
 
 from medsleep.fhir.datatypes import CODE, ID
 from medsleep.fhir.units import CATALOGUE, LOINC, UCUM
+from medsleep.fhir.validation import model_error
 
 FHIR_VERSION: Final = "4.0.1"
 NS: Final = "urn:medsleep"
@@ -473,18 +474,9 @@ def _model(resource_type: str) -> Any:
 
 def validate(resource: Mapping[str, Any]) -> None:
     """Validate ``resource`` with its fhir.resources R4B model; raise BuildError if invalid."""
-    from pydantic import ValidationError
-
-    model = _model(str(resource.get("resourceType")))
-    try:
-        model.model_validate(resource)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise BuildError(
-            f"{resource.get('resourceType')}/{resource.get('id')}: {where}: {first.get('msg')} "
-            f"({exc.error_count()} error(s))"
-        ) from exc
+    error = model_error(_model(str(resource.get("resourceType"))), resource)
+    if error is not None:
+        raise BuildError(f"{resource.get('resourceType')}/{resource.get('id')}: {error}")
 
 
 class Validator:

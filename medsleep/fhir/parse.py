@@ -24,6 +24,7 @@ from medsleep.fhir.datatypes import (
     parse_datetime_ms,
 )
 from medsleep.fhir.units import LOINC, UnitError, to_canonical
+from medsleep.fhir.validation import model_error
 
 STATUSES = frozenset(
     {
@@ -311,18 +312,9 @@ def _parse(
 
 def validate_resource(resource: Mapping[str, Any], fhir_version: str) -> None:
     """Full fhir.resources model validation (``--strict``); raises ResourceRejected."""
-    from pydantic import ValidationError
-
-    model = _observation_model(fhir_version)
-    try:
-        model.model_validate(resource)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ResourceRejected(
-            f"fhir.resources {fhir_version}: {where}: {first.get('msg')} "
-            f"({exc.error_count()} error(s))"
-        ) from exc
+    error = model_error(_observation_model(fhir_version), resource)
+    if error is not None:
+        raise ResourceRejected(f"fhir.resources {fhir_version}: {error}")
 
 
 def _observation_model(fhir_version: str) -> Any:
