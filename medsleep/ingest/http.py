@@ -92,12 +92,13 @@ def ingest_request(
     parsed_entries: list[Parsed] = []
     status, aborted = "failed", None
     try:
-        for chunk in chunks(records, chunk_size):
-            parsed = parse_chunk(chunk, options)
-            report.resources += len(parsed)
-            totals.add(write_chunk(engine, parsed, batch_id, clock()))
-            if per_entry:
-                parsed_entries.extend(_lean(p) for p in parsed)
+        with engine.connect() as conn:
+            for chunk in chunks(records, chunk_size):
+                parsed = parse_chunk(chunk, options)
+                report.resources += len(parsed)
+                totals.add(write_chunk(conn, parsed, batch_id, clock()))
+                if per_entry:
+                    parsed_entries.extend(_lean(p) for p in parsed)
         status = "done"
     except InputAbortedError as exc:
         aborted = exc
@@ -130,7 +131,8 @@ def ingest_transaction(
     report, totals = IngestReport(batch_id=batch_id, resources=len(parsed)), ChunkCounts()
     status = "failed"
     try:
-        totals.add(write_chunk(engine, parsed, batch_id, clock()))
+        with engine.connect() as conn:
+            totals.add(write_chunk(conn, parsed, batch_id, clock()))
         status = "done"
     finally:
         report.absorb(totals, started)

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from medsleep.fhir.fastpath import fast_parse
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.sources import InputRecord
 
@@ -54,6 +55,10 @@ def parse_record(record: InputRecord, options: ParseOptions) -> Parsed:
     if record.error is not None:
         return _rejected(record, record.error)
     resource: Any = record.resource
+    if resource is None and not options.strict:
+        fast = fast_parse(record.raw, options.default_tz)
+        if fast is not None:
+            return Parsed(record.source, record.position, record.nbytes, None, b"", None, *fast)
     if resource is None:
         try:
             resource = orjson.loads(record.raw)

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -85,12 +85,17 @@ def _known_versions(conn: Connection, keys: Sequence[str]) -> dict[str, set[str]
 
 
 def write_chunk(
-    engine: Engine, parsed: Sequence[Parsed], batch_id: int, now_ms: int
+    conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: int
 ) -> ChunkCounts:
-    """Write one chunk in one transaction, retrying when a concurrent writer wins a race."""
+    """Write one chunk in one transaction on ``conn`` (an open connection outside any
+    transaction), retrying when a concurrent writer wins a race.
+
+    Callers keep one connection for a whole batch: on SQLite a fresh connection per chunk
+    would start with a cold page cache and checkpoint the WAL each time it closes.
+    """
     for attempt in range(_RETRIES):
         try:
-            with engine.begin() as conn:
+            with conn.begin():
                 return _write(conn, parsed, batch_id, now_ms)
         except IntegrityError:
             if attempt == _RETRIES - 1:

@@ -1,0 +1,222 @@
+"""A typed fast path for the common shape of a monitoring Observation.
+
+Bedside monitors send the same shape millions of times: an id and versionId, a usual status,
+one coded value (or the components of a panel) as Quantity or integer, a ``Patient/x``
+subject and an ``effectiveDateTime``. ``fast_parse`` decodes that shape straight from the raw
+JSON bytes into typed structs with msgspec (type checks in C) and returns exactly what
+``parse_observation`` would. It declines (returns None) everything else, from a missing
+versionId to any rule broken, and the caller takes the general path, which produces the
+precise skip reason or quarantine error. A differential test holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import tzinfo
+
+import msgspec
+from msgspec import UNSET, Struct, UnsetType
+
+from medsleep.fhir.datatypes import VALID_CODES, DatatypeError, check_code, check_id
+from medsleep.fhir.datatypes import parse_datetime_ms as _parse_datetime_ms
+from medsleep.fhir.parse import (
+    _PATIENT_OF_REFERENCE,
+    MAIN_VALUE,
+    ResourceRejected,
+    _NoPatient,
+    _patient,
+)
+from medsleep.fhir.units import LOINC, UnitError, to_canonical
+
+# Statuses whose readings are stored as they are; the rest are skipped by the general path.
+_PLAIN_STATUSES = frozenset(
+    {"registered", "preliminary", "final", "amended", "corrected", "unknown"}
+)
+
+
+class _Coding(Struct):
+    system: str | UnsetType = UNSET
+    code: str | UnsetType = UNSET
+
+
+class _Concept(Struct):
+    coding: list[_Coding] | UnsetType = UNSET
+
+
+class _Quantity(Struct):
+    value: int | float | UnsetType = UNSET
+    unit: str | UnsetType = UNSET
+    code: str | UnsetType = UNSET
+    comparator: str | UnsetType = UNSET
+
+
+class _Reference(Struct):
+    reference: str | UnsetType = UNSET
+
+
+class _Meta(Struct):
+    versionId: str | UnsetType = UNSET
+    lastUpdated: str | UnsetType = UNSET
+    tag: list[object] | UnsetType = UNSET
+
+
+class _Component(Struct):
+    code: _Concept
+    valueQuantity: _Quantity | UnsetType = UNSET
+    valueInteger: int | UnsetType = UNSET
+
+
+class _Observation(Struct):
+    resourceType: str
+    id: str
+    status: str
+    code: _Concept
+    subject: _Reference
+    effectiveDateTime: str
+    meta: _Meta | UnsetType = UNSET
+    valueQuantity: _Quantity | UnsetType = UNSET
+    valueInteger: int | UnsetType = UNSET
+    component: list[_Component] | UnsetType = UNSET
+
+
+_decode = msgspec.json.Decoder(_Observation).decode
+_MS_OF_DATETIME: dict[tzinfo | None, dict[str, int]] = {}  # vitals of one minute share a time
+_DATETIME_CACHE_LIMIT = 50_000
+
+# What ``fast_parse`` returns: key, version, status, readings (tuples in ParsedReading field
+# order) and the resource's JSON text.
+FastResult = tuple[str, str, str, tuple[tuple[object, ...], ...], str]
+
+# digits -> "0", e/E -> "e", signs -> "s", any other byte -> "x"
+_NUMBER_SHAPE = bytes(
+    ord("0") if 48 <= b <= 57 else ord("e") if b in b"eE" else ord("s") if b in b"+-" else 120
+    for b in range(256)
+)
+_BIG_EXPONENT = re.compile(rb"0es?000")
+_LONG_DIGIT_RUN = b"0" * 200
+
+
+class _Declined(Exception):
+    """Not the common shape: the general path decides."""
+
+
+def fast_parse(raw: bytes, default_tz: tzinfo | None) -> FastResult | None:
+    """The parse of ``raw`` if it has the common shape and breaks no rule, else None."""
+    try:
+        obs = _decode(raw)
+        text = raw.decode()  # msgspec does not check the UTF-8 of fields it skips
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if obs.resourceType != "Observation" or obs.status not in _PLAIN_STATUSES:
+        return None
+    meta = obs.meta
+    if meta is UNSET or meta.tag is not UNSET:
+        return None  # no version to go by, or possibly one of medsleep's exported summaries
+    version = meta.versionId or meta.lastUpdated
+    if not version or _may_overflow(raw):
+        return None
+    try:
+        patient = _patient_of(obs.subject)
+        effective = _effective_ms(obs.effectiveDateTime, default_tz)
+        key = f"Observation/{check_id(obs.id, 'id')}"
+        main_coding = _pick_coding(obs.code)  # checked even when only components count
+        main = _numeric(obs.valueQuantity, obs.valueInteger)
+        components = obs.component
+        if main is None and (components is UNSET or not components):
+            return None
+        readings: list[tuple[object, ...]] = []
+        if main is not None:
+            readings.append(_reading(patient, main_coding, effective, main, MAIN_VALUE))
+        if components is not UNSET:
+            for index, component in enumerate(components):
+                value = _numeric(component.valueQuantity, component.valueInteger)
+                if value is None:
+                    return None
+                coding = _pick_coding(component.code)
+                readings.append(_reading(patient, coding, effective, value, index))
+    except (_Declined, DatatypeError, ResourceRejected, _NoPatient, UnitError):
+        return None
+    return key, version, obs.status, tuple(readings), text
+
+
+def _may_overflow(raw: bytes) -> bool:
+    """Whether some number in ``raw`` might exceed a double.
+
+    The general path (orjson) rejects such a document; msgspec does not look at numbers in
+    fields it skips. Overflow needs an exponent of three digits or a run of 200+ digits; a
+    false alarm (``"1e234"`` inside a string) only sends the record down the general path.
+    """
+    shape = raw.translate(_NUMBER_SHAPE)
+    return _BIG_EXPONENT.search(shape) is not None or _LONG_DIGIT_RUN in shape
+
+
+def _patient_of(subject: _Reference) -> str:
+    ref = subject.reference
+    if ref is UNSET:
+        raise _Declined
+    known = _PATIENT_OF_REFERENCE.get(ref)
+    return known if known is not None else _patient({"reference": ref}, None)
+
+
+def _effective_ms(text: str, default_tz: tzinfo | None) -> int:
+    cache = _MS_OF_DATETIME.setdefault(default_tz, {})
+    known = cache.get(text)
+    if known is None:
+        known = _parse_datetime_ms(text, "effectiveDateTime", default_tz)
+        if len(cache) >= _DATETIME_CACHE_LIMIT:
+            cache.clear()
+        cache[text] = known
+    return known
+
+
+def _numeric(quantity: _Quantity | UnsetType, integer: int | UnsetType) -> tuple[float, str] | None:
+    if quantity is not UNSET:
+        raw = quantity.value
+        if raw is UNSET or quantity.comparator is not UNSET:
+            return None
+        value = float(raw)
+        if not math.isfinite(value):
+            raise _Declined
+        unit = quantity.code or quantity.unit or ""
+        if unit and unit not in VALID_CODES:
+            check_code(unit, "valueQuantity.code")
+        return value, unit
+    if integer is not UNSET:
+        return float(integer), "1"
+    return None
+
+
+def _reading(
+    patient: str,
+    coding: tuple[str, str] | None,
+    effective: int,
+    found: tuple[float, str],
+    part: int,
+) -> tuple[object, ...]:
+    if coding is None:
+        raise _Declined  # uncoded: the general path names the reason
+    system, code = coding
+    orig_value, orig_unit = found
+    value, unit = to_canonical(code, orig_value, orig_unit)
+    return (patient, system, code, effective, value, unit, orig_value, orig_unit, part)
+
+
+def _pick_coding(concept: _Concept) -> tuple[str, str] | None:
+    chosen = None
+    if concept.coding is not UNSET:
+        for coding in concept.coding:
+            if coding.code is UNSET:
+                continue
+            if coding.system == LOINC:
+                chosen = coding
+                break
+            if chosen is None:
+                chosen = coding
+    if chosen is None:
+        return None
+    code = chosen.code
+    assert isinstance(code, str)
+    if code not in VALID_CODES:
+        check_code(code, "code.coding.code")
+    return chosen.system or "", code
