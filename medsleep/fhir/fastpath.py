@@ -84,9 +84,9 @@ _decode = msgspec.json.Decoder(_Observation).decode
 _MS_OF_DATETIME: dict[tzinfo | None, dict[str, int]] = {}  # vitals of one minute share a time
 _DATETIME_CACHE_LIMIT = 50_000
 
-# What ``fast_parse`` returns: key, version, status, readings (tuples in ParsedReading field
-# order) and the resource's JSON text.
-FastResult = tuple[str, str, str, tuple[tuple[object, ...], ...], str]
+# What ``fast_parse`` returns: key, version, status and the readings as store rows
+# (``medsleep.ingest.parsing.READING_ROW`` order, which ends with the resource's JSON text).
+FastResult = tuple[str, str, str, tuple[tuple[object, ...], ...]]
 
 # digits -> "0", e/E -> "e", signs -> "s", any other byte -> "x"
 _NUMBER_SHAPE = bytes(
@@ -120,6 +120,8 @@ def fast_parse(raw: bytes, default_tz: tzinfo | None) -> FastResult | None:
         patient = _patient_of(obs.subject)
         effective = _effective_ms(obs.effectiveDateTime, default_tz)
         key = f"Observation/{check_id(obs.id, 'id')}"
+        status = obs.status
+        tail = (status, text)
         main_coding = _pick_coding(obs.code)  # checked even when only components count
         main = _numeric(obs.valueQuantity, obs.valueInteger)
         components = obs.component
@@ -127,17 +129,19 @@ def fast_parse(raw: bytes, default_tz: tzinfo | None) -> FastResult | None:
             return None
         readings: list[tuple[object, ...]] = []
         if main is not None:
-            readings.append(_reading(patient, main_coding, effective, main, MAIN_VALUE))
+            reading = _reading(patient, main_coding, effective, main)
+            readings.append((*reading, key, version, MAIN_VALUE, *tail))
         if components is not UNSET:
             for index, component in enumerate(components):
                 value = _numeric(component.valueQuantity, component.valueInteger)
                 if value is None:
                     return None
                 coding = _pick_coding(component.code)
-                readings.append(_reading(patient, coding, effective, value, index))
+                reading = _reading(patient, coding, effective, value)
+                readings.append((*reading, key, version, index, *tail))
     except (_Declined, DatatypeError, ResourceRejected, _NoPatient, UnitError):
         return None
-    return key, version, obs.status, tuple(readings), text
+    return key, version, status, tuple(readings)
 
 
 def _may_overflow(raw: bytes) -> bool:
@@ -192,14 +196,13 @@ def _reading(
     coding: tuple[str, str] | None,
     effective: int,
     found: tuple[float, str],
-    part: int,
 ) -> tuple[object, ...]:
     if coding is None:
         raise _Declined  # uncoded: the general path names the reason
     system, code = coding
     orig_value, orig_unit = found
     value, unit = to_canonical(code, orig_value, orig_unit)
-    return (patient, system, code, effective, value, unit, orig_value, orig_unit, part)
+    return (patient, system, code, effective, value, unit, orig_value, orig_unit)
 
 
 def _pick_coding(concept: _Concept) -> tuple[str, str] | None:

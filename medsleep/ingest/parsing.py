@@ -15,6 +15,23 @@ from medsleep.fhir.fastpath import fast_parse
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.sources import InputRecord
 
+# A reading as the store's row, less batch_id and state (``reading`` columns).
+READING_ROW = (
+    "patient",
+    "code_system",
+    "code",
+    "effective_ms",
+    "value",
+    "unit",
+    "orig_value",
+    "orig_unit",
+    "resource_key",
+    "resource_version",
+    "part",
+    "status",
+    "resource_json",
+)
+
 
 @dataclass(frozen=True)
 class ParseOptions:
@@ -26,8 +43,8 @@ class ParseOptions:
 class Parsed(NamedTuple):
     """A record and what became of it: readings, a skip reason, or an error.
 
-    Plain values only (readings are plain tuples in ``ParsedReading`` field order), so that
-    worker processes hand results back at C speed.
+    Plain values only, so that worker processes hand results back at C speed. Readings are
+    already the store's rows (``READING_ROW``): the writer adds only the batch and state.
     """
 
     source: str
@@ -39,8 +56,7 @@ class Parsed(NamedTuple):
     key: str = ""
     version: str = ""
     status: str = ""
-    readings: tuple[tuple[Any, ...], ...] = ()
-    json_text: str = ""
+    readings: tuple[tuple[Any, ...], ...] = ()  # rows in READING_ROW order
 
     @property
     def retracts(self) -> bool:
@@ -83,11 +99,15 @@ def parse_record(record: InputRecord, options: ParseOptions) -> Parsed:
         )
     except ResourceRejected as exc:
         return _rejected(record, str(exc))
-    identity = (outcome.resource_key, outcome.version, outcome.status)
+    key, version, status = identity = (outcome.resource_key, outcome.version, outcome.status)
     if outcome.skipped is not None:
         return Parsed(*where, None, b"", outcome.skipped, *identity)
-    readings = tuple(tuple(reading) for reading in outcome.readings)
-    return Parsed(*where, None, b"", None, *identity, readings, record.raw.decode())
+    text = record.raw.decode()
+    readings = tuple(
+        (*r[:8], key, version, r.part, status, text)  # READING_ROW
+        for r in outcome.readings
+    )
+    return Parsed(*where, None, b"", None, *identity, readings)
 
 
 def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parsed]:

@@ -12,7 +12,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from medsleep.ingest.parsing import Parsed
+from medsleep.ingest.parsing import READING_ROW, Parsed
 from medsleep.store.bulk import insert_rows, select_in
 from medsleep.store.models import Quarantine, Reading, ResourceSeen
 
@@ -23,26 +23,7 @@ _quarantine = Quarantine.__table__  # type: ignore[attr-defined]
 _ACTIVE = ("raw", "retained")
 _IN_CLAUSE = 500
 SEEN_COLUMNS = ("resource_key", "resource_version", "batch_id")
-READING_COLUMNS = (
-    "patient",
-    "code_system",
-    "code",
-    "effective_ms",
-    "value",
-    "unit",
-    "orig_value",
-    "orig_unit",
-    "resource_key",
-    "resource_version",
-    "part",
-    "status",
-    "batch_id",
-    "state",
-    "resource_json",
-)
-_KEY, _VERSION, _STATE = (
-    READING_COLUMNS.index(c) for c in ("resource_key", "resource_version", "state")
-)
+_KEY, _VERSION = READING_ROW.index("resource_key"), READING_ROW.index("resource_version")
 _RETRIES = 5
 
 
@@ -109,7 +90,8 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
     keys = sorted({p.key for p in parsed if p.key})
     known = _known_versions(conn, keys) if keys else {}
     seen_rows: list[tuple[str, str, int]] = []
-    reading_rows: list[tuple[object, ...]] = []
+    rows: list[tuple[object, ...]] = []  # READING_ROW order, state raw
+    late_rows: list[tuple[object, ...]] = []  # older versions arriving late: never active
     quarantine_rows: list[dict[str, object]] = []
     supersede: set[str] = set()
     retract: set[str] = set()
@@ -139,10 +121,10 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
             continue
         key, version = item.key, item.version
         versions = known.get(key)
-        state = "raw"
         if versions is None:  # the common case: a resource never seen before
             known[key] = {version}
             active_in_chunk[key] = version
+            rows.extend(item.readings)
         elif version in versions:
             duplicates += 1
             continue
@@ -151,45 +133,56 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
             if _newer(version, versions):
                 supersede.add(key)
                 active_in_chunk[key] = version
+                rows.extend(item.readings)
             else:
-                state = "superseded"  # an older version arriving late: kept, never active
+                late_rows.extend(item.readings)
             versions.add(version)
         seen_rows.append((key, version, batch_id))
         stored += 1
-        tail = (item.status, batch_id, state, item.json_text)
-        for r in item.readings:  # ParsedReading field order
-            reading_rows.append((*r[:8], key, version, r[8], *tail))
     counts.stored, counts.duplicates, counts.skipped = stored, duplicates, skipped
 
     for key in sorted(supersede):
-        result = conn.execute(
-            update(_reading)
-            .where(_reading.c.resource_key == key, _reading.c.state.in_(_ACTIVE))
-            .values(state="superseded")
-        )
-        counts.superseded += result.rowcount
+        counts.superseded += _set_state(conn, key, "superseded")
     for key in sorted(retract):
-        result = conn.execute(
-            update(_reading)
-            .where(_reading.c.resource_key == key, _reading.c.state.in_(_ACTIVE))
-            .values(state="retracted")
-        )
-        counts.retracted += result.rowcount
+        counts.retracted += _set_state(conn, key, "retracted")
+    by_state = {"raw": rows, "superseded": late_rows}
     if multi or retract:  # versions superseded or retracted within this very chunk
-        for index, row in enumerate(reading_rows):
+        raw: list[tuple[object, ...]] = []
+        superseded: list[tuple[object, ...]] = []
+        retracted: list[tuple[object, ...]] = []
+        for row in rows:
             key = str(row[_KEY])
             if key in retract:
-                new_state = "retracted"
-                counts.retracted += 1
-            elif row[_STATE] == "raw" and active_in_chunk[key] != row[_VERSION]:
-                new_state = "superseded"
-                counts.superseded += 1
+                retracted.append(row)
+            elif active_in_chunk[key] != row[_VERSION]:
+                superseded.append(row)
             else:
-                continue
-            reading_rows[index] = (*row[:_STATE], new_state, *row[_STATE + 1 :])
+                raw.append(row)
+        counts.superseded += len(superseded)
+        for row in late_rows:
+            (retracted if row[_KEY] in retract else superseded).append(row)
+        counts.retracted += len(retracted)
+        by_state = {"raw": raw, "superseded": superseded, "retracted": retracted}
     insert_rows(conn, "resource_seen", SEEN_COLUMNS, seen_rows)
-    insert_rows(conn, "reading", READING_COLUMNS, reading_rows)
+    for state, state_rows in by_state.items():
+        insert_rows(
+            conn,
+            "reading",
+            READING_ROW,
+            state_rows,
+            constants={"batch_id": batch_id, "state": state},
+        )
     if quarantine_rows:
         conn.execute(insert(_quarantine), quarantine_rows)
-    counts.readings = len(reading_rows)
+    counts.readings = sum(len(state_rows) for state_rows in by_state.values())
     return counts
+
+
+def _set_state(conn: Connection, key: str, state: str) -> int:
+    """Move a stored resource's active readings to ``state``; returns how many moved."""
+    result = conn.execute(
+        update(_reading)
+        .where(_reading.c.resource_key == key, _reading.c.state.in_(_ACTIVE))
+        .values(state=state)
+    )
+    return int(result.rowcount)

@@ -4,31 +4,49 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 
 def insert_rows(
-    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    constants: Mapping[str, int | str] | None = None,
 ) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order) into ``table``."""
+    """Insert ``rows`` (tuples in ``columns`` order) into ``table``.
+
+    ``constants`` are columns with one value for every row, written by medsleep itself
+    (batch ids, states): on SQLite they go into the statement once instead of into every row.
+    """
     if not rows:
         return
     dbapi = conn.connection.driver_connection
-    names = ", ".join(columns)
+    fixed = dict(constants or {})
+    names = ", ".join([*columns, *fixed])
     if conn.dialect.name == "postgresql":
+        tail = tuple(fixed.values())
         with dbapi.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((*row, *tail) if tail else row)
         return
-    marks = ", ".join("?" for _ in columns)
+    marks = ", ".join(["?"] * len(columns) + [_literal(v) for v in fixed.values()])
     cursor = dbapi.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
     finally:
         cursor.close()
+
+
+def _literal(value: int | str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"not a SQL constant: {value!r}")
 
 
 def _id_chunks(ids: Sequence[int], size: int = 20_000) -> list[list[int]]:
