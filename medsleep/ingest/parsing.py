@@ -73,8 +73,9 @@ def parse_record(record: InputRecord, options: ParseOptions) -> Parsed:
     resource: Any = record.resource
     if resource is None and not options.strict:
         fast = fast_parse(record.raw, options.default_tz)
-        if fast is not None:
-            return Parsed(record.source, record.position, record.nbytes, None, b"", None, *fast)
+        if fast is not None:  # tuple.__new__: a NamedTuple's own __new__ is Python code
+            head = (record.source, record.position, record.nbytes, None, b"", None)
+            return tuple.__new__(Parsed, (*head, *fast))
     if resource is None:
         try:
             resource = orjson.loads(record.raw)

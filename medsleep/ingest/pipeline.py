@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from typing import IO, Any
 
 from sqlalchemy import Engine, insert, update
@@ -24,6 +25,7 @@ from medsleep.audit import append_event
 from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk
 from medsleep.ingest.sources import InputRecord, expand_paths, read_records
 from medsleep.ingest.writer import ChunkCounts, write_chunk
+from medsleep.store.checkpoint import background_checkpoints
 from medsleep.store.models import IngestBatch
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ def chunks(records: Iterable[InputRecord], size: int) -> Iterator[list[InputReco
 
 
 _FINISH_RETRIES = 8
+_NBYTES = itemgetter(Parsed._fields.index("nbytes"))
 _WORKER_CHUNK = 2_000  # small pieces keep every worker busy; writes still go in big chunks
 
 
@@ -186,7 +189,7 @@ def ingest_records(
     bytes_read = 0
     status = "failed"
     try:
-        with engine.connect() as conn:
+        with engine.connect() as conn, background_checkpoints(engine, conn) as checkpoints:
             parsed_chunks = _parsed_chunks(records, options, workers, chunk_size)
             while True:
                 with gc_paused():
@@ -194,8 +197,10 @@ def ingest_records(
                     if parsed is None:
                         break
                     report.resources += len(parsed)
-                    bytes_read += sum(item.nbytes for item in parsed)
+                    bytes_read += sum(map(_NBYTES, parsed))
                     totals.add(write_chunk(conn, parsed, batch_id, clock()))
+                    checkpoints.poke()
+                    del parsed  # before the collector runs again: nothing left to walk
                 if progress is not None:
                     progress(bytes_read, totals.readings)
         status = "done"
