@@ -1,29 +1,42 @@
 """Ingest speed: medsleep's pipeline against a naive baseline, measured in the same run.
 
-    .venv/bin/python benchmarks/ingest.py [--observations 500000] [--baseline 20000] [--big-gb 0]
+    .venv/bin/python benchmarks/ingest.py [--observations 500000] [--baseline 20000]
+                                          [--strict 20000] [--big-gb 0] [--repeat 1]
 
 The naive baseline validates each resource with fhir.resources and adds it through the
-SQLModel ORM, committing every 1,000 — what one writes first. Both write to a fresh SQLite
-file. ``--big-gb 1`` also ingests a ~1 GB file and reports how flat peak RSS stays.
+SQLModel ORM, committing every 1,000 — what one writes first. Every run writes to a fresh
+SQLite file. "one core" pins the process (and its checkpoint thread) to a single CPU with
+``sched_setaffinity``, so the figure is what one core does, not what two cores do
+concurrently. ``--strict N`` also ingests N Observations with ``--strict`` on one core and
+with ``--workers 2``. ``--big-gb 1`` ingests a ~1 GB file and reports how flat peak RSS
+stays. ``--repeat`` runs each medsleep row that many times and keeps the median (the
+machines here are noisy).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import tempfile
+from itertools import islice
 from pathlib import Path
 
 from _common import make_input, run_child
 
 MEDSLEEP = """
-import json, sys, time
-from medsleep.ingest import ingest_paths
+import json, os, sys, time
+from medsleep.ingest import ParseOptions, ingest_paths
 from medsleep.store import open_store
-path, db, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, db, workers, pin, strict = sys.argv[1:6]
+workers = int(workers)
+if pin == "pin":
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 engine = open_store(db)
 t = time.perf_counter()
-report = ingest_paths(engine, [path], workers=workers)
+report = ingest_paths(engine, [path], workers=workers,
+                      options=ParseOptions(strict=strict == "strict"))
 seconds = time.perf_counter() - t
 print(json.dumps({"resources": report.resources, "readings": report.readings,
                   "stored": report.stored, "seconds": seconds, "balanced": report.balanced}))
@@ -63,11 +76,37 @@ print(json.dumps({"resources": n, "seconds": seconds}))
 """
 
 
+def _fresh(db: Path) -> str:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{db}"
+
+
+def _medsleep(
+    path: Path, db: Path, workers: int, pin: bool, strict: bool, repeat: int
+) -> tuple[float, float]:
+    """Median Observations/s over ``repeat`` runs, and the largest peak RSS (MiB)."""
+    rates, peaks = [], []
+    for _ in range(repeat):
+        args = ("pin" if pin else "-", "strict" if strict else "-")
+        child = run_child(MEDSLEEP, str(path), _fresh(db), str(workers), *args)
+        assert child.result["balanced"], child.result
+        rates.append(child.result["resources"] / child.result["seconds"])  # type: ignore[operator]
+        peaks.append(child.peak_rss_mb)
+    return statistics.median(rates), max(peaks)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--observations", type=int, default=500_000)
     parser.add_argument("--baseline", type=int, default=20_000, help="resources for the naive run")
+    parser.add_argument("--strict", type=int, default=20_000, help="resources for --strict runs")
     parser.add_argument("--big-gb", type=float, default=0.0, help="also ingest a file this big")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row (median)")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="medsleep-bench-"))
@@ -75,30 +114,51 @@ def main() -> None:
     path = make_input(work, args.observations)
     rows = []
 
-    naive = run_child(NAIVE, str(path), f"sqlite:///{work}/naive.db", str(args.baseline))
+    naive = run_child(NAIVE, str(path), _fresh(work / "naive.db"), str(args.baseline))
     naive_rate = naive.result["resources"] / naive.result["seconds"]  # type: ignore[operator]
     rows.append(("naive: fhir.resources + ORM, commit/1000", naive_rate, naive.peak_rss_mb))
 
-    for workers, label in ((0, "medsleep, one core"), (2, "medsleep --workers 2")):
-        db = work / f"w{workers}.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        child = run_child(MEDSLEEP, str(path), f"sqlite:///{db}", str(workers))
-        assert child.result["balanced"], child.result
-        rate = child.result["resources"] / child.result["seconds"]  # type: ignore[operator]
-        rows.append((label, rate, child.peak_rss_mb))
+    pinnable = hasattr(os, "sched_setaffinity")
+    runs = [
+        ("medsleep, one core" if pinnable else "medsleep (not pinned)", 0, pinnable),
+        ("medsleep, unpinned (2 cores available)", 0, False),
+        ("medsleep --workers 2", 2, False),
+    ]
+    one_core = 0.0
+    for label, workers, pin in runs:
+        rate, rss = _medsleep(path, work / "m.db", workers, pin, False, args.repeat)
+        one_core = one_core or rate
+        rows.append((label, rate, rss))
 
-    print(f"input: {path} ({path.stat().st_size / 2**20:,.0f} MiB)")
+    strict_rows = []
+    if args.strict:
+        subset = work / f"strict-{args.strict}.ndjson"
+        with path.open("rb") as source, subset.open("wb") as out:
+            out.writelines(islice(source, args.strict))
+        for label, workers, pin in (
+            ("--strict, one core", 0, pinnable),
+            ("--strict --workers 2", 2, False),
+        ):
+            rate, rss = _medsleep(subset, work / "s.db", workers, pin, True, args.repeat)
+            strict_rows.append((label, rate, rss))
+
+    print(f"input: {path} ({path.stat().st_size / 2**20:,.0f} MiB), median of {args.repeat} run(s)")
     print(f"{'pipeline':44} {'Observations/s':>15} {'x naive':>8} {'peak RSS MiB':>13}")
-    for label, rate, rss in rows:
+    for label, rate, rss in rows + strict_rows:
         print(f"{label:44} {rate:15,.0f} {rate / naive_rate:8.1f} {rss:13,.0f}")
+    ratio = one_core / naive_rate
+    print(
+        f"one core: {one_core:,.0f}/s (target >= 50,000: {_met(one_core >= 50_000)}), "
+        f"{ratio:.1f}x naive (target >= 15x: {_met(ratio >= 15)})"
+    )
+    if strict_rows:
+        print(f"--strict --workers 2 vs one core: {strict_rows[1][1] / strict_rows[0][1]:.2f}x")
 
     if args.big_gb:
         big = make_input(work, int(args.big_gb * 2**30 / 593), seed=2)
-        db = work / "big.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        child = run_child(MEDSLEEP, str(big), f"sqlite:///{db}", "0", sample_every=1.0)
+        child = run_child(
+            MEDSLEEP, str(big), _fresh(work / "big.db"), "0", "-", "-", sample_every=1.0
+        )
         samples = child.rss_samples_mb
         marks = {f"{p}%": round(samples[int(len(samples) * p / 100) - 1]) for p in (10, 50, 90)}
         print(
@@ -106,7 +166,7 @@ def main() -> None:
             f"{child.result['resources'] / child.result['seconds']:,.0f} Observations/s, "  # type: ignore[operator]
             f"peak RSS {child.peak_rss_mb:,.0f} MiB, RSS at {marks}"
         )
-    print(json.dumps({"rows": rows}))
+    print(json.dumps({"rows": rows + strict_rows}))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from medsleep.fhir.build import SUMMARY_TAG
 from medsleep.fhir.fastpath import fast_parse
-from medsleep.ingest.parsing import Parsed, ParseOptions, parse_record
+from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk, parse_record
 from medsleep.ingest.sources import InputRecord, read_document
 from tests.conftest import SAMPLE, SPEC_EXAMPLES, SYNTHEA
 
@@ -306,3 +306,21 @@ def test_strict_mode_skips_the_fast_path() -> None:
         parsed = parse_record(record, ParseOptions(strict=True))
     fast.assert_not_called()
     assert parsed.readings
+
+
+def test_one_overflowing_record_in_a_chunk_is_quarantined_alone() -> None:
+    """Ingest scans a whole chunk for overflowing numbers at once; a hit falls back to
+    checking record by record, so only the offending record is rejected."""
+    good = [orjson.dumps({**BASE, "id": f"hr-{i}"}) for i in range(3)]
+    bad = orjson.dumps({**BASE, "id": "hr-bad"})[:-1] + b',"display":1e400}'
+    raws = [good[0], bad, good[1], good[2]]
+    records = [InputRecord("t", f"line {i}", raw, nbytes=len(raw)) for i, raw in enumerate(raws)]
+    parsed = parse_chunk(records, OPTIONS)
+    assert [p.error is not None for p in parsed] == [False, True, False, False]
+    assert [p.key for p in parsed if p.readings] == [
+        "Observation/hr-0",
+        "Observation/hr-1",
+        "Observation/hr-2",
+    ]
+    with mock.patch("medsleep.ingest.parsing.fast_parse", return_value=None):
+        assert parse_chunk(records, OPTIONS) == parsed

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from medsleep.fhir.fastpath import fast_parse
+from medsleep.fhir.fastpath import fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.sources import InputRecord
 
@@ -67,12 +67,14 @@ def _rejected(record: InputRecord, error: str) -> Parsed:
     return Parsed(record.source, record.position, record.nbytes, error=error, raw=record.raw)
 
 
-def parse_record(record: InputRecord, options: ParseOptions) -> Parsed:
+def parse_record(
+    record: InputRecord, options: ParseOptions, numbers_checked: bool = False
+) -> Parsed:
     if record.error is not None:
         return _rejected(record, record.error)
     resource: Any = record.resource
     if resource is None and not options.strict:
-        fast = fast_parse(record.raw, options.default_tz)
+        fast = fast_parse(record.raw, options.default_tz, numbers_checked)
         if fast is not None:  # tuple.__new__: a NamedTuple's own __new__ is Python code
             head = (record.source, record.position, record.nbytes, None, b"", None)
             return tuple.__new__(Parsed, (*head, *fast))
@@ -112,4 +114,7 @@ def parse_record(record: InputRecord, options: ParseOptions) -> Parsed:
 
 
 def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parsed]:
-    return [parse_record(record, options) for record in records]
+    # One overflow scan for the whole chunk (see numbers_may_overflow); rarely positive.
+    raw_only = b"\n".join([r.raw for r in records if r.resource is None])
+    checked = not numbers_may_overflow(raw_only)
+    return [parse_record(record, options, checked) for record in records]
