@@ -87,7 +87,7 @@ def write_chunk(
 
 def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: int) -> ChunkCounts:
     counts = ChunkCounts()
-    keys = sorted({p.key for p in parsed if p.key})
+    keys = list({p.key for p in parsed if p.key})
     known = _known_versions(conn, keys) if keys else {}
     seen_rows: list[tuple[str, str, int]] = []
     rows: list[tuple[object, ...]] = []  # READING_ROW order, state raw

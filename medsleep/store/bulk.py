@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
+import orjson
 from sqlalchemy.engine import Connection
 
 
@@ -27,18 +28,36 @@ def insert_rows(
     dbapi = conn.connection.driver_connection
     fixed = dict(constants or {})
     names = ", ".join([*columns, *fixed])
+    literals = [_literal(v) for v in fixed.values()]  # also refuses what is not a constant
     if conn.dialect.name == "postgresql":
         tail = tuple(fixed.values())
         with dbapi.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
             for row in rows:
                 copy.write_row((*row, *tail) if tail else row)
         return
-    marks = ", ".join(["?"] * len(columns) + [_literal(v) for v in fixed.values()])
+    one = "(" + ", ".join(["?"] * len(columns) + literals) + ")"
+    # Many rows per statement: SQLite's per-statement work (step, halt, reset) is paid once
+    # per group, not once per row (measured: a third fewer instructions per row).
+    per_statement = max(1, _SQLITE_GROUP_PARAMS // max(1, len(columns)))
+    grouped = len(rows) - len(rows) % per_statement
     cursor = dbapi.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        if grouped:
+            flat = chain.from_iterable
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * per_statement)}",
+                (
+                    tuple(flat(rows[i : i + per_statement]))
+                    for i in range(0, grouped, per_statement)
+                ),
+            )
+        if grouped < len(rows):
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES {one}", rows[grouped:])
     finally:
         cursor.close()
+
+
+_SQLITE_GROUP_PARAMS = 900  # under the 999 variables of older SQLite builds
 
 
 def _literal(value: int | str) -> str:
@@ -79,7 +98,7 @@ def _by_ids(conn: Connection, head: str, ids: Sequence[int], where_sql: str) -> 
             else:
                 cursor.execute(
                     f"{head} WHERE id IN (SELECT value FROM json_each(?)) AND {where_sql}",
-                    (json.dumps(chunk),),
+                    (orjson.dumps(chunk).decode(),),
                 )
             changed += cursor.rowcount
         finally:
@@ -121,7 +140,7 @@ def select_in(
             else:
                 cursor.execute(
                     f"SELECT {names} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))",
-                    (json.dumps(part),),
+                    (orjson.dumps(part).decode(),),
                 )
             found.extend(cursor.fetchall())
         finally:

@@ -1,0 +1,48 @@
+"""Bulk inserts write every row exactly once, whatever the row count, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, text
+
+from medsleep.store.bulk import insert_rows
+
+COLUMNS = ("batch_id", "at_ms", "source", "position", "error", "raw")
+
+
+@pytest.mark.parametrize("count", [0, 1, 149, 150, 151, 1007])
+def test_every_row_lands_once_with_its_constants(engine: Engine, count: int) -> None:
+    rows = [(i, i * 10, f"s{i}", f"line {i}", "it's bad", "x" * (i % 7)) for i in range(count)]
+    with engine.begin() as conn:
+        insert_rows(
+            conn,
+            "quarantine",
+            COLUMNS[2:],
+            [r[2:] for r in rows[: count // 2]],
+            constants={"batch_id": 7, "at_ms": 123},
+        )
+        insert_rows(conn, "quarantine", COLUMNS, rows[count // 2 :])
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT batch_id, at_ms, source, position, error, raw FROM quarantine ORDER BY id")
+        ).all()
+    expected = [(7, 123, *r[2:]) for r in rows[: count // 2]] + rows[count // 2 :]
+    assert [tuple(f) for f in found] == expected
+
+
+def test_constants_are_literals_not_code(engine: Engine) -> None:
+    with engine.begin() as conn:
+        insert_rows(
+            conn,
+            "quarantine",
+            ("at_ms", "source", "position", "raw"),
+            [(1, "s", "p", "r")],
+            constants={"batch_id": 1, "error": "x'); DROP TABLE quarantine; --"},
+        )
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT error FROM quarantine")).scalar()
+    assert stored == "x'); DROP TABLE quarantine; --"
+    with pytest.raises(TypeError), engine.begin() as conn:
+        insert_rows(
+            conn, "quarantine", COLUMNS[:-1], [(1, 2, "s", "p", "e")], constants={"raw": 1.5}
+        )  # type: ignore[dict-item]
