@@ -20,6 +20,7 @@ from medsleep.errors import InputError
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 JSON_SUFFIXES = (".json", ".json.gz")
 STDIN = "-"
+_READ_BUFFER = 1 << 20
 
 
 class InputRecord(NamedTuple):
@@ -66,7 +67,8 @@ def total_bytes(files: Iterable[str]) -> int | None:
 def _open_binary(name: str) -> IO[bytes]:
     if name.endswith(".gz"):
         return gzip.open(name, "rb")  # type: ignore[return-value]
-    return open(name, "rb")  # noqa: SIM115  (closed by the caller's with-block)
+    # 1 MiB reads, not 8 KiB: fewer system calls for the same bytes (closed by the caller)
+    return open(name, "rb", buffering=_READ_BUFFER)  # noqa: SIM115
 
 
 def read_records(name: str, stdin: IO[bytes] | None = None) -> Iterator[InputRecord]:
