@@ -127,24 +127,22 @@ def fast_parse(
         effective = _effective_ms(obs.effectiveDateTime, default_tz)
         key = f"Observation/{check_id(obs.id, 'id')}"
         status = obs.status
-        tail = (status, text)
         main_coding = _pick_coding(obs.code)  # checked even when only components count
         main = _numeric(obs.valueQuantity, obs.valueInteger)
         components = obs.component
         if main is None and (components is UNSET or not components):
             return None
+        # what every reading of the resource shares: (patient, effective), (key, version), tail
+        shared = (patient, effective, key, version, status, text)
         readings: list[tuple[object, ...]] = []
         if main is not None:
-            reading = _reading(patient, main_coding, effective, main)
-            readings.append((*reading, key, version, MAIN_VALUE, *tail))
+            readings.append(_reading(shared, main_coding, main, MAIN_VALUE))
         if components is not UNSET:
             for index, component in enumerate(components):
                 value = _numeric(component.valueQuantity, component.valueInteger)
                 if value is None:
                     return None
-                coding = _pick_coding(component.code)
-                reading = _reading(patient, coding, effective, value)
-                readings.append((*reading, key, version, index, *tail))
+                readings.append(_reading(shared, _pick_coding(component.code), value, index))
     except (_Declined, DatatypeError, ResourceRejected, _NoPatient, UnitError):
         return None
     return key, version, status, tuple(readings)
@@ -201,17 +199,33 @@ def _numeric(quantity: _Quantity | UnsetType, integer: int | UnsetType) -> tuple
 
 
 def _reading(
-    patient: str,
+    shared: tuple[str, int, str, str, str, str],
     coding: tuple[str, str] | None,
-    effective: int,
     found: tuple[float, str],
+    part: int,
 ) -> tuple[object, ...]:
+    """One store row (``READING_ROW`` order)."""
     if coding is None:
         raise _Declined  # uncoded: the general path names the reason
+    patient, effective, key, version, status, text = shared
     system, code = coding
     orig_value, orig_unit = found
     value, unit = to_canonical(code, orig_value, orig_unit)
-    return (patient, system, code, effective, value, unit, orig_value, orig_unit)
+    return (
+        patient,
+        system,
+        code,
+        effective,
+        value,
+        unit,
+        orig_value,
+        orig_unit,
+        key,
+        version,
+        part,
+        status,
+        text,
+    )
 
 
 def _pick_coding(concept: _Concept) -> tuple[str, str] | None:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from medsleep.fhir.fastpath import fast_parse, numbers_may_overflow
+from medsleep.fhir.fastpath import FastResult, fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.sources import InputRecord
 
@@ -70,14 +70,24 @@ def _rejected(record: InputRecord, error: str) -> Parsed:
 def parse_record(
     record: InputRecord, options: ParseOptions, numbers_checked: bool = False
 ) -> Parsed:
+    """The fast path when the record takes it, else the general path."""
+    if record.error is None and record.resource is None and not options.strict:
+        fast = fast_parse(record.raw, options.default_tz, numbers_checked)
+        if fast is not None:
+            return _fast_parsed(record, fast)
+    return _parse_general(record, options)
+
+
+def _fast_parsed(record: InputRecord, fast: FastResult) -> Parsed:
+    # tuple.__new__: a NamedTuple's own __new__ is Python code
+    head = (record.source, record.position, record.nbytes, None, b"", None)
+    return tuple.__new__(Parsed, (*head, *fast))
+
+
+def _parse_general(record: InputRecord, options: ParseOptions) -> Parsed:
     if record.error is not None:
         return _rejected(record, record.error)
     resource: Any = record.resource
-    if resource is None and not options.strict:
-        fast = fast_parse(record.raw, options.default_tz, numbers_checked)
-        if fast is not None:  # tuple.__new__: a NamedTuple's own __new__ is Python code
-            head = (record.source, record.position, record.nbytes, None, b"", None)
-            return tuple.__new__(Parsed, (*head, *fast))
     if resource is None:
         try:
             resource = orjson.loads(record.raw)
@@ -117,4 +127,15 @@ def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parse
     # One overflow scan for the whole chunk (see numbers_may_overflow); rarely positive.
     raw_only = b"\n".join([r.raw for r in records if r.resource is None])
     checked = not numbers_may_overflow(raw_only)
-    return [parse_record(record, options, checked) for record in records]
+    if options.strict:
+        return [_parse_general(record, options) for record in records]
+    parsed: list[Parsed] = []
+    tz = options.default_tz
+    for record in records:  # parse_record inlined: this loop runs for every monitor reading
+        if record.resource is None and record.error is None:
+            fast = fast_parse(record.raw, tz, checked)
+            if fast is not None:
+                parsed.append(_fast_parsed(record, fast))
+                continue
+        parsed.append(_parse_general(record, options))
+    return parsed
