@@ -53,7 +53,7 @@ def test_public_fixtures_parse_the_same_either_way() -> None:
         fast, general = _both(raw)
         assert fast == general, raw[:300]
     assert len(raws) > 500
-    # parse_chunk (what ingest calls) inlines the fast path: still the same, record by record
+    # parse_chunk (what ingest calls) adds a per-chunk overflow scan: still the same results
     records = [InputRecord("test", "line 1", raw, nbytes=len(raw)) for raw in raws]
     assert parse_chunk(records, OPTIONS) == [parse_record(r, OPTIONS) for r in records]
 

@@ -124,18 +124,8 @@ def _parse_general(record: InputRecord, options: ParseOptions) -> Parsed:
 
 
 def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parsed]:
-    # One overflow scan for the whole chunk (see numbers_may_overflow); rarely positive.
-    raw_only = b"\n".join([r.raw for r in records if r.resource is None])
-    checked = not numbers_may_overflow(raw_only)
-    if options.strict:
+    if options.strict:  # every record is validated whole: no fast path, no overflow scan
         return [_parse_general(record, options) for record in records]
-    parsed: list[Parsed] = []
-    tz = options.default_tz
-    for record in records:  # parse_record inlined: this loop runs for every monitor reading
-        if record.resource is None and record.error is None:
-            fast = fast_parse(record.raw, tz, checked)
-            if fast is not None:
-                parsed.append(_fast_parsed(record, fast))
-                continue
-        parsed.append(_parse_general(record, options))
-    return parsed
+    # One overflow scan for the whole chunk (see numbers_may_overflow); rarely positive.
+    checked = not numbers_may_overflow(b"\n".join([r.raw for r in records if r.resource is None]))
+    return [parse_record(record, options, checked) for record in records]

@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
+_SQLITE_GROUP_PARAMS = 900  # under the 999 variables of older SQLite builds
+
 
 def insert_rows(
     conn: Connection,
@@ -55,9 +57,6 @@ def insert_rows(
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES {one}", rows[grouped:])
     finally:
         cursor.close()
-
-
-_SQLITE_GROUP_PARAMS = 900  # under the 999 variables of older SQLite builds
 
 
 def _literal(value: int | str) -> str:
