@@ -32,8 +32,8 @@ print(json.dumps({"readings": r.readings, "seconds": time.perf_counter() - t}))
 CONSOLIDATE_CHILD = """
 import json, sys
 from pathlib import Path
-from medsleep.consolidate import consolidate
-from medsleep.executors import parse_executor
+from medsleep.consolidate.job import consolidate
+from medsleep.consolidate.executors import parse_executor
 from medsleep.policy import load_policy
 from medsleep.timefmt import parse_iso_ms
 executor = sys.argv[3] if len(sys.argv) > 3 else "processes:2"

@@ -29,14 +29,14 @@ from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.pg
 
-from medsleep.consolidate import consolidate  # noqa: E402
+from medsleep.consolidate.job import consolidate  # noqa: E402
 from medsleep.ingest import ingest_paths  # noqa: E402
 from medsleep.policy import load_policy  # noqa: E402
+from medsleep.read.overview import store_overview  # noqa: E402
+from medsleep.read.patient import list_patients, patient_span, patient_view  # noqa: E402
 from medsleep.store.engine import create_store_engine, open_store  # noqa: E402
 from medsleep.store.models import Reading, Summary  # noqa: E402
 from medsleep.synth import generate  # noqa: E402
-from medsleep.views import store_overview  # noqa: E402
-from medsleep.views_patient import list_patients, patient_span, patient_view  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 HOUR = 3_600_000
@@ -126,7 +126,7 @@ def measure_page(url: str, repeat: int) -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from medsleep.users import User
+    from medsleep.auth.users import User
 
     os.environ["MEDSLEEP_DB"] = url
     os.environ["MEDSLEEP_DASHBOARD_TZ"] = "Europe/Zurich"

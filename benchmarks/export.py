@@ -27,7 +27,7 @@ from _common import CONSOLIDATE_CHILD, INGEST_CHILD, copy_db, make_input, run_ch
 EXPORT = """
 import json, sys
 from pathlib import Path
-from medsleep.export import ExportRequest, export
+from medsleep.export.job import ExportRequest, export
 from medsleep.store.engine import open_store
 from medsleep.timefmt import wall_clock_ms
 url, archive, out, fmt, archived = sys.argv[1:6]

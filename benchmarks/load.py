@@ -270,7 +270,7 @@ def verify(db: str, archive: Path, sent: Input) -> dict[str, Any]:
     """Nothing lost, nothing duplicated; the audit chain and the archive verify."""
     from sqlalchemy import select
 
-    from medsleep.archive_index import summarised_readings
+    from medsleep.archive.index import summarised_readings
     from medsleep.audit import verify_chain
     from medsleep.store.engine import open_store
     from medsleep.store.models import IngestBatch, Reading, ResourceSeen, Summary

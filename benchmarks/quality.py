@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from medsleep.consolidate import consolidate
-from medsleep.executors import parse_executor
+from medsleep.consolidate.executors import parse_executor
+from medsleep.consolidate.job import consolidate
 from medsleep.ingest import ingest_paths
 from medsleep.policy import Policy, load_policy
 from medsleep.store.engine import open_store

@@ -13,9 +13,9 @@ import ui_common as ui
 from sqlalchemy.exc import SQLAlchemyError
 from streamlit.errors import StreamlitSecretNotFoundError
 
+from medsleep.auth.users import User, authenticate, load_users, record_login
 from medsleep.errors import MedsleepError
 from medsleep.timefmt import wall_clock_ms
-from medsleep.users import User, authenticate, load_users, record_login
 
 MAX_FAILURES, LOCK_SECONDS = 5, 60  # per user name, across sessions of this server
 

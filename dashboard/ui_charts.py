@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from medsleep.policy import Policy
-from medsleep.views_format import KIND_ORDER, display_unit, vital_name
-from medsleep.views_patient import PatientView
+from medsleep.read.patient import PatientView
+from medsleep.read.text import KIND_ORDER, display_unit, vital_name
 
 Spec = dict[str, Any]
 SUMMARY_FILL, SUMMARY_MEAN, HOT_FILL, HOT, NEWS2_FILL = (

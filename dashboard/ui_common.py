@@ -24,12 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import streamlit as st
 from sqlalchemy import Engine
 
-from medsleep import views, views_patient
+from medsleep.auth.users import User
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy, load_policy
+from medsleep.read import overview as views
+from medsleep.read import patient as views_patient
+from medsleep.read.text import local_time, utc_text
 from medsleep.store.engine import DEFAULT_DB_URL, open_store
-from medsleep.users import User
-from medsleep.views_format import local_time, utc_text
 
 DEFAULT_USERS_FILE = "medsleep-users.json"
 DEFAULT_ARCHIVE = "medsleep-archive"  # the CLI's --archive default (medsleep.cli.common)

@@ -1,4 +1,4 @@
-"""The Compliance page's export: ``medsleep.export.export`` into a new folder under the export
+"""The Compliance page's export: ``medsleep.export.job.export`` into a new folder under the export
 directory, audited as the logged-in user, and what it wrote (files, counts, sha256, downloads)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import streamlit as st
 import ui_common as ui
 from sqlalchemy.exc import SQLAlchemyError
 
+from medsleep.auth.users import User
 from medsleep.errors import MedsleepError
-from medsleep.export import ExportReport, ExportRequest, export
+from medsleep.export.job import ExportReport, ExportRequest, export
 from medsleep.timefmt import ms_to_datetime, to_ms, wall_clock_ms
-from medsleep.users import User
 
 # Larger files stay on the server: a download button holds the file in the server's memory.
 DOWNLOAD_LIMIT = 50 * 1024 * 1024

@@ -80,7 +80,7 @@ def check_conservation(
     import numpy as np
     from sqlalchemy import select
 
-    from medsleep.archive_index import summarised_readings
+    from medsleep.archive.index import summarised_readings
     from medsleep.store.models import Summary
 
     summary = Summary.__table__  # type: ignore[attr-defined]

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import medsleep.archive as archive
-from medsleep.archive import (
+import medsleep.archive.files as archive
+from medsleep.archive.files import (
     ArchiveFile,
     archive_file_name,
     file_sha256,
@@ -268,7 +268,7 @@ CRASH_SCRIPT = """
 import os, stat, sys
 from pathlib import Path
 import numpy as np, pandas as pd
-import medsleep.archive as archive
+import medsleep.archive.files as archive
 
 real_fsync = os.fsync
 

@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from medsleep.cli import app
-from medsleep.locking import consolidation_lock
+from medsleep.consolidate.executors import ExecutorSpec
+from medsleep.consolidate.schedule import quiet_window, sleep_loop
 from medsleep.policy import Policy, load_policy
-from medsleep.sleep import quiet_window, sleep_loop
 from medsleep.store.engine import open_store
+from medsleep.store.locking import consolidation_lock
 from tests.conftest import SAMPLE
 from tests.helpers import readings
 
@@ -160,7 +161,7 @@ def test_sleep_waits_for_quiet_hours_then_consolidates(ingested: tuple[str, str]
             url,
             _policy("01:00-05:00"),
             archive_root=Path(archive),
-            executor=__import__("medsleep.executors").executors.ExecutorSpec("local"),
+            executor=ExecutorSpec("local"),
             once=True,
             clock=lambda: int(now[0]),
             pause=pause,
@@ -173,7 +174,7 @@ def test_sleep_waits_for_quiet_hours_then_consolidates(ingested: tuple[str, str]
 def test_sleep_skips_a_window_without_enough_backlog(ingested: tuple[str, str]) -> None:
     from dataclasses import replace
 
-    from medsleep.executors import ExecutorSpec
+    from medsleep.consolidate.executors import ExecutorSpec
 
     url, archive = ingested
     policy = replace(_policy("01:00-05:00"), min_backlog=10**9)

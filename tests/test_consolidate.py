@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from medsleep.consolidate import consolidate
+from medsleep.archive.holds import add_hold
+from medsleep.consolidate.executors import parse_executor
+from medsleep.consolidate.job import consolidate
 from medsleep.errors import LockHeldError
-from medsleep.executors import parse_executor
-from medsleep.holds import add_hold
 from medsleep.ingest import ingest_paths
-from medsleep.locking import consolidation_lock
 from medsleep.policy import load_policy
+from medsleep.store.locking import consolidation_lock
 from medsleep.store.models import Episode, Retention, Run, Summary
 from medsleep.timefmt import parse_iso_ms
 from tests.conftest import SAMPLE
@@ -123,7 +123,7 @@ def test_late_data_recomputes_the_bucket_exactly(
 
 def reading_ids_ever(engine: Engine, archive_root: Path) -> set[int]:
     """Ids of readings hot now or archived in any recorded file."""
-    from medsleep.archive import read_archive_file
+    from medsleep.archive.files import read_archive_file
     from medsleep.store.models import ArchiveFileRecord
 
     table = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
@@ -233,7 +233,7 @@ def test_unknown_detector_in_policy_fails_before_any_work(tmp_path: Path) -> Non
 def test_hold_placed_during_a_run_stops_that_patient(
     sample_store: tuple[str, Engine, set[int]], tmp_path: Path
 ) -> None:
-    from medsleep.shard import ShardTask, consolidate_shard
+    from medsleep.consolidate.shard import ShardTask, consolidate_shard
 
     url, engine, _ = sample_store
     add_hold(engine, "icu-0003", "placed mid-run", by="test", now_ms=0)
@@ -246,7 +246,7 @@ def test_hold_placed_during_a_run_stops_that_patient(
 def test_partial_restore_then_new_run_then_full_restore(
     sample_store: tuple[str, Engine, set[int]], tmp_path: Path
 ) -> None:
-    from medsleep.restore import restore
+    from medsleep.archive.restore import restore
 
     url, engine, before = sample_store
     arch = tmp_path / "arch"

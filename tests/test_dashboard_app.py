@@ -18,10 +18,10 @@ from sqlalchemy import Engine, select, update
 from streamlit.testing.v1 import AppTest
 
 from medsleep.audit import iter_events
+from medsleep.auth.users import PAGES, ROLE_PAGES, add_user, load_users
 from medsleep.ingest import ingest_paths
 from medsleep.store.engine import open_store
 from medsleep.store.models import AuditEvent, Reading
-from medsleep.users import PAGES, ROLE_PAGES, add_user, load_users
 from tests.helpers import observation
 from tests.test_dashboard_data import PATIENTS, consolidated_sample, copy_store
 

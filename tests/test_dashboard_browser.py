@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from medsleep.users import add_user
+from medsleep.auth.users import add_user
 from tests.test_dashboard_data import consolidated_sample, copy_store
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,9 +11,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from medsleep.auth.users import ROLES
 from medsleep.cli import app
 from medsleep.cli.dashboard import APP_PATH, DashboardMissingError, streamlit_invocation
-from medsleep.users import ROLES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "dashboard.md"
 runner = CliRunner()

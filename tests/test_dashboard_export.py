@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from medsleep.export import ExportRequest, export
+from medsleep.auth.users import add_user
+from medsleep.export.job import ExportRequest, export
 from medsleep.store.engine import open_store
 from medsleep.timefmt import parse_iso_ms
-from medsleep.users import add_user
 from tests.test_dashboard_app import (
     FAST,
     PAGE_FILES,

@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from medsleep.policy import load_policy
-from medsleep.timefmt import parse_iso_ms
-from medsleep.views_format import (
+from medsleep.read.text import (
     band_text,
     describe_episode,
     describe_worst,
@@ -21,6 +20,7 @@ from medsleep.views_format import (
     parameter_name,
     short_name,
 )
+from medsleep.timefmt import parse_iso_ms
 
 POLICY = load_policy()
 ZURICH = ZoneInfo("Europe/Zurich")

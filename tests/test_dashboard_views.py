@@ -1,4 +1,4 @@
-"""The dashboard's query functions (medsleep.views, views_patient, views_news2) on a
+"""The dashboard's query functions (medsleep.read.overview, views_patient, views_news2) on a
 consolidated sample, on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
-from medsleep import views
-from medsleep.archive_index import summarised_readings
+from medsleep.archive.holds import add_hold
+from medsleep.archive.index import summarised_readings
 from medsleep.detect.episodes import news2_steps
-from medsleep.holds import add_hold
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
+from medsleep.read import overview as views
+from medsleep.read.patient import list_patients, patient_span, patient_view, resolution_ms
 from medsleep.store.engine import open_store
 from medsleep.store.models import Episode, Reading, Summary
 from medsleep.timefmt import parse_iso_ms
-from medsleep.views_patient import list_patients, patient_span, patient_view, resolution_ms
 from tests.helpers import observation, write_ndjson
 from tests.pg import create_database
 from tests.test_dashboard_data import PATIENTS, build_sample, consolidated_sample

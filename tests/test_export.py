@@ -22,16 +22,16 @@ from sqlalchemy import Engine, delete, insert, select, text, update
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
-from medsleep.archive_index import summarised_readings
+from medsleep.archive.index import summarised_readings
+from medsleep.archive.restore import restore
 from medsleep.audit import verify_chain
 from medsleep.cli import app
-from medsleep.consolidate import consolidate
+from medsleep.consolidate.job import consolidate
 from medsleep.errors import ArchiveError
-from medsleep.export import ExportError, ExportRequest, export
+from medsleep.export.job import ExportError, ExportRequest, export
 from medsleep.fhir.build import SUMMARY_ID_PREFIX, TAG_SYSTEM, is_summary
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
-from medsleep.restore import restore
 from medsleep.store.bulk import insert_rows
 from medsleep.store.engine import open_store
 from medsleep.store.models import ArchiveFileRecord, AuditEvent, Reading, Run, Summary
@@ -520,13 +520,13 @@ def test_a_failed_export_publishes_nothing(store: Store, tmp_path: Path) -> None
 def test_an_export_that_cannot_be_audited_is_withdrawn(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import medsleep.export
+    import medsleep.export.job
 
     def refuse(*args: Any, **kwargs: Any) -> int:
         raise ExportError("the audit chain is unavailable")
 
     ingest_paths(engine, [str(write_ndjson(tmp_path / "in.ndjson", [observation("a")]))])
-    monkeypatch.setattr(medsleep.export, "append_with_retry", refuse)
+    monkeypatch.setattr(medsleep.export.job, "append_with_retry", refuse)
     out = tmp_path / "out"
     with pytest.raises(ExportError, match="unavailable"):
         export(engine, out, ExportRequest(), archive_root=tmp_path, now_ms=NOW)

@@ -12,7 +12,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from medsleep.export_tables import AUDIT_SCHEMA, READING_SCHEMA, SUMMARY_SCHEMA
+from medsleep.export.tables import AUDIT_SCHEMA, READING_SCHEMA, SUMMARY_SCHEMA
 from medsleep.fhir.build import is_summary
 from tests.test_export import Store, archived_rows, hot_rows, ndjson, run_export, store  # noqa: F401
 

@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from medsleep.archive.holds import add_hold
+from medsleep.archive.purge import PurgeError, purge, retention_cutoff_ms
 from medsleep.audit import verify_chain
 from medsleep.cli import app
 from medsleep.errors import LockHeldError
-from medsleep.holds import add_hold
-from medsleep.locking import consolidation_lock
 from medsleep.policy import DEFAULT_POLICY_NAME
-from medsleep.purge import PurgeError, purge, retention_cutoff_ms
+from medsleep.store.locking import consolidation_lock
 from medsleep.store.models import ArchiveFileRecord, AuditEvent, Summary
 from medsleep.timefmt import iso, parse_iso_ms, wall_clock_ms
 from tests.test_export import Store, store  # noqa: F401
@@ -196,7 +196,7 @@ def test_cli_purge_reports_refusals_and_fails_on_problems(store: Store, tmp_path
     assert "refused 1 files of patients on legal hold: icu-0001" in done.stderr
     held_file = next(n for n, r in files(store).items() if r.state == "active")
     (store.archive / held_file).write_bytes(b"x")
-    from medsleep.holds import release_hold
+    from medsleep.archive.holds import release_hold
 
     release_hold(store.engine, "icu-0001", by="test", now_ms=wall_clock_ms())
     failed = runner.invoke(app, [*base, *policy])

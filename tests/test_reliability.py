@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from medsleep.consolidate import consolidate
-from medsleep.executors import parse_executor
+from medsleep.archive.verify import verify_archive
+from medsleep.consolidate.executors import parse_executor
+from medsleep.consolidate.job import consolidate
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
-from medsleep.restore import verify_archive
 from medsleep.store.engine import open_store
 from medsleep.store.models import Summary
 from medsleep.synth import generate
@@ -135,7 +135,7 @@ def test_ingest_during_consolidation_loses_and_double_counts_nothing(tmp_path: P
 
 
 def _archived_ids(engine: object, archive: Path) -> set[int]:
-    from medsleep.archive_index import summarised_readings
+    from medsleep.archive.index import summarised_readings
 
     table = Summary.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:  # type: ignore[attr-defined]

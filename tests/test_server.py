@@ -24,11 +24,12 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 
 from medsleep.audit import verify_chain
+from medsleep.auth.tokens import TokenRegistry, add_token
 from medsleep.ingest import ingest_paths
-from medsleep.server import ServerSettings, create_app
+from medsleep.server.app import create_app
+from medsleep.server.context import ServerSettings
 from medsleep.store.engine import open_store
 from medsleep.store.models import IngestBatch, Quarantine, Reading
-from medsleep.tokens import TokenRegistry, add_token
 from tests.helpers import ndjson_of, observation, quarantined, readings
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -255,7 +256,7 @@ def test_read_only_token_cannot_write(svc: Service) -> None:
 
 
 def test_revoked_token_stops_working_without_restart(svc: Service, tmp_path: Path) -> None:
-    from medsleep.tokens import revoke_token
+    from medsleep.auth.tokens import revoke_token
 
     with svc.client() as client:
         assert client.get("/fhir/Observation").status_code == 200

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
+from medsleep.auth.tokens import add_token, token_digest
 from medsleep.cli import app
-from medsleep.tokens import add_token, token_digest
 from tests.helpers import ndjson_of, observation
 
 runner = CliRunner()

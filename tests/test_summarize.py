@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medsleep.summarize import (
+from medsleep.consolidate.summarize import (
     ARTIFACT_BAND,
     SUMMARY_COLUMNS,
     Collapsed,

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from medsleep.cli import app
-from medsleep.tokens import (
+from medsleep.auth.tokens import (
     TokenError,
     TokenRegistry,
     add_token,
@@ -19,6 +18,7 @@ from medsleep.tokens import (
     revoke_token,
     token_digest,
 )
+from medsleep.cli import app
 
 runner = CliRunner()
 

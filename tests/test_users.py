@@ -13,8 +13,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from medsleep.audit import iter_events, verify_chain
-from medsleep.cli import app, main
-from medsleep.users import (
+from medsleep.auth.users import (
     LOGIN_ACTION,
     LOGIN_FAILED_ACTION,
     PAGES,
@@ -27,6 +26,7 @@ from medsleep.users import (
     record_login,
     remove_user,
 )
+from medsleep.cli import app, main
 
 PASSWORD = "correct horse battery"
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # tests only

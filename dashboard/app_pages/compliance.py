@@ -6,7 +6,7 @@ import streamlit as st
 import ui_common as ui
 import ui_export
 
-from medsleep.export import FORMATS
+from medsleep.export.job import FORMATS
 
 user = ui.require("compliance")
 s = ui.settings()

@@ -6,7 +6,7 @@ import streamlit as st
 import ui_charts
 import ui_common as ui
 
-from medsleep.views_format import parameter_name, vital_name
+from medsleep.read.text import parameter_name, vital_name
 
 ui.require("patient")
 s, policy, tz = ui.settings(), ui.policy(), ui.tz()

@@ -106,7 +106,7 @@ def hold_add(
     by: Annotated[str, typer.Option("--by", help="Who places the hold.")] = "cli",
 ) -> None:
     """Place a legal hold: the patient's raw readings are never collapsed."""
-    from medsleep.holds import add_hold
+    from medsleep.archive.holds import add_hold
     from medsleep.timefmt import wall_clock_ms
 
     add_hold(open_db(db), patient, reason, by=by, now_ms=wall_clock_ms())
@@ -116,7 +116,7 @@ def hold_add(
 @hold_app.command("list")
 def hold_list(db: DbOption = DEFAULT_DB_URL, json_out: JsonOption = False) -> None:
     """Active legal holds."""
-    from medsleep.holds import list_holds
+    from medsleep.archive.holds import list_holds
 
     holds = list_holds(open_db(db))
     if json_out:
@@ -136,7 +136,7 @@ def hold_release(
     by: Annotated[str, typer.Option("--by")] = "cli",
 ) -> None:
     """Release a patient's legal hold."""
-    from medsleep.holds import release_hold
+    from medsleep.archive.holds import release_hold
     from medsleep.timefmt import wall_clock_ms
 
     release_hold(open_db(db), patient, by=by, now_ms=wall_clock_ms())

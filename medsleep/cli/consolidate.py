@@ -97,8 +97,8 @@ def consolidate(
     quiet: QuietOption = False,
 ) -> None:
     """Sleep-time consolidation: keep what matters, summarise the rest, archive it verified."""
-    from medsleep.consolidate import consolidate as run_consolidation
-    from medsleep.executors import parse_executor
+    from medsleep.consolidate.executors import parse_executor
+    from medsleep.consolidate.job import consolidate as run_consolidation
     from medsleep.policy import load_policy
 
     loaded = load_policy(policy)
@@ -164,9 +164,9 @@ def sleep(
     ] = False,
 ) -> None:
     """Wait for the policy's quiet hours and a backlog, consolidate until they end, repeat."""
-    from medsleep.executors import parse_executor
+    from medsleep.consolidate.executors import parse_executor
+    from medsleep.consolidate.schedule import sleep_loop
     from medsleep.policy import load_policy
-    from medsleep.sleep import sleep_loop
 
     loaded = load_policy(policy)
     for report in sleep_loop(
@@ -182,7 +182,7 @@ def runs(
     json_out: JsonOption = False,
 ) -> None:
     """The history of consolidation runs, newest first."""
-    from medsleep.query import list_runs
+    from medsleep.read.readings import list_runs
 
     rows = list_runs(open_db(db), limit)
     if json_out:
@@ -236,7 +236,7 @@ def restore(
     json_out: JsonOption = False,
 ) -> None:
     """Put archived readings back in the hot store exactly; supersede their summaries."""
-    from medsleep.restore import restore as run_restore
+    from medsleep.archive.restore import restore as run_restore
     from medsleep.timefmt import wall_clock_ms
 
     if run is None and patient is None:
@@ -267,7 +267,7 @@ def archive_verify(
     json_out: JsonOption = False,
 ) -> None:
     """Check every archive file against its recorded sha256 and row count."""
-    from medsleep.restore import verify_archive
+    from medsleep.archive.verify import verify_archive
 
     checks = verify_archive(open_db(db), archive)
     bad = [c for c in checks if not c.ok]

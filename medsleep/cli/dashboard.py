@@ -83,8 +83,8 @@ def dashboard(
     """Start the clinician dashboard (Streamlit) on this store; Ctrl-C stops it."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from medsleep.auth.users import load_users
     from medsleep.store.engine import open_store
-    from medsleep.users import load_users
 
     if tz:
         try:
@@ -130,7 +130,7 @@ def users_add(
     ] = False,
 ) -> None:
     """Add a dashboard user with a role and a salted argon2id password hash."""
-    from medsleep.users import ROLES, add_user
+    from medsleep.auth.users import ROLES, add_user
 
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
@@ -147,7 +147,7 @@ def users_remove(
     users: UsersOption = Path(DEFAULT_USERS),
 ) -> None:
     """Remove a dashboard user."""
-    from medsleep.users import remove_user
+    from medsleep.auth.users import remove_user
 
     remove_user(users, name)
     err.print(f"user {name} removed from {users}")
@@ -156,7 +156,7 @@ def users_remove(
 @users_app.command("list")
 def users_list(users: UsersOption = Path(DEFAULT_USERS)) -> None:
     """Dashboard users and their roles (never their hashes)."""
-    from medsleep.users import load_users
+    from medsleep.auth.users import load_users
 
     table = Table("user", "role", "sign-in")
     for user in load_users(users).values():

@@ -90,8 +90,8 @@ def export(
     quiet: QuietOption = False,
 ) -> None:
     """Compliance export: readings, summaries, provenance and audit events, with a manifest."""
-    from medsleep.export import FORMATS, ExportRequest
-    from medsleep.export import export as run_export
+    from medsleep.export.job import FORMATS, ExportRequest
+    from medsleep.export.job import export as run_export
     from medsleep.timefmt import wall_clock_ms
 
     if fmt not in FORMATS:
@@ -163,8 +163,8 @@ def purge(
     Exits 1 when an archive file is missing or fails its checksum (it is left alone);
     files refused for a legal hold are reported, and are not a failure.
     """
+    from medsleep.archive.purge import purge as run_purge
     from medsleep.policy import load_policy
-    from medsleep.purge import purge as run_purge
     from medsleep.timefmt import iso, wall_clock_ms
 
     before_ms = when(before, "--before")

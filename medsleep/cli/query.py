@@ -32,7 +32,7 @@ def query_readings(
     fmt: FormatOption = "csv",
 ) -> None:
     """Readings in the hot store, with their state and retention reasons."""
-    from medsleep.query import READING_COLUMNS, ReadingFilter, iter_readings
+    from medsleep.read.readings import READING_COLUMNS, ReadingFilter, iter_readings
 
     if state not in ("raw", "retained", "all"):
         raise typer.BadParameter("must be raw, retained or all", param_hint="--state")
@@ -52,7 +52,7 @@ def query_summaries(
     fmt: FormatOption = "csv",
 ) -> None:
     """Active summaries with their statistics."""
-    from medsleep.query import SUMMARY_COLUMNS, ReadingFilter, iter_summaries
+    from medsleep.read.readings import SUMMARY_COLUMNS, ReadingFilter, iter_summaries
 
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("must be csv or jsonl", param_hint="--format")

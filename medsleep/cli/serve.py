@@ -1,7 +1,7 @@
 """Commands of the serve room: the HTTP server and its bearer tokens.
 
 Settings are read here, at the edge (options and their environment variables), and handed to
-``medsleep.server.create_app`` whole. With ``--workers N`` uvicorn starts N processes that each
+``medsleep.server.app.create_app`` whole. With ``--workers N`` uvicorn starts N processes that each
 import ``worker_app``; the settings travel to them in one environment variable.
 """
 
@@ -23,8 +23,8 @@ from medsleep.store.engine import DEFAULT_DB_URL
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from medsleep.server import ServerSettings
-    from medsleep.tokens import TokenRegistry
+    from medsleep.auth.tokens import TokenRegistry
+    from medsleep.server.context import ServerSettings
 
 DEFAULT_TOKENS = "medsleep-tokens.toml"
 _WORKER_CONFIG = "MEDSLEEP_SERVE_CONFIG"  # parent -> uvicorn worker processes
@@ -45,7 +45,7 @@ TokensOption = Annotated[
 
 def _settings(config: dict[str, Any]) -> ServerSettings:
     from medsleep.ingest.parsing import ParseOptions
-    from medsleep.server import ServerSettings
+    from medsleep.server.context import ServerSettings
 
     zone = config.get("default_tz")
     try:
@@ -63,13 +63,13 @@ def _settings(config: dict[str, Any]) -> ServerSettings:
 
 
 def _registry(config: dict[str, Any]) -> TokenRegistry:
-    from medsleep.tokens import TokenRegistry, parse_token_list
+    from medsleep.auth.tokens import TokenRegistry, parse_token_list
 
     return TokenRegistry(Path(config["tokens"]), parse_token_list(config["token_list"]))
 
 
 def _app(config: dict[str, Any], registry: TokenRegistry | None = None) -> FastAPI:
-    from medsleep.server import create_app
+    from medsleep.server.app import create_app
 
     return create_app(_settings(config), registry or _registry(config))
 
@@ -119,7 +119,7 @@ def serve(
     """Serve FHIR ingest and hot-store search over HTTP (FastAPI + uvicorn)."""
     import uvicorn
 
-    from medsleep.tokens import TokenError
+    from medsleep.auth.tokens import TokenError
 
     if fhir_version not in ("R4", "R4B", "R5"):
         raise typer.BadParameter("must be R4, R4B or R5", param_hint="--fhir-version")
@@ -172,7 +172,7 @@ def token_add(
     ] = False,
 ) -> None:
     """Create a token: printed once on stdout; only its sha256 is stored."""
-    from medsleep.tokens import SCOPES, add_token, new_token, parse_token_list, token_digest
+    from medsleep.auth.tokens import SCOPES, add_token, new_token, parse_token_list, token_digest
 
     scopes = tuple(scope or SCOPES)
     if env:
@@ -197,7 +197,7 @@ def token_list_command(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List token names, scopes and creation times (never the tokens)."""
-    from medsleep.tokens import load_tokens
+    from medsleep.auth.tokens import load_tokens
 
     found = load_tokens(tokens)
     if json_out:
@@ -217,7 +217,7 @@ def token_list_command(
 @token_app.command("revoke")
 def token_revoke(name: str, tokens: TokensOption = Path(DEFAULT_TOKENS)) -> None:
     """Remove a token; running servers stop accepting it at their next request."""
-    from medsleep.tokens import TokenError, revoke_token
+    from medsleep.auth.tokens import TokenError, revoke_token
 
     if not revoke_token(tokens, name):
         raise TokenError(f"no token named {name!r} in {tokens}")

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +27,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Connection
 
-from medsleep.export_data import (
+from medsleep.export.model import ExportReport, ExportRequest
+from medsleep.export.output import AtomicFile
+from medsleep.export.snapshot import (
     ArchivedBatch,
     ArchivedScope,
     ArchiveRecords,
@@ -37,12 +39,8 @@ from medsleep.export_data import (
     iter_summaries,
     load_runs,
 )
-from medsleep.export_io import AtomicFile
-from medsleep.query import reasons_for
+from medsleep.read.readings import reasons_for
 from medsleep.timefmt import iso
-
-if TYPE_CHECKING:  # medsleep.export imports this module
-    from medsleep.export import ExportReport, ExportRequest
 
 _S, _I, _F = pa.string(), pa.int64(), pa.float64()
 READING_SCHEMA: Final = pa.schema(

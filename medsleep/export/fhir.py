@@ -1,16 +1,17 @@
-"""The FHIR Bulk Data files of an export (see :mod:`medsleep.export`): originals verbatim and
+"""The FHIR Bulk Data files of an export (see :mod:`medsleep.export.job`): originals verbatim and
 once each, summaries as Observations with their Provenance, the audit chain as AuditEvents."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
 
-from medsleep.export_data import (
+from medsleep.export.model import ExportReport, ExportRequest, Progress
+from medsleep.export.output import AtomicFile, ExportError
+from medsleep.export.snapshot import (
     ArchivedBatch,
     ArchivedScope,
     ArchiveRecords,
@@ -21,7 +22,6 @@ from medsleep.export_data import (
     load_runs,
     one_line,
 )
-from medsleep.export_io import AtomicFile, ExportError
 from medsleep.fhir.build import (
     AuditFacts,
     BuildError,
@@ -32,11 +32,6 @@ from medsleep.fhir.build import (
     summary_provenance,
     validate,
 )
-
-if TYPE_CHECKING:  # medsleep.export imports this module
-    from medsleep.export import ExportReport, ExportRequest
-
-Progress = Callable[[int], None]
 
 
 class _Counter:

@@ -10,7 +10,7 @@ import orjson
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from medsleep.ingest.http import EntryResult
+from medsleep.ingest.request import EntryResult
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from medsleep.audit import ChainStatus, verify_chain
 from medsleep.policy import Policy
+from medsleep.read.text import describe_episode
 from medsleep.store.models import (
     ArchiveFileRecord,
     AuditEvent,
@@ -26,7 +27,6 @@ from medsleep.store.models import (
     Run,
     Summary,
 )
-from medsleep.views_format import describe_episode
 
 _reading = Reading.__table__  # type: ignore[attr-defined]
 _summary = Summary.__table__  # type: ignore[attr-defined]

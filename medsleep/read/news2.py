@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection
 
 from medsleep.detect.rules import news2_scores
 from medsleep.policy import Policy
+from medsleep.read.text import normal_range
 from medsleep.store.models import Reading, Summary
-from medsleep.views_format import normal_range
 
 _reading = Reading.__table__  # type: ignore[attr-defined]
 _summary = Summary.__table__  # type: ignore[attr-defined]

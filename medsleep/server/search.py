@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from medsleep.server_fhir import FhirError, keys_for_id
+from medsleep.server.fhir_http import FhirError, keys_for_id
 from medsleep.store.models import Reading, ResourceSeen
 from medsleep.timefmt import to_ms
 

@@ -29,10 +29,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from medsleep.archive import ArchiveFile, verify_archive_file
+from medsleep.archive.files import ArchiveFile, verify_archive_file
 from medsleep.audit import append_event
 from medsleep.errors import ArchiveError, MedsleepError
-from medsleep.locking import consolidation_lock
+from medsleep.store.locking import consolidation_lock
 from medsleep.store.models import ArchiveFileRecord, LegalHold, Run
 from medsleep.timefmt import ms_to_datetime, to_ms
 

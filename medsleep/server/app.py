@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -28,17 +27,17 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medsleep import __version__
+from medsleep.auth.tokens import Token, TokenRegistry
 from medsleep.errors import StoreUnavailableError
-from medsleep.ingest.http import DEFAULT_CHUNK, ingest_request
-from medsleep.ingest.parsing import ParseOptions
+from medsleep.ingest.request import ingest_request
 from medsleep.ingest.sources import InputRecord
-from medsleep.server_body import (
+from medsleep.server.body import (
     BodyTooLargeError,
     blocking_chunks,
     declared_length,
@@ -47,8 +46,9 @@ from medsleep.server_body import (
     require_media_type,
     too_large,
 )
-from medsleep.server_bundle import post_bundle
-from medsleep.server_fhir import (
+from medsleep.server.bundle import post_bundle
+from medsleep.server.context import Context, ServerSettings
+from medsleep.server.fhir_http import (
     FHIR_JSON,
     JSON_TYPES,
     NDJSON_TYPES,
@@ -60,45 +60,12 @@ from medsleep.server_fhir import (
     location,
     operation_outcome,
 )
-from medsleep.server_search import parse_search, read_observation, search_observations
+from medsleep.server.search import parse_search, read_observation, search_observations
 from medsleep.store.engine import open_store
 from medsleep.timefmt import iso, wall_clock_ms
-from medsleep.tokens import Token, TokenRegistry
 
 log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False, description="A medsleep token (medsleep token add NAME)")
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """What ``medsleep serve`` reads from its options and environment, passed in whole."""
-
-    db_url: str
-    max_body_bytes: int = 16 * 2**20  # a JSON resource or Bundle, and one NDJSON line
-    max_ndjson_bytes: int = 2**30  # one $ingest stream
-    chunk_size: int = DEFAULT_CHUNK
-    max_concurrent_ingests: int = 8
-    parse_options: ParseOptions = field(default_factory=ParseOptions)
-
-
-@dataclass
-class Context:
-    """What the handlers share: settings, tokens, the engine and the ingest limiter."""
-
-    settings: ServerSettings
-    tokens: TokenRegistry
-    clock: Callable[[], int]
-    engine: Engine | None = None
-    limiter: anyio.CapacityLimiter | None = None
-
-    def store(self) -> Engine:
-        if self.engine is None:
-            raise StoreUnavailableError("the store is not open")
-        return self.engine
-
-    async def run(self, work: Callable[[], Any]) -> Any:
-        """Run blocking ingest work in a worker thread, at most N requests at a time."""
-        return await anyio.to_thread.run_sync(work, limiter=self.limiter)
 
 
 def _unauthorised(diagnostics: str) -> FhirError:

@@ -22,9 +22,9 @@ from sqlalchemy import Engine, func, literal, select, union
 from sqlalchemy.engine import Connection
 
 from medsleep.policy import Policy
+from medsleep.read.news2 import news2_ranges
+from medsleep.read.text import KIND_ORDER, describe_episode, explain_reason
 from medsleep.store.models import Episode, LegalHold, Reading, Retention, Summary
-from medsleep.views_format import KIND_ORDER, describe_episode, explain_reason
-from medsleep.views_news2 import news2_ranges
 
 _reading = Reading.__table__  # type: ignore[attr-defined]
 _summary = Summary.__table__  # type: ignore[attr-defined]

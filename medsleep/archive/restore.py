@@ -1,4 +1,4 @@
-"""Put archived readings back into the hot store, and check the archive against its records.
+"""Put archived readings back into the hot store.
 
 Restore supersedes every summary it touches and restores *all* of that summary's readings
 (a summary is all-or-nothing), so what is in the hot store and what is summarised never
@@ -15,10 +15,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select, update
 
-from medsleep.archive import iter_archive_files, verify_archive_file
-from medsleep.archive_index import READING_COLUMNS, summarised_readings
+from medsleep.archive.index import READING_COLUMNS, summarised_readings
 from medsleep.audit import append_event
-from medsleep.errors import ArchiveError, MedsleepError
+from medsleep.errors import MedsleepError
 from medsleep.store.bulk import insert_rows
 from medsleep.store.models import ArchiveFileRecord, Reading, Summary
 
@@ -45,13 +44,6 @@ class RestoreReport:
             "already_present": self.already_present,
             "files": self.files,
         }
-
-
-@dataclass(frozen=True)
-class FileCheck:
-    name: str
-    ok: bool
-    problem: str = ""
 
 
 def _summaries_in_scope(
@@ -141,25 +133,3 @@ def _reading_tuples(rows: pd.DataFrame) -> list[tuple[Any, ...]]:
         values[READING_COLUMNS.index("state")] = "raw"
         out.append(tuple(v.item() if hasattr(v, "item") else v for v in values))
     return out
-
-
-def verify_archive(engine: Engine, archive_root: Path) -> list[FileCheck]:
-    """Check every recorded archive file; report files on disk that nothing records."""
-    with engine.connect() as conn:
-        records = conn.execute(
-            select(_archive.c.name, _archive.c.sha256, _archive.c.rows).where(
-                _archive.c.state != "purged"
-            )
-        ).all()
-    checks = []
-    for name, sha256, rows in records:
-        try:
-            verify_archive_file(archive_root, name, sha256, rows=rows)
-            checks.append(FileCheck(name, True))
-        except ArchiveError as exc:
-            checks.append(FileCheck(name, False, str(exc)))
-    recorded = {name for name, _, _ in records}
-    for name in iter_archive_files(archive_root):
-        if name not in recorded:
-            checks.append(FileCheck(name, True, "not recorded (left by an interrupted run)"))
-    return checks

@@ -16,7 +16,7 @@ them. Files are written to temporary names and renamed into place; the manifest 
 a folder without ``manifest.json`` is an export that did not finish.
 
 CSV and Parquet (``format="csv"``/``"parquet"``) hold the same content as tables: see
-:mod:`medsleep.export_tables`.
+:mod:`medsleep.export.tables`.
 
     report = export(engine, Path("out"), ExportRequest(include_archived=True),
                     archive_root=Path("medsleep-archive"), now_ms=wall_clock_ms())
@@ -29,34 +29,32 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from medsleep.audit import append_event
-from medsleep.export_data import ExportScope, chain_head, excluded_counts, snapshot
-from medsleep.export_io import (
+from medsleep.export.fhir import write_fhir
+from medsleep.export.model import FHIR_FILES, FORMATS, TABLES, ExportReport, ExportRequest, Progress
+from medsleep.export.output import (
     ExportError,
     OutputFile,
     manifest_bytes,
     prepare_output_dir,
     publish_manifest,
 )
+from medsleep.export.snapshot import chain_head, excluded_counts, snapshot
+from medsleep.export.tables import write_tables
 from medsleep.fhir.build import FHIR_VERSION, instant
 
 log = logging.getLogger(__name__)
-FORMATS = ("fhir", "csv", "parquet")
-FHIR_FILES = (
-    "Observation.ndjson",
-    "Provenance.ndjson",
-    "AuditEvent.ndjson",
-    "OperationOutcome.ndjson",
-)
-TABLES = ("readings", "summaries", "audit_events")
-Progress = Callable[[int], None]  # resources (or rows) written so far
+
+Writer = Callable[[Connection, Path, ExportRequest, Path, ExportReport, Progress | None], None]
+# One writer per format: a new format is a new module and one line here.
+WRITERS: dict[str, Writer] = {"fhir": write_fhir, "csv": write_tables, "parquet": write_tables}
+assert set(WRITERS) == set(FORMATS)
 
 __all__ = [
     "FORMATS",
@@ -67,80 +65,6 @@ __all__ = [
     "append_with_retry",
     "export",
 ]
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    """What to export. Readings in ``[since_ms, until_ms)``; summaries whose bucket overlaps it.
-
-    ``validate_all`` checks every line with fhir.resources, originals included (slow: a few
-    thousand resources a second); originals that fail are still exported — they are the
-    record — and each gets an OperationOutcome in the manifest's ``error`` file.
-    """
-
-    format: str = "fhir"
-    patient: str | None = None
-    since_ms: int | None = None
-    until_ms: int | None = None
-    include_archived: bool = False
-    validate_all: bool = False
-
-    @property
-    def scope(self) -> ExportScope:
-        return ExportScope(self.patient, self.since_ms, self.until_ms)
-
-    def as_url(self) -> str:
-        """The request in the form of a Bulk Data kick-off URL, for the manifest."""
-        params = [
-            f"_outputFormat={'application/fhir+ndjson' if self.format == 'fhir' else self.format}"
-        ]
-        if self.patient is not None:
-            params.append(f"patient=Patient/{self.patient}")
-        if self.since_ms is not None:
-            params.append(f"since={instant(self.since_ms)}")
-        if self.until_ms is not None:
-            params.append(f"until={instant(self.until_ms)}")
-        if self.include_archived:
-            params.append("includeArchived=true")
-        return "medsleep:$export?" + "&".join(params)
-
-
-@dataclass
-class ExportReport:
-    out: Path
-    format: str
-    files: list[OutputFile] = field(default_factory=list)
-    errors: list[OutputFile] = field(default_factory=list)
-    resources: int = 0
-    summaries: int = 0
-    archived: int = 0
-    excluded: dict[str, int] = field(default_factory=dict)
-    purged_files: list[str] = field(default_factory=list)
-    model_validations: int = 0
-    seconds: float = 0.0
-    manifest_sha256: str = ""
-    audit_seq: int | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.resources / self.seconds if self.seconds > 0 else 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "out": str(self.out),
-            "format": self.format,
-            "resources": self.resources,
-            "summaries": self.summaries,
-            "archived": self.archived,
-            "excluded": self.excluded,
-            "purged_files": self.purged_files,
-            "seconds": round(self.seconds, 3),
-            "per_second": round(self.rate),
-            "manifest_sha256": self.manifest_sha256,
-            "audit_seq": self.audit_seq,
-            "files": [f.as_manifest() for f in self.files],
-            "errors": [f.as_manifest() for f in self.errors],
-        }
 
 
 def export(
@@ -158,7 +82,7 @@ def export(
     Raises ExportError for a bad request or an output folder in use, ArchiveError when an
     archive file behind an exported summary is missing or fails its checksum.
     """
-    if request.format not in FORMATS:
+    if request.format not in WRITERS:
         raise ExportError(f"unknown export format {request.format!r} (fhir, csv or parquet)")
     if request.validate_all and request.format != "fhir":
         raise ExportError("--validate checks FHIR resources: it needs --format fhir")
@@ -172,14 +96,7 @@ def export(
         with snapshot(engine) as conn:
             head = chain_head(conn)
             report.excluded = excluded_counts(conn, request.scope)
-            if request.format == "fhir":
-                from medsleep.export_fhir import write_fhir
-
-                write_fhir(conn, out, request, archive_root, report, progress)
-            else:
-                from medsleep.export_tables import write_tables
-
-                write_tables(conn, out, request, archive_root, report, progress)
+            WRITERS[request.format](conn, out, request, archive_root, report, progress)
         report.seconds = time.perf_counter() - started
         manifest = _manifest(request, report, now_ms, head)
         data = manifest_bytes(manifest)

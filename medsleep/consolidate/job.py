@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from medsleep.audit import append_event
+from medsleep.consolidate.executors import ExecutorSpec, run_tasks
+from medsleep.consolidate.shard import ShardResult, ShardTask, consolidate_shard
 from medsleep.detect import check_detector_name, warm_up_detectors
-from medsleep.executors import ExecutorSpec, run_tasks
-from medsleep.locking import consolidation_lock
 from medsleep.policy import Policy
-from medsleep.shard import ShardResult, ShardTask, consolidate_shard
 from medsleep.store.engine import open_store
+from medsleep.store.locking import consolidation_lock
 from medsleep.store.models import LegalHold, Reading, Run
 
 log = logging.getLogger(__name__)

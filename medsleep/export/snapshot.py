@@ -18,9 +18,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
-from medsleep.archive import read_archive_file
-from medsleep.archive_index import Cell, in_cells
-from medsleep.export_io import ExportError
+from medsleep.archive.files import read_archive_file
+from medsleep.archive.index import Cell, in_cells
+from medsleep.export.output import ExportError
 from medsleep.fhir.build import ArchiveFileFacts, AuditFacts, RunFacts, SummaryFacts
 from medsleep.store.models import ArchiveFileRecord, AuditEvent, Reading, Run, Summary
 

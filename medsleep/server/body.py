@@ -9,9 +9,9 @@ from typing import IO, cast
 import anyio.from_thread
 from starlette.requests import ClientDisconnect, Request
 
-from medsleep.ingest.http import InputAbortedError
+from medsleep.ingest.request import InputAbortedError
 from medsleep.ingest.sources import InputRecord, read_ndjson
-from medsleep.server_fhir import FhirError
+from medsleep.server.fhir_http import FhirError
 
 
 class BodyTooLargeError(InputAbortedError):

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from medsleep.archive import read_archive_file
+from medsleep.archive.files import read_archive_file
 from medsleep.errors import ArchiveError
 from medsleep.store.models import ArchiveFileRecord, Reading
 

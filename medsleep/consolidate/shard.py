@@ -19,16 +19,16 @@ import pandas as pd
 from sqlalchemy import Engine, Float, Integer, select, update
 from sqlalchemy.engine import Connection
 
-from medsleep.archive import write_archive_file
-from medsleep.archive_index import ARCHIVE_COLUMNS, purged_files, summarised_readings
+from medsleep.archive.files import write_archive_file
+from medsleep.archive.holds import is_held
+from medsleep.archive.index import ARCHIVE_COLUMNS, purged_files, summarised_readings
+from medsleep.consolidate.summarize import SUMMARY_COLUMNS, bucket_start_ms, collapse_normal_runs
 from medsleep.detect import classify_patient, group_episodes
 from medsleep.errors import MedsleepError
-from medsleep.holds import is_held
 from medsleep.policy import Policy
 from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
 from medsleep.store.models import ArchiveFileRecord, Reading, Summary
-from medsleep.summarize import SUMMARY_COLUMNS, bucket_start_ms, collapse_normal_runs
 from medsleep.timefmt import ms_to_datetime
 
 log = logging.getLogger(__name__)

@@ -9,14 +9,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from medsleep.consolidate import (
+from medsleep.consolidate.executors import ExecutorSpec
+from medsleep.consolidate.job import (
     ConsolidationReport,
     backlog_size,
     consolidate,
     default_until_ms,
 )
 from medsleep.errors import LockHeldError
-from medsleep.executors import ExecutorSpec
 from medsleep.policy import Policy
 from medsleep.store.engine import open_store
 from medsleep.timefmt import to_ms, wall_clock_ms

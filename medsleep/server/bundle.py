@@ -3,18 +3,20 @@ transaction Bundle (all or nothing), answered with a response Bundle, one entry 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from medsleep.ingest.http import (
+from medsleep.auth.tokens import Token
+from medsleep.ingest.request import (
     EntryResult,
     TransactionRejectedError,
     ingest_request,
     ingest_transaction,
 )
 from medsleep.ingest.sources import read_document
-from medsleep.server_fhir import (
+from medsleep.server.context import Context
+from medsleep.server.fhir_http import (
     FhirError,
     FhirResponse,
     entry_response,
@@ -22,10 +24,6 @@ from medsleep.server_fhir import (
     operation_outcome,
     response_bundle,
 )
-from medsleep.tokens import Token
-
-if TYPE_CHECKING:
-    from medsleep.server import Context
 
 WRITE_METHODS = ("POST", "PUT")
 

@@ -1,0 +1,44 @@
+"""Check the archive against its records: every recorded file present with its sha256 and row
+count, and every file on disk that nothing records named (``medsleep archive verify``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from medsleep.archive.files import iter_archive_files, verify_archive_file
+from medsleep.errors import ArchiveError
+from medsleep.store.models import ArchiveFileRecord
+
+_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    name: str
+    ok: bool
+    problem: str = ""
+
+
+def verify_archive(engine: Engine, archive_root: Path) -> list[FileCheck]:
+    """Check every recorded archive file; report files on disk that nothing records."""
+    with engine.connect() as conn:
+        records = conn.execute(
+            select(_archive.c.name, _archive.c.sha256, _archive.c.rows).where(
+                _archive.c.state != "purged"
+            )
+        ).all()
+    checks = []
+    for name, sha256, rows in records:
+        try:
+            verify_archive_file(archive_root, name, sha256, rows=rows)
+            checks.append(FileCheck(name, True))
+        except ArchiveError as exc:
+            checks.append(FileCheck(name, False, str(exc)))
+    recorded = {name for name, _, _ in records}
+    for name in iter_archive_files(archive_root):
+        if name not in recorded:
+            checks.append(FileCheck(name, True, "not recorded (left by an interrupted run)"))
+    return checks

@@ -1,0 +1,47 @@
+"""What the HTTP handlers share: the server's settings, tokens, engine and ingest limiter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from sqlalchemy import Engine
+
+from medsleep.auth.tokens import TokenRegistry
+from medsleep.errors import StoreUnavailableError
+from medsleep.ingest.parsing import ParseOptions
+from medsleep.ingest.request import DEFAULT_CHUNK
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What ``medsleep serve`` reads from its options and environment, passed in whole."""
+
+    db_url: str
+    max_body_bytes: int = 16 * 2**20  # a JSON resource or Bundle, and one NDJSON line
+    max_ndjson_bytes: int = 2**30  # one $ingest stream
+    chunk_size: int = DEFAULT_CHUNK
+    max_concurrent_ingests: int = 8
+    parse_options: ParseOptions = field(default_factory=ParseOptions)
+
+
+@dataclass
+class Context:
+    """What the handlers share: settings, tokens, the engine and the ingest limiter."""
+
+    settings: ServerSettings
+    tokens: TokenRegistry
+    clock: Callable[[], int]
+    engine: Engine | None = None
+    limiter: anyio.CapacityLimiter | None = None
+
+    def store(self) -> Engine:
+        if self.engine is None:
+            raise StoreUnavailableError("the store is not open")
+        return self.engine
+
+    async def run(self, work: Callable[[], Any]) -> Any:
+        """Run blocking ingest work in a worker thread, at most N requests at a time."""
+        return await anyio.to_thread.run_sync(work, limiter=self.limiter)
