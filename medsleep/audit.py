@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from medsleep.store.models import AuditEvent
 
 GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x6D656473_61756474  # "medsaudt": serialises appends on PostgreSQL
 _table = AuditEvent.__table__  # type: ignore[attr-defined]
+APPEND_ATTEMPTS = 8  # a busy night: the ingest, the run, an export and logins all appending
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,31 @@ def append_event(
         )
     )
     return int(seq)
+
+
+def audited_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` (which appends to the audit chain) in its own transaction, again on the new
+    chain head when a concurrent appender took our ``seq`` (its primary key): the transaction
+    rolled back whole, so trying again changes nothing twice."""
+    for attempt in range(APPEND_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except IntegrityError:
+            if attempt == APPEND_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def append_with_retry(
+    engine: Engine, *, actor: str, action: str, details: dict[str, Any], at_ms: int
+) -> int:
+    """Append one event in its own transaction (see :func:`audited_transaction`)."""
+    return audited_transaction(
+        engine,
+        lambda conn: append_event(conn, actor=actor, action=action, details=details, at_ms=at_ms),
+    )
 
 
 def iter_events(conn: Connection, since_ms: int | None = None) -> Iterator[AuditEvent]:

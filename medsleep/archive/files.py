@@ -26,7 +26,6 @@ import errno
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,11 +37,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medsleep.errors import ArchiveError
+from medsleep.files import TEMP_SUFFIX, fsync_dir, make_dirs, temp_file
 
 logger = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIX: Final = ".parquet"
-TEMP_SUFFIX: Final = ".tmp"
 COMPRESSION: Final = "zstd"
 
 #: pyarrow row filters, e.g. ``[("patient", "==", "p1")]`` or a list of such lists (OR of ANDs).
@@ -95,14 +94,11 @@ def write_archive_file(
     _make_directories(path.parent)
 
     try:
-        fd, temp_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX
-        )
+        handle, temp = temp_file(path.parent, path.name)
     except OSError as exc:
         raise ArchiveError(f"cannot write archive file {name}: {exc}") from exc
-    temp = Path(temp_name)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with handle:
             sink = _HashingSink(handle)
             pq.write_table(arrow_table, sink, compression=COMPRESSION, write_page_checksum=True)
             handle.flush()
@@ -354,31 +350,14 @@ def _check_written(path: Path, name: str, digest: str, table: pd.DataFrame, id_c
 
 
 def _make_directories(directory: Path) -> None:
-    """Create ``directory`` and its missing parents, fsyncing each new entry's parent."""
-    created: list[Path] = []
-    current = directory
-    while not current.exists():
-        created.append(current)
-        current = current.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        for new in reversed(created):
-            _fsync_directory(new.parent)
+        make_dirs(directory)
     except OSError as exc:
         raise ArchiveError(f"cannot create archive directory {directory}: {exc}") from exc
 
 
 def _fsync_directory(directory: Path) -> None:
-    """Persist directory entries (new names) — the file's own fsync does not cover them."""
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        fsync_dir(directory)
     except OSError as exc:
-        raise ArchiveError(f"cannot open archive directory {directory}: {exc}") from exc
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        # Some filesystems cannot fsync directories (EINVAL); the data file itself is synced.
-        if exc.errno != errno.EINVAL:
-            raise ArchiveError(f"cannot sync archive directory {directory}: {exc}") from exc
-    finally:
-        os.close(fd)
+        raise ArchiveError(f"cannot sync archive directory {directory}: {exc}") from exc

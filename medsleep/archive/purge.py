@@ -16,7 +16,6 @@ reported as problems — a file that does not match its record is evidence, not 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -27,11 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from medsleep.archive.files import ArchiveFile, verify_archive_file
-from medsleep.audit import append_event
+from medsleep.audit import append_event, audited_transaction
 from medsleep.errors import ArchiveError, MedsleepError
+from medsleep.files import fsync_dir
 from medsleep.store.locking import consolidation_lock
 from medsleep.store.models import ArchiveFileRecord, LegalHold, Run
 from medsleep.timefmt import ms_to_datetime, to_ms
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 _archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
 _run = Run.__table__  # type: ignore[attr-defined]
 _hold = LegalHold.__table__  # type: ignore[attr-defined]
-_RETRIES = 5
 
 
 class PurgeError(MedsleepError):
@@ -154,24 +152,20 @@ def _commit(
     """Mark the due files purged and audit them in one transaction. Another writer appending
     to the audit chain at the same moment takes our seq and fails us on its primary key; the
     transaction changes nothing then, so it is simply tried again."""
-    for attempt in range(_RETRIES):
+
+    def mark(conn: Connection) -> None:
         report.purged, report.held = [], []
-        try:
-            with engine.begin() as conn:
-                for outcome in _apply_holds(conn, due, report):
-                    changed = conn.execute(
-                        update(_archive)
-                        .where(_archive.c.name == outcome.name, _archive.c.state != "purged")
-                        .values(state="purged")
-                    ).rowcount
-                    if changed == 1:
-                        report.purged.append(outcome)
-                report.audit_seqs = _audit(conn, report, actor, now_ms)
-            return
-        except IntegrityError:
-            if attempt == _RETRIES - 1:
-                raise
-            log.info("audit chain moved under the purge; retrying")
+        for outcome in _apply_holds(conn, due, report):
+            changed = conn.execute(
+                update(_archive)
+                .where(_archive.c.name == outcome.name, _archive.c.state != "purged")
+                .values(state="purged")
+            ).rowcount
+            if changed == 1:
+                report.purged.append(outcome)
+        report.audit_seqs = _audit(conn, report, actor, now_ms)
+
+    audited_transaction(engine, mark)
 
 
 def _decide(engine: Engine, root: Path, report: PurgeReport) -> list[FileOutcome]:
@@ -319,12 +313,8 @@ def _remove_leftovers(engine: Engine, root: Path, report: PurgeReport) -> list[s
 
 def _fsync_dir(directory: Path) -> None:
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        fsync_dir(directory)
     except FileNotFoundError:
         return
-    try:
-        os.fsync(fd)
     except OSError as exc:
         log.debug("cannot fsync %s: %s", directory, exc)
-    finally:
-        os.close(fd)

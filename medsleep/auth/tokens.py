@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import secrets
 import threading
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsleep.errors import MedsleepError
+from medsleep.files import write_atomic
 from medsleep.timefmt import iso, wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -124,17 +124,7 @@ def _render(tokens: Iterable[Token]) -> str:
 
 def _write_tokens(path: Path, tokens: Iterable[Token]) -> None:
     """Replace the file atomically, readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(_render(tokens))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    write_atomic(path, _render(tokens).encode())
 
 
 def add_token(

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +24,10 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
-from medsleep.audit import append_event
+from medsleep.audit import append_with_retry
 from medsleep.errors import MedsleepError
+from medsleep.files import write_atomic
 
 ROLES = ("clinician", "compliance", "admin")
 PAGES = ("digest", "overview", "patient", "runs", "quarantine", "compliance")
@@ -107,16 +105,8 @@ def save_users(path: Path, users: dict[str, User]) -> None:
             for u in sorted(users.values(), key=lambda u: u.name)
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(body, out, indent=2)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
     except OSError as exc:
         raise UserFileError(f"cannot write users file {path}: {exc.strerror}") from exc
 
@@ -188,14 +178,4 @@ def record_login(
     if reason:
         details["reason"] = reason
     action = LOGIN_ACTION if ok else LOGIN_FAILED_ACTION
-    attempts_left = 5
-    while True:
-        try:
-            with engine.begin() as conn:
-                return append_event(
-                    conn, actor=name[:128], action=action, details=details, at_ms=now_ms
-                )
-        except IntegrityError:
-            attempts_left -= 1
-            if attempts_left == 0:
-                raise
+    return append_with_retry(engine, actor=name[:128], action=action, details=details, at_ms=now_ms)

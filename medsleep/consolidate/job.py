@@ -24,6 +24,7 @@ from medsleep.policy import Policy
 from medsleep.store.engine import open_store
 from medsleep.store.locking import consolidation_lock
 from medsleep.store.models import LegalHold, Reading, Run
+from medsleep.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
 _reading = Reading.__table__  # type: ignore[attr-defined]
@@ -31,10 +32,6 @@ _run = Run.__table__  # type: ignore[attr-defined]
 _hold = LegalHold.__table__  # type: ignore[attr-defined]
 Clock = Callable[[], int]
 Progress = Callable[[int, int], None]  # (shards done, shards total)
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

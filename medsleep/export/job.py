@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
-from medsleep.audit import append_event
+from medsleep.audit import append_with_retry
 from medsleep.export.fhir import write_fhir
 from medsleep.export.model import FHIR_FILES, FORMATS, TABLES, ExportReport, ExportRequest, Progress
 from medsleep.export.output import (
@@ -62,7 +61,6 @@ __all__ = [
     "ExportReport",
     "ExportRequest",
     "OutputFile",
-    "append_with_retry",
     "export",
 ]
 
@@ -160,18 +158,3 @@ def _audit(
         "manifest_sha256": report.manifest_sha256,
     }
     return append_with_retry(engine, actor=actor, action="export", details=details, at_ms=now_ms)
-
-
-def append_with_retry(
-    engine: Engine, *, actor: str, action: str, details: dict[str, Any], at_ms: int
-) -> int:
-    """Append one audit event in its own transaction; a concurrent writer that took the same
-    seq makes ours fail on the primary key, so try again on the new chain head."""
-    for attempt in range(5):
-        try:
-            with engine.begin() as conn:
-                return append_event(conn, actor=actor, action=action, details=details, at_ms=at_ms)
-        except IntegrityError:
-            if attempt == 4:
-                raise
-    raise AssertionError("unreachable")

@@ -8,16 +8,15 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from medsleep.errors import MedsleepError
+from medsleep.files import fsync_dir, sync_and_close, temp_file
 
 log = logging.getLogger(__name__)
-TEMP_SUFFIX = ".tmp"
 
 
 class ExportError(MedsleepError):
@@ -74,11 +73,9 @@ class AtomicFile:
         self._hash = hashlib.sha256()
         self._bytes = 0
         try:
-            fd, temp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=TEMP_SUFFIX)
+            self._handle, self._temp = temp_file(out, name)
         except OSError as exc:
             raise ExportError(f"cannot write {out / name}: {exc.strerror}") from exc
-        self._temp = Path(temp)
-        self._handle = os.fdopen(fd, "wb", buffering=1 << 20)
         self._published: OutputFile | None = None
 
     # --- the file-object surface pyarrow and io.TextIOWrapper need
@@ -116,11 +113,12 @@ class AtomicFile:
         """fsync, rename to the final name, fsync the folder; return what was published."""
         if self._published is not None:
             return self._published
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        os.replace(self._temp, self.out / self.name)
-        fsync_dir(self.out)
+        try:
+            sync_and_close(self._handle)
+            os.replace(self._temp, self.out / self.name)
+            fsync_dir(self.out)
+        except OSError as exc:
+            raise ExportError(f"cannot write {self.out / self.name}: {exc.strerror}") from exc
         self._published = OutputFile(
             self.type, self.name, self.count, self._hash.hexdigest(), self._bytes
         )
@@ -142,16 +140,6 @@ class AtomicFile:
     ) -> None:
         if self._published is None:
             self.abort()
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:  # some filesystems cannot fsync a folder; the files are synced
-        log.debug("cannot fsync %s: %s", directory, exc)
-    finally:
-        os.close(fd)
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -18,24 +17,20 @@ from itertools import islice
 from operator import itemgetter
 from typing import IO, Any
 
-from sqlalchemy import Engine, insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, insert, update
 
-from medsleep.audit import append_event
+from medsleep.audit import append_event, audited_transaction
 from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk
 from medsleep.ingest.sources import InputRecord, expand_paths, read_records
 from medsleep.ingest.writer import ChunkCounts, write_chunk
 from medsleep.store.checkpoint import background_checkpoints
 from medsleep.store.models import IngestBatch
+from medsleep.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
 _batch = IngestBatch.__table__  # type: ignore[attr-defined]
 Progress = Callable[[int, int], None]  # (bytes read, readings written) so far
 Clock = Callable[[], int]  # epoch milliseconds
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -107,7 +102,6 @@ def chunks(records: Iterable[InputRecord], size: int) -> Iterator[list[InputReco
         yield chunk
 
 
-_FINISH_RETRIES = 8
 _NBYTES = itemgetter(Parsed._fields.index("nbytes"))
 _WORKER_CHUNK = 2_000  # small pieces keep every worker busy; writes still go in big chunks
 
@@ -232,20 +226,13 @@ def finish_batch(
 ) -> None:
     """Record the batch's counts and append its audit event, in one transaction."""
     counts = report.as_json()
-    for attempt in range(_FINISH_RETRIES):
-        try:
-            with engine.begin() as conn:
-                conn.execute(
-                    update(_batch)
-                    .where(_batch.c.id == report.batch_id)
-                    .values(finished_ms=clock(), status=status, counts_json=json.dumps(counts))
-                )
-                append_event(
-                    conn, actor=actor, action=f"ingest.{status}", details=counts, at_ms=clock()
-                )
-            return
-        except IntegrityError:
-            # An appender racing on SQLite's deferred lock, or an older medsleep: try again.
-            if attempt == _FINISH_RETRIES - 1:
-                raise
-            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+
+    def record(conn: Connection) -> None:
+        conn.execute(
+            update(_batch)
+            .where(_batch.c.id == report.batch_id)
+            .values(finished_ms=clock(), status=status, counts_json=json.dumps(counts))
+        )
+        append_event(conn, actor=actor, action=f"ingest.{status}", details=counts, at_ms=clock())
+
+    audited_transaction(engine, record)

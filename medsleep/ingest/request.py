@@ -22,11 +22,11 @@ from medsleep.ingest.pipeline import (
     chunks,
     finish_batch,
     open_batch,
-    wall_clock_ms,
 )
 from medsleep.ingest.sources import InputRecord
 from medsleep.ingest.writer import ChunkCounts, write_chunk
 from medsleep.store.models import IngestBatch, ResourceSeen
+from medsleep.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
 _batch = IngestBatch.__table__  # type: ignore[attr-defined]
