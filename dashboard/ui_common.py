@@ -24,11 +24,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import streamlit as st
 from sqlalchemy import Engine
 
+from medsleep import read
 from medsleep.auth.users import User
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy, load_policy
-from medsleep.read import overview as views
-from medsleep.read import patient as views_patient
 from medsleep.read.text import local_time, utc_text
 from medsleep.store.engine import DEFAULT_DB_URL, open_store
 
@@ -129,79 +128,77 @@ def require(page: str) -> User:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def overview(url: str) -> views.StoreOverview:
-    return views.store_overview(_engine(url))
+def overview(url: str) -> read.StoreOverview:
+    return read.store_overview(_engine(url))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def compression(url: str) -> Any:
-    return views.compression_by_day(_engine(url))
+    return read.compression_by_day(_engine(url))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def runs(url: str, limit: int = 50) -> Any:
-    return views.recent_runs(_engine(url), limit)
+    return read.recent_runs(_engine(url), limit)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def reasons(url: str) -> Any:
-    return views.reasons_breakdown(_engine(url))
+    return read.reasons_breakdown(_engine(url))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def retained_by_kind(url: str) -> dict[str, int]:
-    return views.retained_by_kind(_engine(url))
+    return read.retained_by_kind(_engine(url))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def run_detail(url: str, run_id: int) -> views.RunDetail | None:
-    return views.run_detail(_engine(url), run_id)
+def run_detail(url: str, run_id: int) -> read.RunDetail | None:
+    return read.run_detail(_engine(url), run_id)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def quarantine(url: str, search: str) -> tuple[int, Any]:
-    return views.quarantine_entries(_engine(url), 500, search)
+    return read.quarantine_entries(_engine(url), 500, search)
 
 
 @st.cache_data(ttl=TTL, show_spinner="Verifying the audit chain…")
 def chain_status(url: str) -> Any:
-    return views.audit_chain_status(_engine(url))
+    return read.audit_chain_status(_engine(url))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def audit(url: str, prefix: str = "", limit: int = 200) -> Any:
-    return views.recent_audit(_engine(url), limit, prefix)
+    return read.recent_audit(_engine(url), limit, prefix)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def digest(
     url: str, policy_path: str | None, tz_name: str, run_id: int | None, hours: float
 ) -> Any:
-    return views.morning_digest(
-        _engine(url), _policy(policy_path), ZoneInfo(tz_name), run_id, hours
-    )
+    return read.morning_digest(_engine(url), _policy(policy_path), ZoneInfo(tz_name), run_id, hours)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def digest_runs(url: str) -> list[int]:
-    return views.digest_run_ids(_engine(url))
+    return read.digest_run_ids(_engine(url))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def patients(url: str, search: str) -> list[str]:
-    return views_patient.list_patients(_engine(url), search)
+    return read.list_patients(_engine(url), search)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def patient_span(url: str, patient: str) -> tuple[int, int] | None:
-    return views_patient.patient_span(_engine(url), patient)
+    return read.patient_span(_engine(url), patient)
 
 
 @st.cache_data(ttl=TTL, show_spinner="Loading the patient…", max_entries=64)
 def patient_view(
     url: str, policy_path: str | None, tz_name: str, patient: str, since_ms: int, until_ms: int
-) -> views_patient.PatientView:
-    return views_patient.patient_view(
+) -> read.PatientView:
+    return read.patient_view(
         _engine(url), _policy(policy_path), patient, since_ms, until_ms, ZoneInfo(tz_name)
     )
 

@@ -20,10 +20,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from medsleep.store.models import AuditEvent
+from medsleep.store.tables import AUDIT_EVENT
 
 GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x6D656473_61756474  # "medsaudt": serialises appends on PostgreSQL
-_table = AuditEvent.__table__  # type: ignore[attr-defined]
+_table = AUDIT_EVENT
 APPEND_ATTEMPTS = 8  # a busy night: the ingest, the run, an export and logins all appending
 T = TypeVar("T")
 

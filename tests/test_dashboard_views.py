@@ -21,8 +21,17 @@ from medsleep.archive.index import summarised_readings
 from medsleep.detect.episodes import news2_steps
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
-from medsleep.read import overview as views
+from medsleep.read.audit import audit_chain_status, recent_audit
+from medsleep.read.digest import digest_run_ids, morning_digest
+from medsleep.read.overview import (
+    compression_by_day,
+    reasons_breakdown,
+    retained_by_kind,
+    store_overview,
+)
 from medsleep.read.patient import list_patients, patient_span, patient_view, resolution_ms
+from medsleep.read.quarantine import quarantine_entries
+from medsleep.read.runs import recent_runs, run_detail
 from medsleep.store.engine import open_store
 from medsleep.store.models import Episode, Reading, Summary
 from medsleep.timefmt import parse_iso_ms
@@ -68,7 +77,7 @@ def _scalar(engine: Engine, query: object) -> int:
 
 
 def test_overview_counts_add_up(store: Store) -> None:
-    o = views.store_overview(store.engine)
+    o = store_overview(store.engine)
     retained = _scalar(store.engine, select(func.count()).where(READING.c.state == "retained"))
     summarised = _scalar(store.engine, select(func.sum(SUMMARY.c.n)))
     assert (o.patients, o.runs, o.quarantined, o.readings_raw) == (3, 1, 0, 0)
@@ -81,14 +90,14 @@ def test_overview_counts_add_up(store: Store) -> None:
 
 
 def test_compression_counts_every_reading_once(store: Store) -> None:
-    frame = views.compression_by_day(store.engine)
+    frame = compression_by_day(store.engine)
     assert frame["readings"].sum() == 21_822
     assert (frame["ratio"] > 1).all()
     assert frame["day_ms"].is_monotonic_increasing
 
 
 def test_recent_runs_carry_status_duration_and_counts(store: Store) -> None:
-    runs = views.recent_runs(store.engine)
+    runs = recent_runs(store.engine)
     assert len(runs) == 1
     run = runs.iloc[0]
     assert run["status"] == "committed"
@@ -98,16 +107,16 @@ def test_recent_runs_carry_status_duration_and_counts(store: Store) -> None:
 
 
 def test_reasons_breakdown_covers_every_retained_reading(store: Store) -> None:
-    reasons = views.reasons_breakdown(store.engine)
+    reasons = reasons_breakdown(store.engine)
     assert set(reasons["kind"]) == {"rule", "detector", "context", "artifact"}
     assert reasons["readings"].is_monotonic_decreasing
-    retained = views.store_overview(store.engine).readings_retained
+    retained = store_overview(store.engine).readings_retained
     assert reasons["readings"].sum() >= retained
-    assert views.reasons_breakdown(store.engine, run_id=1).equals(reasons)
+    assert reasons_breakdown(store.engine, run_id=1).equals(reasons)
 
 
 def test_run_detail_lists_verifiable_archive_files_and_its_audit_entries(store: Store) -> None:
-    detail = views.run_detail(store.engine, 1)
+    detail = run_detail(store.engine, 1)
     assert detail is not None
     assert detail.run["status"] == "committed"
     assert detail.run["policy_digest"] == POLICY.digest == json_digest(detail.policy)
@@ -117,7 +126,7 @@ def test_run_detail_lists_verifiable_archive_files_and_its_audit_entries(store: 
         assert hashlib.sha256((store.archive / name).read_bytes()).hexdigest() == sha
     assert list(detail.audit["action"]) == ["consolidate.started", "consolidate.committed"]
     assert detail.episodes == _scalar(store.engine, select(func.count()).select_from(EPISODE))
-    assert views.run_detail(store.engine, 99) is None
+    assert run_detail(store.engine, 99) is None
 
 
 def json_digest(policy: dict[str, object]) -> str:
@@ -125,15 +134,15 @@ def json_digest(policy: dict[str, object]) -> str:
 
 
 def test_audit_chain_of_the_sample_verifies(store: Store) -> None:
-    status = views.audit_chain_status(store.engine)
+    status = audit_chain_status(store.engine)
     assert status.ok
     assert status.events >= 3
-    latest = views.recent_audit(store.engine, limit=1)
+    latest = recent_audit(store.engine, limit=1)
     assert list(latest["seq"]) == [status.events]
 
 
 def test_morning_digest_ranks_patients_by_peak_news2(store: Store) -> None:
-    digest = views.morning_digest(store.engine, POLICY, UTC)
+    digest = morning_digest(store.engine, POLICY, UTC)
     assert digest.run_id == 1
     assert [p.peak_news2 for p in digest.patients] == sorted(
         (p.peak_news2 for p in digest.patients), reverse=True
@@ -152,16 +161,16 @@ def test_morning_digest_ranks_patients_by_peak_news2(store: Store) -> None:
             ).all()
         )
     assert {p.patient: p.peak_news2 for p in digest.patients} == peaks
-    short = views.morning_digest(store.engine, POLICY, UTC, hours=2)
+    short = morning_digest(store.engine, POLICY, UTC, hours=2)
     assert sum(len(p.episodes) for p in short.patients) < total
     assert short.until_ms is not None
     assert short.since_ms == short.until_ms - 2 * 3_600_000
 
 
 def test_morning_digest_of_an_empty_store_has_no_run(sqlite_engine: Engine) -> None:
-    digest = views.morning_digest(sqlite_engine, POLICY, UTC)
+    digest = morning_digest(sqlite_engine, POLICY, UTC)
     assert (digest.run_id, digest.patients) == (None, ())
-    assert views.store_overview(sqlite_engine).empty
+    assert store_overview(sqlite_engine).empty
 
 
 def test_list_patients_searches_ids_in_any_case(store: Store) -> None:
@@ -324,20 +333,20 @@ def test_quarantine_entries_say_where_and_why(engine: Engine, tmp_path: Path) ->
     bad = tmp_path / "bad.ndjson"
     bad.write_text(json.dumps(observation("ok")) + "\n{not json\n")
     ingest_paths(engine, [str(bad)])
-    total, entries = views.quarantine_entries(engine)
+    total, entries = quarantine_entries(engine)
     assert total == 1
     entry = entries.iloc[0]
     assert entry["source"].endswith("bad.ndjson")
     assert entry["position"]
     assert entry["error"]
     assert "{not json" in entry["raw"]
-    assert views.quarantine_entries(engine, search="BAD.NDJSON")[1]["id"].tolist() == [entry["id"]]
-    assert views.quarantine_entries(engine, search="elsewhere")[1].empty
+    assert quarantine_entries(engine, search="BAD.NDJSON")[1]["id"].tolist() == [entry["id"]]
+    assert quarantine_entries(engine, search="elsewhere")[1].empty
 
 
 def test_digest_of_an_unknown_run_is_empty(store: Store) -> None:
-    assert views.digest_run_ids(store.engine) == [1]
-    digest = views.morning_digest(store.engine, POLICY, UTC, run_id=2)
+    assert digest_run_ids(store.engine) == [1]
+    digest = morning_digest(store.engine, POLICY, UTC, run_id=2)
     assert (digest.run_id, digest.patients) == (None, ())
 
 
@@ -356,9 +365,9 @@ def test_news2_range_counts_the_score_carried_into_a_slot(engine: Engine, tmp_pa
 
 
 def test_retained_by_kind_counts_distinct_readings(store: Store) -> None:
-    kinds = views.retained_by_kind(store.engine)
-    retained = views.store_overview(store.engine).readings_retained
+    kinds = retained_by_kind(store.engine)
+    retained = store_overview(store.engine).readings_retained
     assert set(kinds) == {"rule", "detector", "context", "artifact"}
     assert all(0 < n <= retained for n in kinds.values())
-    per_rule = views.reasons_breakdown(store.engine).groupby("kind")["readings"].sum()
+    per_rule = reasons_breakdown(store.engine).groupby("kind")["readings"].sum()
     assert all(kinds[k] <= per_rule[k] for k in kinds)  # a reading may have several rules

@@ -10,19 +10,28 @@ from sqlalchemy.engine import Connection
 from medsleep.audit import append_event
 from medsleep.errors import MedsleepError
 from medsleep.fhir.datatypes import DatatypeError, check_id
-from medsleep.store.models import LegalHold
+from medsleep.store.tables import LEGAL_HOLD
 from medsleep.timefmt import iso
 
-_hold = LegalHold.__table__  # type: ignore[attr-defined]
+_hold = LEGAL_HOLD
 
 
 class HoldError(MedsleepError):
     """A hold that already exists, or none to release."""
 
 
+# A hold is active until it is released: the one definition every reader of holds uses.
+ACTIVE = _hold.c.released_ms.is_(None)
+
+
 def is_held(conn: Connection, patient: str) -> bool:
-    query = select(_hold.c.id).where(_hold.c.patient == patient, _hold.c.released_ms.is_(None))
+    query = select(_hold.c.id).where(_hold.c.patient == patient, ACTIVE)
     return conn.execute(query).first() is not None
+
+
+def held_patients(conn: Connection) -> set[str]:
+    """Patients on an active hold."""
+    return {row[0] for row in conn.execute(select(_hold.c.patient).where(ACTIVE))}
 
 
 def add_hold(engine: Engine, patient: str, reason: str, *, by: str, now_ms: int) -> None:
@@ -48,9 +57,7 @@ def add_hold(engine: Engine, patient: str, reason: str, *, by: str, now_ms: int)
 def release_hold(engine: Engine, patient: str, *, by: str, now_ms: int) -> None:
     with engine.begin() as conn:
         result = conn.execute(
-            update(_hold)
-            .where(_hold.c.patient == patient, _hold.c.released_ms.is_(None))
-            .values(released_ms=now_ms)
+            update(_hold).where(_hold.c.patient == patient, ACTIVE).values(released_ms=now_ms)
         )
         if result.rowcount == 0:
             raise HoldError(f"patient {patient} has no active hold")
@@ -60,7 +67,7 @@ def release_hold(engine: Engine, patient: str, *, by: str, now_ms: int) -> None:
 
 
 def list_holds(engine: Engine) -> list[dict[str, Any]]:
-    query = select(_hold).where(_hold.c.released_ms.is_(None)).order_by(_hold.c.patient)
+    query = select(_hold).where(ACTIVE).order_by(_hold.c.patient)
     with engine.connect() as conn:
         return [
             {

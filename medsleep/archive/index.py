@@ -14,10 +14,9 @@ from sqlalchemy.engine import Connection
 
 from medsleep.archive.files import read_archive_file
 from medsleep.errors import ArchiveError
-from medsleep.store.models import ArchiveFileRecord, Reading
+from medsleep.store.tables import ARCHIVE_FILE, READING_COLUMNS, ArchiveState
 
-_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
-READING_COLUMNS = tuple(c.name for c in Reading.__table__.c)  # type: ignore[attr-defined]
+_archive = ARCHIVE_FILE
 # An archive row is a reading plus where it was summarised.
 ARCHIVE_COLUMNS = (*READING_COLUMNS, "band", "bucket_start_ms", "run_id")
 
@@ -32,7 +31,11 @@ def file_records(conn: Connection, names: Iterable[str]) -> dict[str, tuple[str,
 
 
 def purged_files(conn: Connection, names: Iterable[str]) -> set[str]:
-    return {name for name, (_, state) in file_records(conn, names).items() if state == "purged"}
+    return {
+        name
+        for name, (_, state) in file_records(conn, names).items()
+        if state == ArchiveState.PURGED
+    }
 
 
 Cell = tuple[str, str, str, str, int]  # patient, code, unit, band, bucket start (ms)
@@ -71,7 +74,7 @@ def summarised_readings(conn: Connection, root: Path, summaries: Sequence[Any]) 
         if name not in records:
             raise ArchiveError(f"a summary refers to archive file {name}, which is not recorded")
         sha, state = records[name]
-        if state == "purged":
+        if state == ArchiveState.PURGED:
             raise ArchiveError(f"archive file {name} was purged under the retention policy")
         frame = read_archive_file(root, name, sha)
         mask = in_cells(frame, cells_by_file[name])

@@ -28,17 +28,17 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
 from medsleep.archive.files import ArchiveFile, verify_archive_file
+from medsleep.archive.holds import held_patients
 from medsleep.audit import append_event, audited_transaction
 from medsleep.errors import ArchiveError, MedsleepError
 from medsleep.files import fsync_dir
 from medsleep.store.locking import consolidation_lock
-from medsleep.store.models import ArchiveFileRecord, LegalHold, Run
+from medsleep.store.tables import ARCHIVE_FILE, RUN, ArchiveState
 from medsleep.timefmt import ms_to_datetime, to_ms
 
 log = logging.getLogger(__name__)
-_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
-_run = Run.__table__  # type: ignore[attr-defined]
-_hold = LegalHold.__table__  # type: ignore[attr-defined]
+_archive = ARCHIVE_FILE
+_run = RUN
 
 
 class PurgeError(MedsleepError):
@@ -158,8 +158,8 @@ def _commit(
         for outcome in _apply_holds(conn, due, report):
             changed = conn.execute(
                 update(_archive)
-                .where(_archive.c.name == outcome.name, _archive.c.state != "purged")
-                .values(state="purged")
+                .where(_archive.c.name == outcome.name, _archive.c.state != ArchiveState.PURGED)
+                .values(state=ArchiveState.PURGED)
             ).rowcount
             if changed == 1:
                 report.purged.append(outcome)
@@ -204,7 +204,7 @@ def _candidates(engine: Engine, before_ms: int) -> list[_Candidate]:
     query = (
         select(_archive, _run.c.until_ms)
         .select_from(_archive.outerjoin(_run, _run.c.id == _archive.c.run_id))
-        .where(_archive.c.state != "purged")
+        .where(_archive.c.state != ArchiveState.PURGED)
         .order_by(_archive.c.patient, _archive.c.name)
     )
     with engine.connect() as conn:
@@ -251,9 +251,7 @@ def _with(outcome: FileOutcome, **changes: Any) -> FileOutcome:
 def _apply_holds(
     conn: Connection, due: list[FileOutcome], report: PurgeReport
 ) -> list[FileOutcome]:
-    held = {
-        r[0] for r in conn.execute(select(_hold.c.patient).where(_hold.c.released_ms.is_(None)))
-    }
+    held = held_patients(conn)
     keep = []
     for outcome in due:
         if outcome.patient in held:
@@ -298,7 +296,10 @@ def _remove_leftovers(engine: Engine, root: Path, report: PurgeReport) -> list[s
     just_purged = {f.name for f in report.purged}
     with engine.connect() as conn:
         names: Iterable[str] = [
-            r[0] for r in conn.execute(select(_archive.c.name).where(_archive.c.state == "purged"))
+            r[0]
+            for r in conn.execute(
+                select(_archive.c.name).where(_archive.c.state == ArchiveState.PURGED)
+            )
         ]
     removed = []
     for name in names:

@@ -15,15 +15,22 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select, update
 
-from medsleep.archive.index import READING_COLUMNS, summarised_readings
+from medsleep.archive.index import summarised_readings
 from medsleep.audit import append_event
 from medsleep.errors import MedsleepError
 from medsleep.store.bulk import insert_rows
-from medsleep.store.models import ArchiveFileRecord, Reading, Summary
+from medsleep.store.tables import (
+    ARCHIVE_FILE,
+    READING,
+    READING_COLUMNS,
+    SUMMARY,
+    ReadingState,
+    SummaryState,
+)
 
-_reading = Reading.__table__  # type: ignore[attr-defined]
-_summary = Summary.__table__  # type: ignore[attr-defined]
-_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
+_reading = READING
+_summary = SUMMARY
+_archive = ARCHIVE_FILE
 
 
 class RestoreScopeError(MedsleepError):
@@ -53,7 +60,7 @@ def _summaries_in_scope(
     since_ms: int | None,
     until_ms: int | None,
 ) -> list[Any]:
-    query = select(_summary).where(_summary.c.state == "active")
+    query = select(_summary).where(_summary.c.state == SummaryState.ACTIVE)
     if patient is not None:
         query = query.where(_summary.c.patient == patient)
     if since_ms is not None:
@@ -106,7 +113,7 @@ def restore(
         conn.execute(
             update(_summary)
             .where(_summary.c.id.in_([int(s.id) for s in summaries]))
-            .values(state="superseded")
+            .values(state=SummaryState.SUPERSEDED)
         )
         report.summaries, report.readings = len(summaries), len(fresh)
         report.already_present, report.files = len(present), names
@@ -130,6 +137,6 @@ def _reading_tuples(rows: pd.DataFrame) -> list[tuple[Any, ...]]:
     out = []
     for record in rows[list(READING_COLUMNS)].itertuples(index=False, name=None):
         values = list(record)
-        values[READING_COLUMNS.index("state")] = "raw"
+        values[READING_COLUMNS.index("state")] = ReadingState.RAW
         out.append(tuple(v.item() if hasattr(v, "item") else v for v in values))
     return out

@@ -10,9 +10,9 @@ from sqlalchemy import Engine, select
 
 from medsleep.archive.files import iter_archive_files, verify_archive_file
 from medsleep.errors import ArchiveError
-from medsleep.store.models import ArchiveFileRecord
+from medsleep.store.tables import ARCHIVE_FILE, ArchiveState
 
-_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
+_archive = ARCHIVE_FILE
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def verify_archive(engine: Engine, archive_root: Path) -> list[FileCheck]:
     with engine.connect() as conn:
         records = conn.execute(
             select(_archive.c.name, _archive.c.sha256, _archive.c.rows).where(
-                _archive.c.state != "purged"
+                _archive.c.state != ArchiveState.PURGED
             )
         ).all()
     checks = []

@@ -182,7 +182,7 @@ def runs(
     json_out: JsonOption = False,
 ) -> None:
     """The history of consolidation runs, newest first."""
-    from medsleep.read.readings import list_runs
+    from medsleep.read.runs import list_runs
 
     rows = list_runs(open_db(db), limit)
     if json_out:

@@ -116,7 +116,7 @@ def quarantine_list(
     json_out: JsonOption = False,
 ) -> None:
     """Show rejected input: when, where from, and why."""
-    from medsleep.read.readings import list_quarantine
+    from medsleep.read.quarantine import list_quarantine
 
     rows = list_quarantine(open_db(db), limit)
     if json_out:

@@ -32,14 +32,14 @@ def query_readings(
     fmt: FormatOption = "csv",
 ) -> None:
     """Readings in the hot store, with their state and retention reasons."""
-    from medsleep.read.readings import READING_COLUMNS, ReadingFilter, iter_readings
+    from medsleep.read.readings import READING_FIELDS, ReadingFilter, iter_readings
 
     if state not in ("raw", "retained", "all"):
         raise typer.BadParameter("must be raw, retained or all", param_hint="--state")
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
     where = ReadingFilter(patient, code, when(since, "--since"), when(until, "--until"), state)
-    write_rows(iter_readings(open_db(db), where), fmt, READING_COLUMNS)
+    write_rows(iter_readings(open_db(db), where), fmt, READING_FIELDS)
 
 
 @query_app.command("summaries")
@@ -52,9 +52,9 @@ def query_summaries(
     fmt: FormatOption = "csv",
 ) -> None:
     """Active summaries with their statistics."""
-    from medsleep.read.readings import SUMMARY_COLUMNS, ReadingFilter, iter_summaries
+    from medsleep.read.readings import SUMMARY_FIELDS, ReadingFilter, iter_summaries
 
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
     where = ReadingFilter(patient, code, when(since, "--since"), when(until, "--until"))
-    write_rows(iter_summaries(open_db(db), where), fmt, SUMMARY_COLUMNS)
+    write_rows(iter_summaries(open_db(db), where), fmt, SUMMARY_FIELDS)

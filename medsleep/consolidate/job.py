@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
+from medsleep.archive.holds import held_patients as patients_on_hold
 from medsleep.audit import append_event
 from medsleep.consolidate.executors import ExecutorSpec, run_tasks
 from medsleep.consolidate.shard import ShardResult, ShardTask, consolidate_shard
@@ -23,13 +24,12 @@ from medsleep.detect import check_detector_name, warm_up_detectors
 from medsleep.policy import Policy
 from medsleep.store.engine import open_store
 from medsleep.store.locking import consolidation_lock
-from medsleep.store.models import LegalHold, Reading, Run
+from medsleep.store.tables import READING, RUN, ReadingState, RunStatus
 from medsleep.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
-_reading = Reading.__table__  # type: ignore[attr-defined]
-_run = Run.__table__  # type: ignore[attr-defined]
-_hold = LegalHold.__table__  # type: ignore[attr-defined]
+_reading = READING
+_run = RUN
 Clock = Callable[[], int]
 Progress = Callable[[int, int], None]  # (shards done, shards total)
 
@@ -81,8 +81,7 @@ def default_until_ms(policy: Policy, now_ms: int) -> int:
 
 def held_patients(engine: Engine) -> set[str]:
     with engine.connect() as conn:
-        rows = conn.execute(select(_hold.c.patient).where(_hold.c.released_ms.is_(None)))
-        return {row[0] for row in rows}
+        return patients_on_hold(conn)
 
 
 def backlog_size(engine: Engine, until_ms: int) -> int:
@@ -101,7 +100,7 @@ def patients_with_backlog(engine: Engine, until_ms: int) -> list[str]:
         select(_reading.c.id)
         .where(
             _reading.c.patient == bindparam("patient"),
-            _reading.c.state == "raw",
+            _reading.c.state == ReadingState.RAW,
             _reading.c.effective_ms < until_ms,
         )
         .limit(1)
@@ -118,7 +117,7 @@ def raw_count(engine: Engine, patients: list[str], until_ms: int) -> int:
         return 0
     query = select(func.count()).where(
         _reading.c.patient.in_(patients),
-        _reading.c.state == "raw",
+        _reading.c.state == ReadingState.RAW,
         _reading.c.effective_ms < until_ms,
     )
     with engine.connect() as conn:
@@ -129,7 +128,7 @@ def _backlog(engine: Engine, until_ms: int) -> list[tuple[str, int]]:
     """(patient, raw readings before ``until``) for every patient with a backlog."""
     query = (
         select(_reading.c.patient, func.count())
-        .where(_reading.c.state == "raw", _reading.c.effective_ms < until_ms)
+        .where(_reading.c.state == ReadingState.RAW, _reading.c.effective_ms < until_ms)
         .group_by(_reading.c.patient)
         .order_by(_reading.c.patient)
     )
@@ -141,12 +140,16 @@ def _close_interrupted_runs(engine: Engine, clock: Clock) -> None:
     """Runs still 'running' while we hold the lock were killed: their commits stand, the rest
     of their shards are simply still raw."""
     with engine.begin() as conn:
-        stale = [r[0] for r in conn.execute(select(_run.c.id).where(_run.c.status == "running"))]
+        stale = [
+            r[0] for r in conn.execute(select(_run.c.id).where(_run.c.status == RunStatus.RUNNING))
+        ]
         for run_id in stale:
             conn.execute(
                 update(_run)
                 .where(_run.c.id == run_id)
-                .values(status="interrupted", finished_ms=clock(), error="process ended mid-run")
+                .values(
+                    status=RunStatus.INTERRUPTED, finished_ms=clock(), error="process ended mid-run"
+                )
             )
             append_event(
                 conn,
@@ -223,7 +226,7 @@ def _run_shards(
             insert(_run).values(
                 started_ms=clock(),
                 until_ms=until,
-                status="running",
+                status=RunStatus.RUNNING,
                 executor=str(spec),
                 policy_digest=policy.digest,
                 policy_json=json.dumps(asdict(policy), default=str, sort_keys=True),
@@ -246,7 +249,7 @@ def _run_shards(
             at_ms=clock(),
         )
     report = ConsolidationReport(
-        run_id, "running", held=held_readings, shards=len(todo), until_ms=until
+        run_id, RunStatus.RUNNING, held=held_readings, shards=len(todo), until_ms=until
     )
     tasks = (
         ShardTask(db_url, str(archive_root), run_id, number, patient, until, policy, clock())
@@ -268,12 +271,12 @@ def _run_shards(
             if progress is not None:
                 progress(report.shards_done, report.shards)
     except BaseException as exc:
-        report.status = "failed"
+        report.status = RunStatus.FAILED
         report.seconds = time.perf_counter() - started
         _finish(engine, report, actor, clock, error=f"{type(exc).__name__}: {exc}")
         raise
     finished = report.shards_done + len(report.held_late)
-    report.status = "committed" if finished == report.shards else "partial"
+    report.status = RunStatus.COMMITTED if finished == report.shards else RunStatus.PARTIAL
     report.seconds = time.perf_counter() - started
     _finish(engine, report, actor, clock)
     log.info("run %d %s: %d/%d shards", run_id, report.status, report.shards_done, report.shards)

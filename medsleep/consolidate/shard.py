@@ -28,13 +28,13 @@ from medsleep.errors import MedsleepError
 from medsleep.policy import Policy
 from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
-from medsleep.store.models import ArchiveFileRecord, Reading, Summary
+from medsleep.store.tables import ARCHIVE_FILE, READING, SUMMARY, ReadingState, SummaryState
 from medsleep.timefmt import ms_to_datetime
 
 log = logging.getLogger(__name__)
-_reading = Reading.__table__  # type: ignore[attr-defined]
-_summary = Summary.__table__  # type: ignore[attr-defined]
-_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
+_reading = READING
+_summary = SUMMARY
+_archive = ARCHIVE_FILE
 _SUMMARY_INSERT = ("run_id", *SUMMARY_COLUMNS, "archive_files", "state")
 _RETENTION_INSERT = (
     "run_id",
@@ -123,7 +123,7 @@ def _load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
         select(_reading)
         .where(
             _reading.c.patient == task.patient,
-            _reading.c.state == "raw",
+            _reading.c.state == ReadingState.RAW,
             _reading.c.effective_ms < task.until_ms,
         )
         .order_by(_reading.c.code, _reading.c.effective_ms, _reading.c.id)
@@ -218,14 +218,14 @@ def _decide_and_write(
                     rows=written.rows,
                     bytes=written.bytes,
                     created_ms=task.now_ms,
-                    state="active",
+                    state=SummaryState.ACTIVE,
                 )
             )
         if superseded:
             conn.execute(
                 update(_summary)
                 .where(_summary.c.id.in_(superseded))
-                .values(state="superseded", superseded_by_run=task.run_id)
+                .values(state=SummaryState.SUPERSEDED, superseded_by_run=task.run_id)
             )
         insert_rows(
             conn,
@@ -282,7 +282,7 @@ def _earlier_in_touched_cells(
     candidates = conn.execute(
         select(_summary).where(
             _summary.c.patient == task.patient,
-            _summary.c.state == "active",
+            _summary.c.state == SummaryState.ACTIVE,
             _summary.c.bucket_start_ms.between(min(starts), max(starts)),
         )
     ).all()
@@ -325,7 +325,8 @@ def _plain_columns(table: pd.DataFrame, columns: Sequence[str]) -> list[list[Any
 def _summary_rows(summaries: pd.DataFrame, files: list[str], run_id: int) -> list[tuple[Any, ...]]:
     columns = _plain_columns(summaries, SUMMARY_COLUMNS)
     return [
-        (run_id, *values, files[i], "active") for i, values in enumerate(zip(*columns, strict=True))
+        (run_id, *values, files[i], SummaryState.ACTIVE)
+        for i, values in enumerate(zip(*columns, strict=True))
     ]
 
 

@@ -22,15 +22,24 @@ from medsleep.archive.files import read_archive_file
 from medsleep.archive.index import Cell, in_cells
 from medsleep.export.output import ExportError
 from medsleep.fhir.build import ArchiveFileFacts, AuditFacts, RunFacts, SummaryFacts
-from medsleep.store.models import ArchiveFileRecord, AuditEvent, Reading, Run, Summary
+from medsleep.store.tables import (
+    ARCHIVE_FILE,
+    AUDIT_EVENT,
+    HOT_STATES,
+    READING,
+    RUN,
+    SUMMARY,
+    ArchiveState,
+    SummaryState,
+)
 
-_reading = Reading.__table__  # type: ignore[attr-defined]
-_summary = Summary.__table__  # type: ignore[attr-defined]
-_run = Run.__table__  # type: ignore[attr-defined]
-_archive = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
-_audit = AuditEvent.__table__  # type: ignore[attr-defined]
+_reading = READING
+_summary = SUMMARY
+_run = RUN
+_archive = ARCHIVE_FILE
+_audit = AUDIT_EVENT
 
-CURRENT = ("raw", "retained")
+CURRENT = HOT_STATES
 BATCH = 5000
 _IN = 500
 
@@ -150,7 +159,7 @@ _FILES = len(_SUMMARY_COLUMNS) - 1
 def iter_summaries(conn: Connection, scope: ExportScope) -> Iterator[list[SummaryRow]]:
     """Active summaries whose bucket overlaps the scope, by patient, code and time."""
     s = _summary.c
-    query = select(*(s[name] for name in _SUMMARY_COLUMNS)).where(s.state == "active")
+    query = select(*(s[name] for name in _SUMMARY_COLUMNS)).where(s.state == SummaryState.ACTIVE)
     if scope.patient is not None:
         query = query.where(s.patient == scope.patient)
     if scope.since_ms is not None:
@@ -253,7 +262,7 @@ def iter_archived(
         record = records.get(name)
         if record is None:
             raise ExportError(f"a summary refers to archive file {name}, which is not recorded")
-        if record.state == "purged":
+        if record.state == ArchiveState.PURGED:
             purged.append(name)
             continue
         frame = read_archive_file(root, name, record.facts.sha256)

@@ -40,6 +40,7 @@ from medsleep.export.snapshot import (
     load_runs,
 )
 from medsleep.read.readings import reasons_for
+from medsleep.store.tables import ReadingState
 from medsleep.timefmt import iso
 
 _S, _I, _F = pa.string(), pa.int64(), pa.float64()
@@ -232,7 +233,7 @@ def write_tables(
 
 
 def _hot_rows(conn: Connection, batch: Sequence[Any]) -> list[tuple[Any, ...]]:
-    retained = [int(r.id) for r in batch if r.state == "retained"]
+    retained = [int(r.id) for r in batch if r.state == ReadingState.RETAINED]
     reasons = reasons_for(conn, retained) if retained else {}
     out = []
     for r in batch:

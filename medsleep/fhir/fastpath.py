@@ -85,7 +85,7 @@ _MS_OF_DATETIME: dict[tzinfo | None, dict[str, int]] = {}  # vitals of one minut
 _DATETIME_CACHE_LIMIT = 50_000
 
 # What ``fast_parse`` returns: key, version, status and the readings as store rows
-# (``medsleep.ingest.parsing.READING_ROW`` order, which ends with the resource's JSON text).
+# (``medsleep.store.tables.READING_ROW`` order, which ends with the resource's JSON text).
 FastResult = tuple[str, str, str, tuple[tuple[object, ...], ...]]
 
 # digits -> "0", e/E -> "e", signs -> "s", any other byte -> "x"

@@ -15,23 +15,6 @@ from medsleep.fhir.fastpath import FastResult, fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.sources import InputRecord
 
-# A reading as the store's row, less batch_id and state (``reading`` columns).
-READING_ROW = (
-    "patient",
-    "code_system",
-    "code",
-    "effective_ms",
-    "value",
-    "unit",
-    "orig_value",
-    "orig_unit",
-    "resource_key",
-    "resource_version",
-    "part",
-    "status",
-    "resource_json",
-)
-
 
 @dataclass(frozen=True)
 class ParseOptions:

@@ -24,11 +24,11 @@ from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk
 from medsleep.ingest.sources import InputRecord, expand_paths, read_records
 from medsleep.ingest.writer import ChunkCounts, write_chunk
 from medsleep.store.checkpoint import background_checkpoints
-from medsleep.store.models import IngestBatch
+from medsleep.store.tables import INGEST_BATCH, BatchStatus
 from medsleep.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
-_batch = IngestBatch.__table__  # type: ignore[attr-defined]
+_batch = INGEST_BATCH
 Progress = Callable[[int, int], None]  # (bytes read, readings written) so far
 Clock = Callable[[], int]  # epoch milliseconds
 
@@ -181,7 +181,7 @@ def ingest_records(
     report = IngestReport(batch_id=batch_id)
     totals = ChunkCounts()
     bytes_read = 0
-    status = "failed"
+    status = BatchStatus.FAILED
     try:
         with engine.connect() as conn, background_checkpoints(engine, conn) as checkpoints:
             parsed_chunks = _parsed_chunks(records, options, workers, chunk_size)
@@ -197,7 +197,7 @@ def ingest_records(
                     del parsed  # before the collector runs again: nothing left to walk
                 if progress is not None:
                     progress(bytes_read, totals.readings)
-        status = "done"
+        status = BatchStatus.DONE
     finally:
         report.absorb(totals, started)
         finish_batch(engine, report, status, actor, clock)
@@ -215,7 +215,9 @@ def open_batch(engine: Engine, source: str, clock: Clock) -> int:
     """Record a new ingest batch (status running) and return its id."""
     with engine.begin() as conn:
         inserted = conn.execute(
-            insert(_batch).values(started_ms=clock(), source=source[:500], status="running")
+            insert(_batch).values(
+                started_ms=clock(), source=source[:500], status=BatchStatus.RUNNING
+            )
         ).inserted_primary_key
     assert inserted is not None
     return int(inserted[0])

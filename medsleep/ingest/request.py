@@ -25,12 +25,12 @@ from medsleep.ingest.pipeline import (
 )
 from medsleep.ingest.sources import InputRecord
 from medsleep.ingest.writer import ChunkCounts, write_chunk
-from medsleep.store.models import IngestBatch, ResourceSeen
+from medsleep.store.tables import INGEST_BATCH, RESOURCE_SEEN, BatchStatus
 from medsleep.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
-_batch = IngestBatch.__table__  # type: ignore[attr-defined]
-_seen = ResourceSeen.__table__  # type: ignore[attr-defined]
+_batch = INGEST_BATCH
+_seen = RESOURCE_SEEN
 _IN_CLAUSE = 500
 DEFAULT_CHUNK = 2_000  # smaller than the CLI's: a request's latency is a chunk's commit away
 
@@ -90,7 +90,7 @@ def ingest_request(
     batch_id = open_batch(engine, source, clock)
     report, totals = IngestReport(batch_id=batch_id), ChunkCounts()
     parsed_entries: list[Parsed] = []
-    status, aborted = "failed", None
+    status, aborted = BatchStatus.FAILED, None
     try:
         with engine.connect() as conn:
             for chunk in chunks(records, chunk_size):
@@ -99,7 +99,7 @@ def ingest_request(
                 totals.add(write_chunk(conn, parsed, batch_id, clock()))
                 if per_entry:
                     parsed_entries.extend(_lean(p) for p in parsed)
-        status = "done"
+        status = BatchStatus.DONE
     except InputAbortedError as exc:
         aborted = exc
     finally:
@@ -129,11 +129,11 @@ def ingest_transaction(
         raise TransactionRejectedError(rejected)
     batch_id = open_batch(engine, source, clock)
     report, totals = IngestReport(batch_id=batch_id, resources=len(parsed)), ChunkCounts()
-    status = "failed"
+    status = BatchStatus.FAILED
     try:
         with engine.connect() as conn:
             totals.add(write_chunk(conn, parsed, batch_id, clock()))
-        status = "done"
+        status = BatchStatus.DONE
     finally:
         report.absorb(totals, started)
         finish_batch(engine, report, status, actor, clock)

@@ -12,15 +12,22 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from medsleep.ingest.parsing import READING_ROW, Parsed
+from medsleep.ingest.parsing import Parsed
 from medsleep.store.bulk import insert_rows, select_in
-from medsleep.store.models import Quarantine, Reading, ResourceSeen
+from medsleep.store.tables import (
+    HOT_STATES,
+    QUARANTINE,
+    READING,
+    READING_ROW,
+    RESOURCE_SEEN,
+    ReadingState,
+)
 
 log = logging.getLogger(__name__)
-_reading = Reading.__table__  # type: ignore[attr-defined]
-_seen = ResourceSeen.__table__  # type: ignore[attr-defined]
-_quarantine = Quarantine.__table__  # type: ignore[attr-defined]
-_ACTIVE = ("raw", "retained")
+_reading = READING
+_seen = RESOURCE_SEEN
+_quarantine = QUARANTINE
+_ACTIVE = HOT_STATES
 _IN_CLAUSE = 500
 SEEN_COLUMNS = ("resource_key", "resource_version", "batch_id")
 _KEY, _VERSION = READING_ROW.index("resource_key"), READING_ROW.index("resource_version")
@@ -142,10 +149,10 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
     counts.stored, counts.duplicates, counts.skipped = stored, duplicates, skipped
 
     for key in sorted(supersede):
-        counts.superseded += _set_state(conn, key, "superseded")
+        counts.superseded += _set_state(conn, key, ReadingState.SUPERSEDED)
     for key in sorted(retract):
-        counts.retracted += _set_state(conn, key, "retracted")
-    by_state = {"raw": rows, "superseded": late_rows}
+        counts.retracted += _set_state(conn, key, ReadingState.RETRACTED)
+    by_state = {ReadingState.RAW: rows, ReadingState.SUPERSEDED: late_rows}
     if multi or retract:  # versions superseded or retracted within this very chunk
         raw: list[tuple[object, ...]] = []
         superseded: list[tuple[object, ...]] = []
@@ -162,7 +169,11 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         for row in late_rows:
             (retracted if row[_KEY] in retract else superseded).append(row)
         counts.retracted += len(retracted)
-        by_state = {"raw": raw, "superseded": superseded, "retracted": retracted}
+        by_state = {
+            ReadingState.RAW: raw,
+            ReadingState.SUPERSEDED: superseded,
+            ReadingState.RETRACTED: retracted,
+        }
     insert_rows(conn, "resource_seen", SEEN_COLUMNS, seen_rows)
     for state, state_rows in by_state.items():
         insert_rows(

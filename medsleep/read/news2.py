@@ -23,10 +23,10 @@ from sqlalchemy.engine import Connection
 from medsleep.detect.rules import news2_scores
 from medsleep.policy import Policy
 from medsleep.read.text import normal_range
-from medsleep.store.models import Reading, Summary
+from medsleep.store.tables import HOT_STATES, READING, SUMMARY, SummaryState
 
-_reading = Reading.__table__  # type: ignore[attr-defined]
-_summary = Summary.__table__  # type: ignore[attr-defined]
+_reading = READING
+_summary = SUMMARY
 NEWS2_COLUMNS = ("start_ms", "end_ms", "low", "high")
 
 
@@ -45,7 +45,7 @@ def news2_ranges(
         select(s.code, s_slot, s.band)
         .where(
             s.patient == patient,
-            s.state == "active",
+            s.state == SummaryState.ACTIVE,
             s.code.in_(list(banded)),
             s.band.like("news2-%"),
             s.bucket_end_ms > since_ms,
@@ -62,7 +62,7 @@ def news2_ranges(
         select(r.code, r_slot, func.min(r.value), func.max(r.value))
         .where(
             r.patient == patient,
-            r.state.in_(("raw", "retained")),
+            r.state.in_(HOT_STATES),
             r.effective_ms >= since_ms,
             r.effective_ms < until_ms,
             or_(*plausible),

@@ -21,16 +21,25 @@ import pandas as pd
 from sqlalchemy import Engine, func, literal, select, union
 from sqlalchemy.engine import Connection
 
+from medsleep.archive.holds import is_held
 from medsleep.policy import Policy
+from medsleep.read.explain import explain_reason
 from medsleep.read.news2 import news2_ranges
-from medsleep.read.text import KIND_ORDER, describe_episode, explain_reason
-from medsleep.store.models import Episode, LegalHold, Reading, Retention, Summary
+from medsleep.read.text import KIND_ORDER, describe_episode
+from medsleep.store.tables import (
+    EPISODE,
+    HOT_STATES,
+    READING,
+    RETENTION,
+    SUMMARY,
+    ReadingState,
+    SummaryState,
+)
 
-_reading = Reading.__table__  # type: ignore[attr-defined]
-_summary = Summary.__table__  # type: ignore[attr-defined]
-_retention = Retention.__table__  # type: ignore[attr-defined]
-_episode = Episode.__table__  # type: ignore[attr-defined]
-_hold = LegalHold.__table__  # type: ignore[attr-defined]
+_reading = READING
+_summary = SUMMARY
+_retention = RETENTION
+_episode = EPISODE
 _MINUTE = 60_000
 _STEPS_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
 BAND_COLUMNS = ("code", "unit", "start_ms", "end_ms", "n", "min", "max", "mean")
@@ -88,12 +97,12 @@ def patient_span(engine: Engine, patient: str) -> tuple[int, int] | None:
     with engine.connect() as conn:
         hot = conn.execute(
             select(func.min(_reading.c.effective_ms), func.max(_reading.c.effective_ms)).where(
-                _reading.c.patient == patient, _reading.c.state.in_(("raw", "retained"))
+                _reading.c.patient == patient, _reading.c.state.in_(HOT_STATES)
             )
         ).one()
         kept = conn.execute(
             select(func.min(_summary.c.bucket_start_ms), func.max(_summary.c.bucket_end_ms)).where(
-                _summary.c.patient == patient, _summary.c.state == "active"
+                _summary.c.patient == patient, _summary.c.state == SummaryState.ACTIVE
             )
         ).one()
     firsts = [int(v) for v in (hot[0], kept[0]) if v is not None]
@@ -133,12 +142,7 @@ def patient_view(
         retained, total = _retained(conn, policy, patient, since_ms, until_ms, tz, max_retained)
         news2, parameters = news2_ranges(conn, policy, patient, since_ms, until_ms, summary_res)
         episodes = _episodes(conn, policy, patient, since_ms, until_ms, tz)
-        on_hold = (
-            conn.execute(
-                select(_hold.c.id).where(_hold.c.patient == patient, _hold.c.released_ms.is_(None))
-            ).first()
-            is not None
-        )
+        on_hold = is_held(conn, patient)
     present = set(bands["code"]) | set(hot["code"]) | set(retained["code"])
     order = {code: i for i, code in enumerate(policy.codes)}
     codes = tuple(sorted(present, key=lambda c: (order.get(c, len(order)), c)))
@@ -180,7 +184,7 @@ def _summary_bands(
     s = _summary.c
     where = (
         s.patient == patient,
-        s.state == "active",
+        s.state == SummaryState.ACTIVE,
         s.bucket_end_ms > since_ms,
         s.bucket_start_ms < until_ms,
     )
@@ -221,7 +225,7 @@ def _hot_slots(
         )
         .where(
             r.patient == patient,
-            r.state == "raw",
+            r.state == ReadingState.RAW,
             r.effective_ms >= since_ms,
             r.effective_ms < until_ms,
         )
@@ -265,7 +269,7 @@ def _retained(
         .outerjoin(anchor, anchor.c.id == t.context_of)
         .where(
             r.patient == patient,
-            r.state == "retained",
+            r.state == ReadingState.RETAINED,
             r.effective_ms >= since_ms,
             r.effective_ms < until_ms,
         )

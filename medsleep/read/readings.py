@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,16 +9,30 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.sql import Select
 
-from medsleep.store.models import Quarantine, Reading, Retention, Run, Summary
+from medsleep.read.explain import describe_reason
+from medsleep.store.tables import (
+    HOT_STATES,
+    QUARANTINE,
+    READING,
+    RETENTION,
+    RUN,
+    SUMMARY,
+    ReadingState,
+    SummaryState,
+)
 from medsleep.timefmt import iso
 
-_reading = Reading.__table__  # type: ignore[attr-defined]
-_quarantine = Quarantine.__table__  # type: ignore[attr-defined]
-_summary = Summary.__table__  # type: ignore[attr-defined]
-_run = Run.__table__  # type: ignore[attr-defined]
-_retention = Retention.__table__  # type: ignore[attr-defined]
-STATES = {"raw": ("raw",), "retained": ("retained",), "all": ("raw", "retained")}
-READING_COLUMNS = (
+_reading = READING
+_quarantine = QUARANTINE
+_summary = SUMMARY
+_run = RUN
+_retention = RETENTION
+STATES = {
+    "raw": (ReadingState.RAW,),
+    "retained": (ReadingState.RETAINED,),
+    "all": HOT_STATES,
+}
+READING_FIELDS = (
     "id",
     "patient",
     "code",
@@ -65,25 +78,13 @@ def iter_readings(engine: Engine, where: ReadingFilter) -> Iterator[dict[str, An
     with engine.connect() as conn:
         for batch in conn.execution_options(yield_per=5000).execute(query).partitions():
             mappings = [row._mapping for row in batch]
-            retained = [m["id"] for m in mappings if m["state"] == "retained"]
+            retained = [m["id"] for m in mappings if m["state"] == ReadingState.RETAINED]
             reasons = reasons_for(conn, retained) if retained else {}
             for mapping in mappings:
-                out = {name: mapping[name] for name in READING_COLUMNS if name in mapping}
+                out = {name: mapping[name] for name in READING_FIELDS if name in mapping}
                 out["effective"] = iso(mapping["effective_ms"])
                 out["reasons"] = "; ".join(reasons.get(mapping["id"], ()))
-                yield {name: out[name] for name in READING_COLUMNS}
-
-
-def describe_reason(row: Any) -> str:
-    """One reason as a clinician reads it, e.g. ``detector:ECOD score 12.1 > 9.8``."""
-    text = f"{row.kind}:{row.rule}" if not row.rule.startswith(row.kind) else row.rule
-    if row.kind == "context" and row.context_of is not None:
-        return f"context of reading {row.context_of}"
-    if row.news2 is not None and row.kind == "rule":
-        text += f" (NEWS2 {row.news2})"
-    if row.score is not None and row.threshold is not None:
-        text += f" score {row.score:.4g} vs threshold {row.threshold:.4g}"
-    return text
+                yield {name: out[name] for name in READING_FIELDS}
 
 
 def reasons_for(conn: Any, reading_ids: list[int]) -> dict[int, list[str]]:
@@ -101,15 +102,7 @@ def reasons_for(conn: Any, reading_ids: list[int]) -> dict[int, list[str]]:
     return found
 
 
-def list_quarantine(engine: Engine, limit: int | None = None) -> list[dict[str, Any]]:
-    query = select(_quarantine).order_by(_quarantine.c.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    with engine.connect() as conn:
-        return [{**row._mapping, "at": iso(row._mapping["at_ms"])} for row in conn.execute(query)]
-
-
-SUMMARY_COLUMNS = (
+SUMMARY_FIELDS = (
     "id",
     "run_id",
     "patient",
@@ -134,7 +127,7 @@ SUMMARY_COLUMNS = (
 
 def iter_summaries(engine: Engine, where: ReadingFilter) -> Iterator[dict[str, Any]]:
     """Active summaries, in series and time order."""
-    query = select(_summary).where(_summary.c.state == "active")
+    query = select(_summary).where(_summary.c.state == SummaryState.ACTIVE)
     query = _filtered(query, _summary, where, "bucket_start_ms")
     query = query.order_by(
         _summary.c.patient, _summary.c.code, _summary.c.bucket_start_ms, _summary.c.band
@@ -148,28 +141,4 @@ def iter_summaries(engine: Engine, where: ReadingFilter) -> Iterator[dict[str, A
                 iso(m["bucket_end_ms"]),
             )
             out["first"], out["last"] = iso(m["first_ms"]), iso(m["last_ms"])
-            yield {name: out[name] for name in SUMMARY_COLUMNS}
-
-
-def list_runs(engine: Engine, limit: int | None = None) -> list[dict[str, Any]]:
-    query = select(_run).order_by(_run.c.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [
-        {
-            "id": r.id,
-            "started": iso(r.started_ms),
-            "finished": iso(r.finished_ms) if r.finished_ms else None,
-            "until": iso(r.until_ms),
-            "status": r.status,
-            "executor": r.executor,
-            "policy_digest": r.policy_digest,
-            "shards_total": r.shards_total,
-            "shards_done": r.shards_done,
-            "counts": json.loads(r.counts_json),
-            "error": r.error,
-        }
-        for r in rows
-    ]
+            yield {name: out[name] for name in SUMMARY_FIELDS}

@@ -15,12 +15,12 @@ from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from medsleep.server.fhir_http import FhirError, keys_for_id
-from medsleep.store.models import Reading, ResourceSeen
+from medsleep.store.tables import HOT_STATES, READING, RESOURCE_SEEN
 from medsleep.timefmt import to_ms
 
-_reading = Reading.__table__  # type: ignore[attr-defined]
-_seen = ResourceSeen.__table__  # type: ignore[attr-defined]
-HOT = ("raw", "retained")
+_reading = READING
+_seen = RESOURCE_SEEN
+HOT = HOT_STATES
 DEFAULT_COUNT, MAX_COUNT = 100, 1000
 SEARCH_PARAMS = ("patient", "subject", "code", "date", "_count", "_offset", "_format")
 

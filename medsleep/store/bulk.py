@@ -145,3 +145,8 @@ def select_in(
         finally:
             cursor.close()
     return found
+
+
+def scalar_int(conn: Connection, query: Any) -> int:
+    """The one integer a query returns (a count, a max)."""
+    return int(conn.execute(query).scalar_one())

@@ -13,8 +13,6 @@ from sqlmodel import Field, SQLModel
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
-READING_STATES = ("raw", "retained", "superseded", "retracted")
-
 
 class ReadingBase(SQLModel):
     patient: str
