@@ -2,7 +2,9 @@
 
 Exit codes (for cron, Airflow, systemd): 0 success, 1 failure, 2 usage error, 3 ingest
 finished with quarantined input, 4 another consolidation holds the lock, 5 audit chain broken.
-Each command module registers its commands on ``app`` when imported.
+One module per library package (``ingest``, ``consolidate``, ``archive``, ``read``, ``export``,
+``auth``, ``server``, ``store``, ``audit``, ``dashboard``), each declaring its own sub-commands
+on ``app`` when imported.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import logging
 import os
 
 from medsleep.cli import (  # noqa: F401  (each module registers its commands)
-    admin,
+    archive,
+    audit,
+    auth,
     consolidate,
     dashboard,
     export,
     ingest,
-    query,
-    serve,
+    read,
+    server,
+    store,
 )
 from medsleep.cli.common import app, fail
 

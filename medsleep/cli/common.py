@@ -43,8 +43,20 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+# ``medsleep --help`` lists the commands in the order of a night: in, consolidate, look, prove.
+COMMAND_ORDER = (
+    "ingest", "consolidate", "sleep", "runs", "query", "quarantine", "restore", "archive", "hold",
+    "export", "purge", "audit", "serve", "token", "dashboard", "users", "db", "fixtures",
+)  # fmt: skip
+
+
 class _Commands(TyperGroup):
     """Turns the library's narrow exceptions into one-line messages and exit codes."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -64,20 +76,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-quarantine_app = typer.Typer(help="Rejected input.", no_args_is_help=True)
-query_app = typer.Typer(help="Query readings and summaries for scripts.", no_args_is_help=True)
-fixtures_app = typer.Typer(help="Synthetic test data.", no_args_is_help=True)
-archive_app = typer.Typer(help="The cold archive of collapsed readings.", no_args_is_help=True)
-hold_app = typer.Typer(help="Legal holds: patients never collapsed.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(quarantine_app, name="quarantine")
-app.add_typer(query_app, name="query")
-app.add_typer(fixtures_app, name="fixtures")
-app.add_typer(archive_app, name="archive")
-app.add_typer(hold_app, name="hold")
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-app.add_typer(audit_app, name="audit")
 
 err = Console(stderr=True)
 
@@ -171,3 +169,29 @@ PolicyOption = Annotated[
     Path | None,
     typer.Option("--policy", envvar="MEDSLEEP_POLICY", help="Policy TOML (default: shipped)."),
 ]
+
+
+DEFAULT_USERS = "medsleep-users.json"
+
+UsersOption = Annotated[
+    Path,
+    typer.Option("--users", envvar="MEDSLEEP_USERS", help="Users file. Env: MEDSLEEP_USERS."),
+]
+
+DEFAULT_TOKENS = "medsleep-tokens.toml"
+
+TokensOption = Annotated[
+    Path,
+    typer.Option(
+        "--tokens",
+        envvar="MEDSLEEP_TOKENS_FILE",
+        help="Tokens file (sha256 digests, TOML). Env: MEDSLEEP_TOKENS_FILE.",
+    ),
+]
+
+ByOption = Annotated[str, typer.Option("--by", help="Who runs it (recorded on the audit chain).")]
+
+
+def say(text: str) -> None:
+    """One message on stderr, never wrapped: schedulers read logs line by line."""
+    err.print(text, markup=False, soft_wrap=True)

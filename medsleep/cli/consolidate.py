@@ -16,25 +16,17 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
 from medsleep.cli.common import (
     DEFAULT_ARCHIVE,
-    EXIT_FAILURE,
     ArchiveOption,
     DbOption,
     JsonOption,
-    PatientOption,
     PolicyOption,
     QuietOption,
-    SinceOption,
-    UntilOption,
     app,
-    archive_app,
     err,
-    open_db,
     show_progress,
-    table_console,
     when,
 )
 from medsleep.store.engine import DEFAULT_DB_URL
@@ -173,121 +165,3 @@ def sleep(
         db, loaded, archive_root=archive, executor=parse_executor(executor), once=once
     ):
         err.print(_consolidation_report_line(report))
-
-
-@app.command()
-def runs(
-    db: DbOption = DEFAULT_DB_URL,
-    limit: Annotated[int, typer.Option("--limit")] = 20,
-    json_out: JsonOption = False,
-) -> None:
-    """The history of consolidation runs, newest first."""
-    from medsleep.read.runs import list_runs
-
-    rows = list_runs(open_db(db), limit)
-    if json_out:
-        for row in rows:
-            typer.echo(json.dumps(row, default=str))
-        return
-    if not rows:
-        err.print("no consolidation runs yet — run medsleep consolidate")
-        return
-    table = Table(
-        "run",
-        "started",
-        "until",
-        "status",
-        "executor",
-        "patients",
-        "in",
-        "retained",
-        "collapsed",
-        "summaries",
-        "seconds",
-    )
-    for row in rows:
-        c = row["counts"]
-        table.add_row(
-            str(row["id"]),
-            row["started"],
-            row["until"],
-            row["status"],
-            row["executor"],
-            f"{row['shards_done']}/{row['shards_total']}",
-            f"{c.get('readings_in', 0):,}",
-            f"{c.get('retained', 0):,}",
-            f"{c.get('collapsed', 0):,}",
-            f"{c.get('summaries', 0):,}",
-            str(c.get("seconds", "")),
-        )
-    table_console().print(table)
-
-
-@app.command()
-def restore(
-    db: DbOption = DEFAULT_DB_URL,
-    archive: ArchiveOption = Path(DEFAULT_ARCHIVE),
-    run: Annotated[
-        int | None, typer.Option("--run", help="Restore what this run collapsed.")
-    ] = None,
-    patient: PatientOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Put archived readings back in the hot store exactly; supersede their summaries."""
-    from medsleep.archive.restore import restore as run_restore
-    from medsleep.timefmt import wall_clock_ms
-
-    if run is None and patient is None:
-        raise typer.BadParameter("give --run ID or --patient P")
-    report = run_restore(
-        open_db(db),
-        archive,
-        run_id=run,
-        patient=patient,
-        since_ms=when(since, "--since"),
-        until_ms=when(until, "--until"),
-        now_ms=wall_clock_ms(),
-    )
-    if json_out:
-        typer.echo(json.dumps(report.as_json()))
-    else:
-        err.print(
-            f"restored {report.readings:,} readings from {len(report.files)} archive "
-            f"files; {report.summaries:,} summaries superseded "
-            f"({report.already_present:,} already present)"
-        )
-
-
-@archive_app.command("verify")
-def archive_verify(
-    db: DbOption = DEFAULT_DB_URL,
-    archive: ArchiveOption = Path(DEFAULT_ARCHIVE),
-    json_out: JsonOption = False,
-) -> None:
-    """Check every archive file against its recorded sha256 and row count."""
-    from medsleep.archive.verify import verify_archive
-
-    checks = verify_archive(open_db(db), archive)
-    bad = [c for c in checks if not c.ok]
-    if json_out:
-        typer.echo(
-            json.dumps(
-                {
-                    "files": len(checks),
-                    "failed": [c.__dict__ for c in bad],
-                    "notes": [c.__dict__ for c in checks if c.ok and c.problem],
-                }
-            )
-        )
-    else:
-        for check in checks:
-            if check.problem:
-                err.print(
-                    f"{'FAIL' if not check.ok else 'note'} {check.name}: {check.problem}",
-                    markup=False,
-                )
-        err.print(f"{len(checks) - len(bad)} of {len(checks)} archive files verified")
-    if bad:
-        raise typer.Exit(EXIT_FAILURE)

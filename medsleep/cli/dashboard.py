@@ -9,22 +9,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from medsleep.cli.common import DbOption, PolicyOption, app, err, table_console
+from medsleep.cli.common import (
+    DEFAULT_USERS,
+    DbOption,
+    PolicyOption,
+    UsersOption,
+    app,
+    err,
+)
 from medsleep.errors import MedsleepError
 from medsleep.store.engine import DEFAULT_DB_URL
 
-DEFAULT_USERS = "medsleep-users.json"
 APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-
-users_app = typer.Typer(help="Dashboard users, roles and passwords.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
-
-UsersOption = Annotated[
-    Path,
-    typer.Option("--users", envvar="MEDSLEEP_USERS", help="Users file. Env: MEDSLEEP_USERS."),
-]
 
 
 class DashboardMissingError(MedsleepError):
@@ -104,61 +101,3 @@ def dashboard(
     sys.stderr.flush()
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)
-
-
-def _read_password(from_stdin: bool) -> str:
-    if from_stdin:
-        line = sys.stdin.readline()
-        return line[:-1] if line.endswith("\n") else line
-    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return password
-
-
-@users_app.command("add")
-def users_add(
-    name: Annotated[str, typer.Argument(help="User name (for OIDC: the e-mail the IdP gives).")],
-    role: Annotated[str, typer.Option("--role", help="clinician, compliance or admin.")],
-    users: UsersOption = Path(DEFAULT_USERS),
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin's first line.")
-    ] = False,
-    oidc: Annotated[
-        bool, typer.Option("--oidc", help="No password: signs in through the identity provider.")
-    ] = False,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="Change an existing user's role or password.")
-    ] = False,
-) -> None:
-    """Add a dashboard user with a role and a salted argon2id password hash."""
-    from medsleep.auth.users import ROLES, add_user
-
-    if role not in ROLES:
-        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
-    if oidc and password_stdin:
-        raise typer.BadParameter("--oidc users have no password", param_hint="--password-stdin")
-    password = None if oidc else _read_password(password_stdin)
-    user = add_user(users, name, role, password, replace=replace)
-    err.print(f"user {user.name} ({user.role}) saved in {users}")
-
-
-@users_app.command("remove")
-def users_remove(
-    name: Annotated[str, typer.Argument(help="User name.")],
-    users: UsersOption = Path(DEFAULT_USERS),
-) -> None:
-    """Remove a dashboard user."""
-    from medsleep.auth.users import remove_user
-
-    remove_user(users, name)
-    err.print(f"user {name} removed from {users}")
-
-
-@users_app.command("list")
-def users_list(users: UsersOption = Path(DEFAULT_USERS)) -> None:
-    """Dashboard users and their roles (never their hashes)."""
-    from medsleep.auth.users import load_users
-
-    table = Table("user", "role", "sign-in")
-    for user in load_users(users).values():
-        table.add_row(user.name, user.role, "password" if user.password_hash else "OIDC")
-    table_console().print(table)

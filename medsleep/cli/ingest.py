@@ -9,7 +9,6 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from rich.table import Table
 
 from medsleep.cli.common import (
     EXIT_OK,
@@ -19,14 +18,14 @@ from medsleep.cli.common import (
     QuietOption,
     app,
     err,
-    fixtures_app,
     open_db,
     progress_bar,
-    quarantine_app,
     show_progress,
-    table_console,
 )
 from medsleep.store.engine import DEFAULT_DB_URL
+
+fixtures_app = typer.Typer(help="Synthetic test data.", no_args_is_help=True)
+app.add_typer(fixtures_app, name="fixtures")
 
 
 @app.command()
@@ -107,29 +106,6 @@ def ingest(
         if report.quarantined:
             err.print("  see: medsleep quarantine list")
     raise typer.Exit(EXIT_QUARANTINED if report.quarantined else EXIT_OK)
-
-
-@quarantine_app.command("list")
-def quarantine_list(
-    db: DbOption = DEFAULT_DB_URL,
-    limit: Annotated[int, typer.Option("--limit", help="Newest N entries.")] = 50,
-    json_out: JsonOption = False,
-) -> None:
-    """Show rejected input: when, where from, and why."""
-    from medsleep.read.quarantine import list_quarantine
-
-    rows = list_quarantine(open_db(db), limit)
-    if json_out:
-        for row in rows:
-            typer.echo(json.dumps({k: v for k, v in row.items() if k != "at_ms"}))
-        return
-    if not rows:
-        err.print("quarantine is empty")
-        return
-    table = Table("id", "at", "source", "position", "error")
-    for row in rows:
-        table.add_row(str(row["id"]), row["at"], row["source"], row["position"], row["error"])
-    table_console().print(table)
 
 
 @fixtures_app.command("generate")

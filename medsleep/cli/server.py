@@ -15,9 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from rich.table import Table
 
-from medsleep.cli.common import DbOption, app, err, open_db, table_console
+from medsleep.cli.common import (
+    DEFAULT_TOKENS,
+    DbOption,
+    TokensOption,
+    app,
+    err,
+    open_db,
+)
 from medsleep.store.engine import DEFAULT_DB_URL
 
 if TYPE_CHECKING:
@@ -26,21 +32,8 @@ if TYPE_CHECKING:
     from medsleep.auth.tokens import TokenRegistry
     from medsleep.server.context import ServerSettings
 
-DEFAULT_TOKENS = "medsleep-tokens.toml"
 _WORKER_CONFIG = "MEDSLEEP_SERVE_CONFIG"  # parent -> uvicorn worker processes
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-token_app = typer.Typer(help="Bearer tokens for medsleep serve.", no_args_is_help=True)
-app.add_typer(token_app, name="token")
-
-TokensOption = Annotated[
-    Path,
-    typer.Option(
-        "--tokens",
-        envvar="MEDSLEEP_TOKENS_FILE",
-        help="Tokens file (sha256 digests, TOML). Env: MEDSLEEP_TOKENS_FILE.",
-    ),
-]
 
 
 def _settings(config: dict[str, Any]) -> ServerSettings:
@@ -156,69 +149,4 @@ def serve(
         return
     os.environ[_WORKER_CONFIG] = json.dumps(config)
     os.environ.setdefault("MEDSLEEP_LOG_LEVEL", log_level.upper())
-    uvicorn.run("medsleep.cli.serve:worker_app", factory=True, workers=workers, **options)
-
-
-@token_app.command("add")
-def token_add(
-    name: Annotated[str, typer.Argument(help="Who the token is for, e.g. ward-7-gateway.")],
-    tokens: TokensOption = Path(DEFAULT_TOKENS),
-    scope: Annotated[
-        list[str] | None, typer.Option("--scope", help="read and/or write (default: both).")
-    ] = None,
-    env: Annotated[
-        bool,
-        typer.Option("--env", help="Do not write the file; print a MEDSLEEP_TOKENS entry."),
-    ] = False,
-) -> None:
-    """Create a token: printed once on stdout; only its sha256 is stored."""
-    from medsleep.auth.tokens import SCOPES, add_token, new_token, parse_token_list, token_digest
-
-    scopes = tuple(scope or SCOPES)
-    if env:
-        token = new_token()
-        entry = f"{name}:{token_digest(token)}:{'+'.join(sorted(scopes))}"
-        parse_token_list(entry)  # checks the name and the scopes
-        typer.echo(token)
-        typer.echo(f"add to MEDSLEEP_TOKENS: {entry}", err=True)
-        return
-    token = add_token(tokens, name, scopes)
-    typer.echo(token)
-    typer.echo(
-        f"token {name!r} ({', '.join(sorted(scopes))}) added to {tokens}; "
-        "it is shown only now: keep it in the client's secret store",
-        err=True,
-    )
-
-
-@token_app.command("list")
-def token_list_command(
-    tokens: TokensOption = Path(DEFAULT_TOKENS),
-    json_out: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """List token names, scopes and creation times (never the tokens)."""
-    from medsleep.auth.tokens import load_tokens
-
-    found = load_tokens(tokens)
-    if json_out:
-        for t in found:
-            row = {"name": t.name, "scopes": sorted(t.scopes), "created": t.created}
-            typer.echo(json.dumps(row))
-        return
-    if not found:
-        err.print(f"no tokens in {tokens}")
-        return
-    table = Table("name", "scopes", "created")
-    for t in found:
-        table.add_row(t.name, ", ".join(sorted(t.scopes)), t.created)
-    table_console().print(table)
-
-
-@token_app.command("revoke")
-def token_revoke(name: str, tokens: TokensOption = Path(DEFAULT_TOKENS)) -> None:
-    """Remove a token; running servers stop accepting it at their next request."""
-    from medsleep.auth.tokens import TokenError, revoke_token
-
-    if not revoke_token(tokens, name):
-        raise TokenError(f"no token named {name!r} in {tokens}")
-    err.print(f"token {name!r} revoked")
+    uvicorn.run("medsleep.cli.server:worker_app", factory=True, workers=workers, **options)
