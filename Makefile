@@ -41,6 +41,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict medsleep
+	$(BIN)/lint-imports
 
 # Re-pin every dependency after changing pyproject.toml.
 lock: venv

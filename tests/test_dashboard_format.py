@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from medsleep.policy import load_policy
+from medsleep.read.explain import explain_reason
 from medsleep.read.text import (
     band_text,
     describe_episode,
     describe_worst,
-    explain_reason,
     format_value,
     parameter_name,
     short_name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ from sqlalchemy.engine import Connection
 
 from medsleep.archive.files import read_archive_file
 from medsleep.errors import ArchiveError
-from medsleep.store.tables import ARCHIVE_FILE, READING_COLUMNS, ArchiveState
+from medsleep.store.tables import ARCHIVE_FILE, READING_COLUMNS, SUMMARY, ArchiveState, SummaryState
 
 _archive = ARCHIVE_FILE
+_summary = SUMMARY
 # An archive row is a reading plus where it was summarised.
 ARCHIVE_COLUMNS = (*READING_COLUMNS, "band", "bucket_start_ms", "run_id")
 
@@ -86,3 +88,37 @@ def summarised_readings(conn: Connection, root: Path, summaries: Sequence[Any]) 
             f"the archive holds {len(rows)} readings for summaries of {expected} readings"
         )
     return rows
+
+
+@dataclass(frozen=True)
+class ActiveCells:
+    """The active summaries of some cells and the archived readings behind them."""
+
+    summary_ids: list[int]
+    readings: pd.DataFrame  # ARCHIVE_COLUMNS plus ``_file``
+
+
+def active_cells_of(
+    conn: Connection, root: Path, patient: str, cells: set[tuple[str, str, int]]
+) -> ActiveCells:
+    """The active summaries of ``patient`` in the (code, unit, bucket start) ``cells``, with
+    their archived readings read back (checksums verified), so that late data re-collapses a
+    whole cell and its summaries stay exactly the statistics of all its normal readings.
+
+    A cell whose archive file was purged cannot be recomputed: it is left out, and its late
+    readings get a summary of their own beside the old one.
+    """
+    if not cells:
+        return ActiveCells([], summarised_readings(conn, root, []))
+    starts = [start for _, _, start in cells]
+    candidates = conn.execute(
+        select(_summary).where(
+            _summary.c.patient == patient,
+            _summary.c.state == SummaryState.ACTIVE,
+            _summary.c.bucket_start_ms.between(min(starts), max(starts)),
+        )
+    ).all()
+    found = [s for s in candidates if (s.code, s.unit, int(s.bucket_start_ms)) in cells]
+    purged = purged_files(conn, {name for s in found for name in json.loads(s.archive_files)})
+    found = [s for s in found if not purged & set(json.loads(s.archive_files))]
+    return ActiveCells([int(row.id) for row in found], summarised_readings(conn, root, found))

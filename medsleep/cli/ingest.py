@@ -61,7 +61,7 @@ def ingest(
     """Ingest FHIR Observations (NDJSON, JSON, Bundles; files, folders or stdin)."""
     import time
 
-    from medsleep.ingest import ParseOptions, ingest_paths
+    from medsleep.ingest import ParseOptions, ingest_files
     from medsleep.ingest.sources import expand_paths, total_bytes
 
     if fhir_version not in ("R4", "R4B", "R5"):
@@ -83,7 +83,7 @@ def ingest(
                 rate = readings / max(1e-9, time.perf_counter() - started)
                 bar[0].update(bar[1], completed=done, readings=readings, rate=rate)
 
-        report = ingest_paths(
+        report = ingest_files(
             engine,
             files,
             options=options,

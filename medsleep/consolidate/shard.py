@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from medsleep.archive.files import write_archive_file
 from medsleep.archive.holds import is_held
-from medsleep.archive.index import ARCHIVE_COLUMNS, purged_files, summarised_readings
+from medsleep.archive.index import ARCHIVE_COLUMNS, active_cells_of
 from medsleep.consolidate.summarize import SUMMARY_COLUMNS, bucket_start_ms, collapse_normal_runs
 from medsleep.detect import classify_patient, group_episodes
 from medsleep.errors import MedsleepError
@@ -183,19 +183,26 @@ def _decide_and_write(
     collapse = raw.loc[~keep]
     episodes = group_episodes(frame, decisions, policy) if retained_ids.size else []
 
-    superseded, earlier = _earlier_in_touched_cells(conn, task, collapse)
+    late = active_cells_of(
+        conn,
+        Path(task.archive_root),
+        task.patient,
+        _cells(collapse, task.policy.bucket_minutes),
+    )
     conn.commit()  # end the read transaction; the write below is its own
-    new_rows = _archive_rows(collapse, task)
+    # Late data re-collapses whole cells: the new readings and those already archived for them.
     combined = pd.concat(
-        [new_rows.assign(_new=True), earlier.assign(_new=False)], ignore_index=True
+        [collapse.assign(_new=True), late.readings.assign(_new=False)], ignore_index=True
     )
     collapsed = collapse_normal_runs(
         combined.rename(columns={"effective_ms": "t"}), policy.bucket_minutes
     )
     summaries = collapsed.summaries
-    new_rows["bucket_start_ms"] = summaries["bucket_start_ms"].to_numpy()[
-        collapsed.summary_index[: len(new_rows)]
+    bucket_starts = summaries["bucket_start_ms"].to_numpy()[
+        collapsed.summary_index[: len(collapse)]
     ]
+    new_rows = _archive_rows(collapse, bucket_starts, task.run_id)
+    superseded = late.summary_ids
 
     file_name = ""
     archived = 0
@@ -257,42 +264,20 @@ def _decide_and_write(
     )
 
 
-def _archive_rows(collapse: pd.DataFrame, task: ShardTask) -> pd.DataFrame:
+def _archive_rows(collapse: pd.DataFrame, bucket_starts: np.ndarray, run_id: int) -> pd.DataFrame:
+    """The collapsed readings as archive rows: each with the bucket it is summarised in."""
     rows = collapse.reset_index(drop=True).copy()
-    rows["bucket_start_ms"] = np.zeros(len(rows), dtype=np.int64)
-    rows["run_id"] = np.full(len(rows), task.run_id, dtype=np.int64)
+    rows["bucket_start_ms"] = bucket_starts.astype(np.int64)
+    rows["run_id"] = np.full(len(rows), run_id, dtype=np.int64)
     for column in ("id", "effective_ms", "part", "batch_id"):
         rows[column] = rows[column].astype(np.int64)
     return rows[list(ARCHIVE_COLUMNS)]
 
 
-def _earlier_in_touched_cells(
-    conn: Connection, task: ShardTask, collapse: pd.DataFrame
-) -> tuple[list[int], pd.DataFrame]:
-    """Active summaries of the cells the new readings fall in, and their archived readings.
-
-    Late data re-collapses a whole (code, unit, bucket) cell, so its summaries stay exactly the
-    statistics of all the cell's normal readings.
-    """
-    if collapse.empty:
-        return [], summarised_readings(conn, Path(task.archive_root), [])
-    buckets = bucket_start_ms(collapse["effective_ms"].to_numpy(), task.policy.bucket_minutes)
-    starts: list[int] = buckets.tolist()
-    cells = set(zip(collapse["code"].tolist(), collapse["unit"].tolist(), starts, strict=True))
-    candidates = conn.execute(
-        select(_summary).where(
-            _summary.c.patient == task.patient,
-            _summary.c.state == SummaryState.ACTIVE,
-            _summary.c.bucket_start_ms.between(min(starts), max(starts)),
-        )
-    ).all()
-    found = [s for s in candidates if (s.code, s.unit, int(s.bucket_start_ms)) in cells]
-    # A cell whose archive file was purged cannot be recomputed: its late readings get a
-    # summary of their own beside the old one.
-    purged = purged_files(conn, {name for s in found for name in json.loads(s.archive_files)})
-    found = [s for s in found if not purged & set(json.loads(s.archive_files))]
-    earlier = summarised_readings(conn, Path(task.archive_root), found)
-    return [int(row.id) for row in found], earlier
+def _cells(collapse: pd.DataFrame, bucket_minutes: int) -> set[tuple[str, str, int]]:
+    """The (code, unit, bucket start) cells the collapsed readings fall in."""
+    starts = bucket_start_ms(collapse["effective_ms"].to_numpy(), bucket_minutes).tolist()
+    return set(zip(collapse["code"].tolist(), collapse["unit"].tolist(), starts, strict=True))
 
 
 def _archive_files_per_summary(

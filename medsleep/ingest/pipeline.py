@@ -9,7 +9,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -130,7 +130,7 @@ def _parsed_chunks(
             yield pending
 
 
-def _records(files: list[str], stdin: IO[bytes] | None) -> Iterator[InputRecord]:
+def _records(files: Sequence[str], stdin: IO[bytes] | None) -> Iterator[InputRecord]:
     for name in files:
         yield from read_records(name, stdin)
 
@@ -148,7 +148,33 @@ def ingest_paths(
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest files, folders or ``-`` (stdin) into the store and return the report."""
-    files = expand_paths(paths)
+    return ingest_files(
+        engine,
+        expand_paths(paths),
+        options=options,
+        stdin=stdin,
+        workers=workers,
+        chunk_size=chunk_size,
+        actor=actor,
+        clock=clock,
+        progress=progress,
+    )
+
+
+def ingest_files(
+    engine: Engine,
+    files: Sequence[str],
+    *,
+    options: ParseOptions | None = None,
+    stdin: IO[bytes] | None = None,
+    workers: int = 0,
+    chunk_size: int = 10_000,
+    actor: str = "cli",
+    clock: Clock = wall_clock_ms,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest files already listed by :func:`expand_paths` (the CLI lists them once, to size
+    its progress bar)."""
     return ingest_records(
         engine,
         _records(files, stdin),
