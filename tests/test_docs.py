@@ -56,3 +56,29 @@ def test_readme_keeps_exactly_two_setup_commands() -> None:
         if line.startswith("    make ")
     ]
     assert commands == [["make", "demo"], ["make", "test"]]
+
+
+ARCHITECTURE = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text()
+PACKAGE = Path(__file__).resolve().parent.parent / "medsleep"
+
+
+def test_architecture_names_every_package_and_top_level_module() -> None:
+    packages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+    modules = sorted(p.name for p in PACKAGE.glob("*.py") if not p.name.startswith("__"))
+    assert "read" in packages and "policy.py" in modules
+    missing = [f"{name}/" for name in packages if f"{name}/" not in ARCHITECTURE]
+    missing += [name for name in modules if name not in ARCHITECTURE]
+    assert missing == []
+
+
+def test_architecture_names_every_module_of_every_package() -> None:
+    missing = []
+    for init in PACKAGE.glob("*/__init__.py"):
+        for module in init.parent.glob("*.py"):
+            if not module.name.startswith("__") and module.stem not in ARCHITECTURE:
+                missing.append(f"{init.parent.name}/{module.name}")
+    assert missing == []
+
+
+def test_no_more_than_eight_modules_directly_under_the_package() -> None:
+    assert len(list(PACKAGE.glob("*.py"))) <= 8

@@ -12,6 +12,7 @@ generous enough for real events.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -97,6 +98,41 @@ def check_detector_name(name: str) -> None:
         raise PolicyError(f"unknown detector {name!r}; use one of: {known}")
 
 
+def _mad(contamination: float, window: int) -> Any:
+    from pyod.models.mad import MAD
+
+    return MAD(contamination=contamination)
+
+
+def _spectral_residual(contamination: float, window: int) -> Any:
+    from pyod.models.ts_spectral_residual import SpectralResidual
+
+    return SpectralResidual(contamination=contamination)
+
+
+def _matrix_profile(contamination: float, window: int) -> Any:
+    from pyod.models.ts_matrix_profile import MatrixProfile
+
+    return MatrixProfile(window_size=window, contamination=contamination)
+
+
+def _time_series_od(contamination: float, window: int) -> Any:
+    from pyod.models.ts_od import TimeSeriesOD
+
+    return TimeSeriesOD(detector="ECOD", window_size=window, contamination=contamination)
+
+
+# Detector kinds built here rather than by PyOD's shortcut registry of tabular models: a new
+# kind is a factory and one line (and its name in _UNIVARIATE or _TIME_SERIES).
+_FACTORIES: dict[str, Callable[[float, int], Any]] = {
+    "MAD": _mad,
+    "SpectralResidual": _spectral_residual,
+    "MatrixProfile": _matrix_profile,
+    "TimeSeriesOD": _time_series_od,
+}
+assert set(_FACTORIES) == _UNIVARIATE | _TIME_SERIES
+
+
 def make_detector(name: str, contamination: float, n_rows: int) -> Any:
     """A fresh, unfitted PyOD detector for ``name``.
 
@@ -107,22 +143,9 @@ def make_detector(name: str, contamination: float, n_rows: int) -> Any:
     # Short windows: a spike lands in `window` windows whose scores tie, and PyOD flags none of
     # a tie larger than its contamination.
     window = max(4, min(10, n_rows // 8))
-    if name == "MAD":
-        from pyod.models.mad import MAD
-
-        return MAD(contamination=contamination)
-    if name == "SpectralResidual":
-        from pyod.models.ts_spectral_residual import SpectralResidual
-
-        return SpectralResidual(contamination=contamination)
-    if name == "MatrixProfile":
-        from pyod.models.ts_matrix_profile import MatrixProfile
-
-        return MatrixProfile(window_size=window, contamination=contamination)
-    if name == "TimeSeriesOD":
-        from pyod.models.ts_od import TimeSeriesOD
-
-        return TimeSeriesOD(detector="ECOD", window_size=window, contamination=contamination)
+    factory = _FACTORIES.get(name)
+    if factory is not None:
+        return factory(contamination, window)
     from pyod.models.embedding import resolve_detector
 
     return resolve_detector(name, contamination=contamination, random_state=RANDOM_STATE)
