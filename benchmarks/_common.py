@@ -35,9 +35,10 @@ from pathlib import Path
 from medsleep.consolidate.job import consolidate
 from medsleep.consolidate.executors import parse_executor
 from medsleep.policy import load_policy
+from medsleep.store import Store
 from medsleep.timefmt import parse_iso_ms
 executor = sys.argv[3] if len(sys.argv) > 3 else "processes:2"
-r = consolidate(sys.argv[1], load_policy(), archive_root=Path(sys.argv[2]),
+r = consolidate(Store.open(sys.argv[1], Path(sys.argv[2])), load_policy(),
                 until_ms=parse_iso_ms("2027-01-01T00:00:00+00:00"),
                 executor=parse_executor(executor))
 print(json.dumps(r.as_json()))

@@ -35,6 +35,7 @@ from medsleep.policy import load_policy  # noqa: E402
 from medsleep.read.overview import store_overview  # noqa: E402
 from medsleep.read.patient import list_patients, patient_span, patient_view  # noqa: E402
 from medsleep.store.engine import create_store_engine, open_store  # noqa: E402
+from medsleep.store.handle import Store
 from medsleep.store.models import Reading, Summary  # noqa: E402
 from medsleep.synth import generate  # noqa: E402
 
@@ -56,7 +57,7 @@ def build_store(url: str, work: Path, days: float, seed: int) -> dict[str, Any]:
         last = int(conn.execute(text("select max(effective_ms) from reading")).scalar_one())
     engine.dispose()
     until = last - 24 * HOUR  # the policy's hot horizon: the last day stays raw
-    report = consolidate(url, load_policy(), archive_root=work / "archive", until_ms=until)
+    report = consolidate(Store.open(url, work / "archive"), load_policy(), until_ms=until)
     return {
         "readings": readings,
         "ingest_s": ingested - started,

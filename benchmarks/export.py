@@ -27,12 +27,11 @@ from _common import CONSOLIDATE_CHILD, INGEST_CHILD, copy_db, make_input, run_ch
 EXPORT = """
 import json, sys
 from pathlib import Path
-from medsleep.export.job import ExportRequest, export
-from medsleep.store.engine import open_store
-from medsleep.timefmt import wall_clock_ms
+from medsleep.export import ExportRequest, export
+from medsleep.store import Store
 url, archive, out, fmt, archived = sys.argv[1:6]
 request = ExportRequest(format=fmt, include_archived=archived == "1")
-r = export(open_store(url), Path(out), request, archive_root=Path(archive), now_ms=wall_clock_ms())
+r = export(Store.open(url, Path(archive)), Path(out), request)
 print(json.dumps(r.as_json()))
 """
 

@@ -32,6 +32,7 @@ from medsleep.consolidate.job import consolidate
 from medsleep.ingest import ingest_paths
 from medsleep.policy import Policy, load_policy
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store
 from medsleep.store.models import Reading, Summary
 from medsleep.synth import generate
 from medsleep.timefmt import parse_iso_ms
@@ -195,9 +196,8 @@ def main() -> None:
     readings = pd.DataFrame(rows, columns=["id", "patient", "code", "t", "value"])
     policy = load_policy()
     report = consolidate(
-        url,
+        Store.open(url, work / "archive"),
         policy,
-        archive_root=work / "archive",
         until_ms=parse_iso_ms("2100-01-01T00:00:00+00:00"),
         executor=parse_executor(args.executor),
     )

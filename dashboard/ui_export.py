@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from medsleep.auth.users import User
 from medsleep.errors import MedsleepError
 from medsleep.export.job import ExportReport, ExportRequest, export
+from medsleep.store.handle import Store
 from medsleep.timefmt import ms_to_datetime, to_ms, wall_clock_ms
 
 # Larger files stay on the server: a download button holds the file in the server's memory.
@@ -83,10 +84,8 @@ def run(
     try:
         out = new_folder(s.export_dir.resolve(), fmt, now_ms)
         with st.spinner("Exporting…"):
-            return export(
-                ui.engine(), out, request, archive_root=s.archive_root, now_ms=now_ms,
-                actor=user.name,
-            )  # fmt: skip
+            store = Store(ui.engine(), s.archive_root, clock=lambda: now_ms, actor=user.name)
+            return export(store, out, request)
     except (MedsleepError, SQLAlchemyError, OSError) as exc:
         if out is not None:
             with contextlib.suppress(OSError):

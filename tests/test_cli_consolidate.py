@@ -14,6 +14,7 @@ from medsleep.consolidate.executors import ExecutorSpec
 from medsleep.consolidate.schedule import quiet_window, sleep_loop
 from medsleep.policy import Policy, load_policy
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store
 from medsleep.store.locking import consolidation_lock
 from tests.conftest import SAMPLE
 from tests.helpers import readings
@@ -158,12 +159,10 @@ def test_sleep_waits_for_quiet_hours_then_consolidates(ingested: tuple[str, str]
 
     reports = list(
         sleep_loop(
-            url,
+            Store.open(url, Path(archive), clock=lambda: int(now[0])),
             _policy("01:00-05:00"),
-            archive_root=Path(archive),
             executor=ExecutorSpec("local"),
             once=True,
-            clock=lambda: int(now[0]),
             pause=pause,
         )
     )
@@ -181,12 +180,10 @@ def test_sleep_skips_a_window_without_enough_backlog(ingested: tuple[str, str]) 
     now = [datetime(2026, 3, 1, 2, 0, tzinfo=UTC).timestamp() * 1000]
     reports = list(
         sleep_loop(
-            url,
+            Store.open(url, Path(archive), clock=lambda: int(now[0])),
             policy,
-            archive_root=Path(archive),
             executor=ExecutorSpec("local"),
             once=True,
-            clock=lambda: int(now[0]),
             pause=lambda s: None,
         )
     )

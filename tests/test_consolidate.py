@@ -13,6 +13,7 @@ from medsleep.consolidate.job import consolidate
 from medsleep.errors import LockHeldError
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
+from medsleep.store.handle import Store
 from medsleep.store.locking import consolidation_lock
 from medsleep.store.models import Episode, Retention, Run, Summary
 from medsleep.timefmt import parse_iso_ms
@@ -52,7 +53,7 @@ def test_sample_night_keeps_what_matters_and_loses_nothing(
     sample_store: tuple[str, Engine, set[int]], tmp_path: Path
 ) -> None:
     url, engine, before = sample_store
-    report = consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    report = consolidate(Store.open(url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert report.status == "committed"
     assert report.readings_in == len(before)
     assert report.readings_in == report.retained + report.collapsed
@@ -73,9 +74,9 @@ def test_second_run_with_no_new_data_changes_nothing(
     sample_store: tuple[str, Engine, set[int]], tmp_path: Path
 ) -> None:
     url, engine, _ = sample_store
-    consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    consolidate(Store.open(url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     before = _table_counts(engine)
-    again = consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    again = consolidate(Store.open(url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert again.status == "nothing-to-do"
     assert again.run_id is None
     assert _table_counts(engine) == before
@@ -99,7 +100,7 @@ def test_every_news2_critical_reading_is_retained(
         if (rules.news2_score(row["value"]) == 3 and not implausible) or lab_critical:
             critical.add(row["id"])
     assert critical, "the sample holds rule-critical readings"
-    consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    consolidate(Store.open(url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     kept = {r["id"] for r in readings(engine, state="retained")}
     assert critical <= kept
 
@@ -112,11 +113,11 @@ def test_late_data_recomputes_the_bucket_exactly(
         for m in range(0, 60, 2)
     ]
     ingest_paths(engine, [str(write_ndjson(tmp_path / "a.ndjson", hour))])
-    first = consolidate(db_url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    first = consolidate(Store.open(db_url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert first.collapsed > 0
     late = [observation("hr-late", value=71, when="2026-01-05T10:31:00Z")]
     ingest_paths(engine, [str(write_ndjson(tmp_path / "b.ndjson", late))])
-    second = consolidate(db_url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    second = consolidate(Store.open(db_url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert second.superseded_summaries >= 1
     check_conservation(engine, tmp_path / "arch", reading_ids_ever(engine, tmp_path / "arch"))
 
@@ -139,8 +140,8 @@ def test_legal_hold_keeps_a_patient_raw(
 ) -> None:
     url, engine, _ = sample_store
     held_before = len(readings(engine, patient="icu-0002"))
-    add_hold(engine, "icu-0002", "litigation", by="test", now_ms=0)
-    report = consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    add_hold(Store(engine, clock=lambda: 0, actor="test"), "icu-0002", "litigation")
+    report = consolidate(Store.open(url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert report.held == held_before
     held_rows = readings(engine, patient="icu-0002")
     assert len(held_rows) == held_before
@@ -152,7 +153,7 @@ def test_lock_held_by_another_run(
 ) -> None:
     url, engine, _ = sample_store
     with consolidation_lock(engine), pytest.raises(LockHeldError):
-        consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+        consolidate(Store.open(url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
 
 
 def test_deadline_stops_between_patients_and_next_run_resumes(
@@ -165,11 +166,11 @@ def test_deadline_stops_between_patients_and_next_run_resumes(
         return next(ticks)
 
     partial = consolidate(
-        url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL, deadline_ms=3500, clock=clock
+        Store.open(url, tmp_path / "arch", clock=clock), POLICY, until_ms=UNTIL, deadline_ms=3500
     )
     assert partial.status == "partial"
     assert 0 < partial.shards_done < partial.shards
-    rest = consolidate(url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    rest = consolidate(Store.open(url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert rest.status == "committed"
     assert partial.shards_done + rest.shards_done == 3
     check_conservation(engine, tmp_path / "arch", before)
@@ -184,9 +185,8 @@ def test_process_pool_gives_the_same_result_as_local(tmp_path: Path) -> None:
         engine = open_store(url)
         ingest_paths(engine, [str(SAMPLE)])
         consolidate(
-            url,
+            Store.open(url, tmp_path / name),
             POLICY,
-            archive_root=tmp_path / name,
             until_ms=UNTIL,
             executor=parse_executor(executor),
         )
@@ -227,7 +227,7 @@ def test_unknown_detector_in_policy_fails_before_any_work(tmp_path: Path) -> Non
     hr = replace(POLICY.codes["8867-4"], detector="NoSuchModel")
     bad = replace(POLICY, codes={**POLICY.codes, "8867-4": hr})
     with pytest.raises(PolicyError, match="NoSuchModel"):
-        consolidate(url, bad, archive_root=tmp_path / "a", until_ms=UNTIL)
+        consolidate(Store.open(url, tmp_path / "a"), bad, until_ms=UNTIL)
 
 
 def test_hold_placed_during_a_run_stops_that_patient(
@@ -236,7 +236,7 @@ def test_hold_placed_during_a_run_stops_that_patient(
     from medsleep.consolidate.shard import ShardTask, consolidate_shard
 
     url, engine, _ = sample_store
-    add_hold(engine, "icu-0003", "placed mid-run", by="test", now_ms=0)
+    add_hold(Store(engine, clock=lambda: 0, actor="test"), "icu-0003", "placed mid-run")
     task = ShardTask(url, str(tmp_path / "a"), 1, 1, "icu-0003", UNTIL, POLICY, 0)
     result = consolidate_shard(task)
     assert (result.held, result.collapsed, result.retained) == (1, 0, 0)
@@ -250,11 +250,16 @@ def test_partial_restore_then_new_run_then_full_restore(
 
     url, engine, before = sample_store
     arch = tmp_path / "arch"
-    consolidate(url, POLICY, archive_root=arch, until_ms=UNTIL)
+    consolidate(Store.open(url, arch), POLICY, until_ms=UNTIL)
     hour = parse_iso_ms("2026-01-05T10:00:00+00:00")
-    restore(engine, arch, patient="icu-0001", since_ms=hour, until_ms=hour + 3_600_000, now_ms=1)
-    consolidate(url, POLICY, archive_root=arch, until_ms=UNTIL)
+    restore(
+        Store(engine, arch, clock=lambda: 1),
+        patient="icu-0001",
+        since_ms=hour,
+        until_ms=hour + 3_600_000,
+    )
+    consolidate(Store.open(url, arch), POLICY, until_ms=UNTIL)
     check_conservation(engine, arch, before)
-    report = restore(engine, arch, patient="icu-0001", now_ms=2)
+    report = restore(Store(engine, arch, clock=lambda: 2), patient="icu-0001")
     assert report.readings > 0
     check_conservation(engine, arch, before)

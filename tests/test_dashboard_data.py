@@ -14,6 +14,7 @@ from medsleep.consolidate.job import consolidate
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store
 from medsleep.store.models import Episode, Retention
 from medsleep.timefmt import parse_iso_ms
 from tests.conftest import SAMPLE
@@ -30,7 +31,7 @@ def build_sample(url: str, archive: Path) -> None:
         ingest_paths(engine, [str(SAMPLE)])
     finally:
         engine.dispose()
-    report = consolidate(url, load_policy(), archive_root=archive, until_ms=UNTIL)
+    report = consolidate(Store.open(url, archive), load_policy(), until_ms=UNTIL)
     assert report.status == "committed"
 
 

@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from medsleep.auth.users import add_user
 from medsleep.export.job import ExportRequest, export
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store
 from medsleep.timefmt import parse_iso_ms
 from tests.test_dashboard_app import (
     FAST,
@@ -118,11 +119,9 @@ def test_export_form_writes_a_checked_manifest_and_audits_the_user(
     # The library, asked the same, writes the same counts (its own audit event comes after
     # the page's, so AuditEvent.ndjson has one more line).
     reference = export(
-        store,
+        Store(store, tmp_path / "store" / "archive", clock=lambda: parse_iso_ms("2026-03-01")),
         tmp_path / "reference",
         ExportRequest(include_archived=True),
-        archive_root=tmp_path / "store" / "archive",
-        now_ms=parse_iso_ms("2026-03-01"),
     )
     expected = {f.name: f.count for f in reference.files if f.name != "manifest.json"}
     expected["AuditEvent.ndjson"] -= 1

@@ -33,6 +33,7 @@ from medsleep.read.patient import list_patients, patient_span, patient_view, res
 from medsleep.read.quarantine import quarantine_entries
 from medsleep.read.runs import recent_runs, run_detail
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store as Handle
 from medsleep.store.models import Episode, Reading, Summary
 from medsleep.timefmt import parse_iso_ms
 from tests.helpers import observation, write_ndjson
@@ -313,7 +314,7 @@ def test_hot_readings_are_aggregated_and_holds_flagged(engine: Engine, tmp_path:
         observation(f"o{i}", value=60 + i, when=f"2026-01-05T10:{i:02d}:00Z") for i in range(10)
     ]
     ingest_paths(engine, [str(write_ndjson(tmp_path / "hr.ndjson", resources))])
-    add_hold(engine, "p1", "case 7", by="test", now_ms=0)
+    add_hold(Handle(engine, clock=lambda: 0, actor="test"), "p1", "case 7")
     since = parse_iso_ms("2026-01-05T10:00:00+00:00")
     view = patient_view(engine, POLICY, "p1", since, since + 3_600_000, UTC)
     assert view.on_hold

@@ -34,6 +34,7 @@ from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
 from medsleep.store.bulk import insert_rows
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store as Handle
 from medsleep.store.models import ArchiveFileRecord, AuditEvent, Reading, Run, Summary
 from medsleep.timefmt import parse_iso_ms
 from tests.conftest import SAMPLE
@@ -87,7 +88,7 @@ def _template(backend: str, new_url: Callable[[], str], tmp_root: Path) -> tuple
         engine = open_store(db_url)
         try:
             ingest_paths(engine, [str(SAMPLE)])
-            consolidate(db_url, load_policy(), archive_root=archive, until_ms=UNTIL)
+            consolidate(Handle.open(db_url, archive), load_policy(), until_ms=UNTIL)
         finally:
             engine.dispose()
         _TEMPLATES[backend] = (db_url, archive)
@@ -152,7 +153,7 @@ def empty_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> st
 
 def run_export(store: Store, out: Path, **request: Any) -> Any:
     return export(
-        store.engine, out, ExportRequest(**request), archive_root=store.archive, now_ms=NOW
+        Handle(store.engine, store.archive, clock=lambda: NOW), out, ExportRequest(**request)
     )
 
 
@@ -299,14 +300,12 @@ def test_readings_restored_and_collapsed_again_are_exported_once(
     # the first file still holds those readings, but no active summary takes them from there.
     hour = parse_iso_ms("2026-01-05T10:00:00Z"), parse_iso_ms("2026-01-05T11:00:00Z")
     restore(
-        store.engine,
-        store.archive,
+        Handle(store.engine, store.archive, clock=lambda: NOW),
         patient="icu-0001",
         since_ms=hour[0],
         until_ms=hour[1],
-        now_ms=NOW,
     )
-    consolidate(store.url, load_policy(), archive_root=store.archive, until_ms=UNTIL)
+    consolidate(Handle.open(store.url, store.archive), load_policy(), until_ms=UNTIL)
     run_export(store, tmp_path / "out", include_archived=True)
     ids = [r["id"] for r in ndjson(tmp_path / "out" / "Observation.ndjson")]
     assert len(ids) == len(set(ids))
@@ -381,7 +380,7 @@ def test_summaries_carry_their_statistics_and_provenance(store: Store, tmp_path:
 
 
 def test_audit_events_cover_runs_restores_and_exports(store: Store, tmp_path: Path) -> None:
-    restore(store.engine, store.archive, patient="icu-0003", now_ms=NOW)
+    restore(Handle(store.engine, store.archive, clock=lambda: NOW), patient="icu-0003")
     first = run_export(store, tmp_path / "first")
     run_export(store, tmp_path / "second")
     events = ndjson(tmp_path / "second" / "AuditEvent.ndjson")
@@ -406,7 +405,7 @@ def test_audit_events_cover_runs_restores_and_exports(store: Store, tmp_path: Pa
 def test_superseded_summaries_are_not_exported_and_restored_readings_are(
     store: Store, tmp_path: Path
 ) -> None:
-    report = restore(store.engine, store.archive, patient="icu-0002", now_ms=NOW)
+    report = restore(Handle(store.engine, store.archive, clock=lambda: NOW), patient="icu-0002")
     assert report.summaries > 0
     run_export(store, tmp_path / "out", include_archived=True)
     resources = ndjson(tmp_path / "out" / "Observation.ndjson")
@@ -420,7 +419,7 @@ def test_superseded_summaries_are_not_exported_and_restored_readings_are(
 
 
 def test_a_patient_scoped_export_holds_only_that_patient(store: Store, tmp_path: Path) -> None:
-    restore(store.engine, store.archive, patient="icu-0003", now_ms=NOW)
+    restore(Handle(store.engine, store.archive, clock=lambda: NOW), patient="icu-0003")
     run_export(store, tmp_path / "out", patient="icu-0001", include_archived=True)
     resources = ndjson(tmp_path / "out" / "Observation.ndjson")
     assert resources
@@ -462,7 +461,7 @@ def test_superseded_and_retracted_versions_are_left_out(engine: Engine, tmp_path
     ingest_paths(engine, [str(inputs / "1.ndjson")])
     ingest_paths(engine, [str(inputs / "2.ndjson")])
     out = tmp_path / "out"
-    report = export(engine, out, ExportRequest(), archive_root=tmp_path / "arch", now_ms=NOW)
+    report = export(Handle(engine, tmp_path / "arch", clock=lambda: NOW), out, ExportRequest())
     resources = ndjson(out / "Observation.ndjson")
     assert sorted((r["id"], r["valueQuantity"]["value"]) for r in resources) == [
         ("a", 71),
@@ -477,7 +476,7 @@ def test_a_pretty_printed_original_is_exported_on_one_line(engine: Engine, tmp_p
     pretty = json.dumps(observation("p", value=72.50), indent=2)
     (tmp_path / "p.json").write_text(pretty)
     ingest_paths(engine, [str(tmp_path / "p.json")])
-    export(engine, tmp_path / "out", ExportRequest(), archive_root=tmp_path / "a", now_ms=NOW)
+    export(Handle(engine, tmp_path / "a", clock=lambda: NOW), tmp_path / "out", ExportRequest())
     (line,) = (tmp_path / "out" / "Observation.ndjson").read_text().splitlines()
     assert line == pretty.replace("\n", "")
     assert "72.5" in line
@@ -493,7 +492,7 @@ def test_validate_all_lists_invalid_originals_and_still_exports_them(
     ingest_paths(engine, [str(tmp_path / "in.ndjson")])
     out = tmp_path / "out"
     report = export(
-        engine, out, ExportRequest(validate_all=True), archive_root=tmp_path / "a", now_ms=NOW
+        Handle(engine, tmp_path / "a", clock=lambda: NOW), out, ExportRequest(validate_all=True)
     )
     assert len(ndjson(out / "Observation.ndjson")) == 2
     (issue,) = ndjson(out / "OperationOutcome.ndjson")
@@ -529,7 +528,7 @@ def test_an_export_that_cannot_be_audited_is_withdrawn(
     monkeypatch.setattr(medsleep.export.job, "append_with_retry", refuse)
     out = tmp_path / "out"
     with pytest.raises(ExportError, match="unavailable"):
-        export(engine, out, ExportRequest(), archive_root=tmp_path, now_ms=NOW)
+        export(Handle(engine, tmp_path, clock=lambda: NOW), out, ExportRequest())
     assert list(out.iterdir()) == []
 
 
@@ -538,11 +537,11 @@ def test_the_output_folder_must_be_new_or_empty(engine: Engine, tmp_path: Path) 
     out.mkdir()
     (out / "something").write_text("x")
     with pytest.raises(ExportError, match="not empty"):
-        export(engine, out, ExportRequest(), archive_root=tmp_path, now_ms=NOW)
+        export(Handle(engine, tmp_path, clock=lambda: NOW), out, ExportRequest())
 
 
 def test_an_export_of_an_empty_store_is_valid(engine: Engine, tmp_path: Path) -> None:
-    report = export(engine, tmp_path / "o", ExportRequest(), archive_root=tmp_path, now_ms=NOW)
+    report = export(Handle(engine, tmp_path, clock=lambda: NOW), tmp_path / "o", ExportRequest())
     assert [f.count for f in report.files] == [0, 0, 0, 0]
     assert (tmp_path / "o" / "Observation.ndjson").read_bytes() == b""
 

@@ -17,6 +17,7 @@ from medsleep.audit import verify_chain
 from medsleep.cli import app
 from medsleep.errors import LockHeldError
 from medsleep.policy import DEFAULT_POLICY_NAME
+from medsleep.store.handle import Store as Handle
 from medsleep.store.locking import consolidation_lock
 from medsleep.store.models import ArchiveFileRecord, AuditEvent, Summary
 from medsleep.timefmt import iso, parse_iso_ms, wall_clock_ms
@@ -50,8 +51,10 @@ def audit(s: Store) -> list[Any]:
 
 
 def run_purge(s: Store, **kwargs: Any) -> Any:
-    options = {"before_ms": BEFORE, "archive_years": 7, "now_ms": later(), **kwargs}
-    return purge(s.engine, s.archive, **options)
+    now = kwargs.pop("now_ms", None) or later()
+    actor = kwargs.pop("actor", "cli")
+    options = {"before_ms": BEFORE, "archive_years": 7, **kwargs}
+    return purge(Handle(s.engine, s.archive, clock=lambda: now, actor=actor), **options)
 
 
 def test_files_past_retention_are_purged_and_audited(store: Store) -> None:  # noqa: F811
@@ -77,7 +80,11 @@ def test_files_past_retention_are_purged_and_audited(store: Store) -> None:  # n
 
 
 def test_a_held_patients_files_are_refused(store: Store) -> None:  # noqa: F811
-    add_hold(store.engine, "icu-0002", "litigation 42", by="test", now_ms=wall_clock_ms())
+    add_hold(
+        Handle(store.engine, actor="test"),
+        "icu-0002",
+        "litigation 42",
+    )
     report = run_purge(store)
     assert [f.patient for f in report.held] == ["icu-0002"]
     assert "legal hold" in report.held[0].reason
@@ -138,7 +145,7 @@ def test_a_file_that_fails_its_checksum_is_left_alone(store: Store) -> None:  # 
 
 
 def test_a_dry_run_changes_nothing(store: Store) -> None:  # noqa: F811
-    add_hold(store.engine, "icu-0003", "audit", by="test", now_ms=wall_clock_ms())
+    add_hold(Handle(store.engine, actor="test"), "icu-0003", "audit")
     before = audit(store)
     report = run_purge(store, dry_run=True)
     assert len(report.purged) == 2
@@ -186,7 +193,7 @@ def test_cli_purge_reports_refusals_and_fails_on_problems(store: Store, tmp_path
     runner = CliRunner()
     base = ["purge", "--before", "2026-02-01", "--db", store.url, "--archive", str(store.archive)]
     policy = ["--policy", str(_policy(tmp_path, 0))]  # retention 0: everything archived is due
-    add_hold(store.engine, "icu-0001", "case 7", by="test", now_ms=wall_clock_ms())
+    add_hold(Handle(store.engine, actor="test"), "icu-0001", "case 7")
     dry = runner.invoke(app, [*base, *policy, "--dry-run", "--json"])
     assert dry.exit_code == 0, dry.output
     assert json.loads(dry.stdout)["dry_run"] is True
@@ -198,7 +205,7 @@ def test_cli_purge_reports_refusals_and_fails_on_problems(store: Store, tmp_path
     (store.archive / held_file).write_bytes(b"x")
     from medsleep.archive.holds import release_hold
 
-    release_hold(store.engine, "icu-0001", by="test", now_ms=wall_clock_ms())
+    release_hold(Handle(store.engine, actor="test"), "icu-0001")
     failed = runner.invoke(app, [*base, *policy])
     assert failed.exit_code == 1
     assert f"FAIL {held_file}" in failed.stderr

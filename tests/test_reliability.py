@@ -22,6 +22,7 @@ from medsleep.consolidate.job import consolidate
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store
 from medsleep.store.models import Summary
 from medsleep.synth import generate
 from medsleep.timefmt import parse_iso_ms
@@ -93,11 +94,11 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         proc.wait()
         engine = open_store(f"sqlite:///{db}")
         after = consolidate(
-            f"sqlite:///{db}", POLICY, archive_root=archive, until_ms=parse_iso_ms(UNTIL)
+            Store.open(f"sqlite:///{db}", archive), POLICY, until_ms=parse_iso_ms(UNTIL)
         )
         assert after.status in ("committed", "nothing-to-do")
         check_conservation(engine, archive, ids)
-        assert all(check.ok for check in verify_archive(engine, archive))
+        assert all(check.ok for check in verify_archive(Store(engine, archive)))
         engine.dispose()
     assert killed_mid_run >= KILL_POINTS // 2, "most kills must land while the job runs"
 
@@ -125,11 +126,11 @@ def test_ingest_during_consolidation_loses_and_double_counts_nothing(tmp_path: P
 
     thread = threading.Thread(target=ingest_late)
     thread.start()
-    consolidate(url, POLICY, archive_root=tmp_path / "a", until_ms=parse_iso_ms(UNTIL))
+    consolidate(Store.open(url, tmp_path / "a"), POLICY, until_ms=parse_iso_ms(UNTIL))
     thread.join()
     assert not errors
     ids = reading_ids(engine) | _archived_ids(engine, tmp_path / "a")
-    consolidate(url, POLICY, archive_root=tmp_path / "a", until_ms=parse_iso_ms(UNTIL))
+    consolidate(Store.open(url, tmp_path / "a"), POLICY, until_ms=parse_iso_ms(UNTIL))
     check_conservation(engine, tmp_path / "a", ids)
     assert not readings(engine, state="raw")
 
@@ -165,9 +166,8 @@ def test_dask_cluster_gives_the_same_result_as_local(
             ingest_paths(engine, [str(SAMPLE)])
             spec = parse_executor(executor.replace("tcp://", "dask://"))
             report = consolidate(
-                url,
+                Store.open(url, tmp_path / name),
                 POLICY,
-                archive_root=tmp_path / name,
                 until_ms=parse_iso_ms(UNTIL),
                 executor=spec,
             )

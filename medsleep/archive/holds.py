@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from medsleep.audit import append_event
 from medsleep.errors import MedsleepError
 from medsleep.fhir.datatypes import DatatypeError, check_id
+from medsleep.store.handle import Store
 from medsleep.store.tables import LEGAL_HOLD
 from medsleep.timefmt import iso
 
@@ -34,12 +35,14 @@ def held_patients(conn: Connection) -> set[str]:
     return {row[0] for row in conn.execute(select(_hold.c.patient).where(ACTIVE))}
 
 
-def add_hold(engine: Engine, patient: str, reason: str, *, by: str, now_ms: int) -> None:
+def add_hold(store: Store, patient: str, reason: str) -> None:
+    """Put ``patient`` on hold (as ``store.actor``): no run collapses or purges their readings."""
+    by, now_ms = store.actor, store.now_ms()
     try:
         check_id(patient, "patient")
     except DatatypeError as exc:
         raise HoldError(f"{exc} (a patient id as stored, e.g. icu-0001)") from exc
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         if is_held(conn, patient):
             raise HoldError(f"patient {patient} is already on hold")
         conn.execute(
@@ -54,8 +57,9 @@ def add_hold(engine: Engine, patient: str, reason: str, *, by: str, now_ms: int)
         )
 
 
-def release_hold(engine: Engine, patient: str, *, by: str, now_ms: int) -> None:
-    with engine.begin() as conn:
+def release_hold(store: Store, patient: str) -> None:
+    by, now_ms = store.actor, store.now_ms()
+    with store.engine.begin() as conn:
         result = conn.execute(
             update(_hold).where(_hold.c.patient == patient, ACTIVE).values(released_ms=now_ms)
         )

@@ -32,6 +32,7 @@ from medsleep.archive.holds import held_patients
 from medsleep.audit import append_event, audited_transaction
 from medsleep.errors import ArchiveError, MedsleepError
 from medsleep.files import fsync_dir
+from medsleep.store.handle import Store
 from medsleep.store.locking import consolidation_lock
 from medsleep.store.tables import ARCHIVE_FILE, RUN, ArchiveState
 from medsleep.timefmt import ms_to_datetime, to_ms
@@ -111,20 +112,15 @@ class _Candidate:
 
 
 def purge(
-    engine: Engine,
-    archive_root: Path,
-    *,
-    before_ms: int,
-    archive_years: float,
-    now_ms: int,
-    actor: str = "cli",
-    dry_run: bool = False,
+    store: Store, *, before_ms: int, archive_years: float, dry_run: bool = False
 ) -> PurgeReport:
     """Purge the archive files due before ``before_ms`` that are past retention.
 
     Holds the consolidation lock (a consolidation re-reads old files for late data) unless
     ``dry_run``; raises LockHeldError when a consolidation is running.
     """
+    engine, archive_root = store.engine, store.archive_root
+    actor, now_ms = store.actor, store.now_ms()
     cutoff = retention_cutoff_ms(now_ms, archive_years)
     report = PurgeReport(before_ms=before_ms, retention_cutoff_ms=cutoff, dry_run=dry_run)
     if dry_run:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,6 +18,7 @@ from medsleep.archive.index import summarised_readings
 from medsleep.audit import append_event
 from medsleep.errors import MedsleepError
 from medsleep.store.bulk import insert_rows
+from medsleep.store.handle import Store
 from medsleep.store.tables import (
     ARCHIVE_FILE,
     READING,
@@ -78,17 +78,15 @@ def _summaries_in_scope(
 
 
 def restore(
-    engine: Engine,
-    archive_root: Path,
+    store: Store,
     *,
     run_id: int | None = None,
     patient: str | None = None,
     since_ms: int | None = None,
     until_ms: int | None = None,
-    actor: str = "cli",
-    now_ms: int,
 ) -> RestoreReport:
     """Restore the readings behind the active summaries in scope, exactly as they were."""
+    engine, archive_root = store.engine, store.archive_root
     if run_id is None and patient is None:
         raise RestoreScopeError("restore needs a run (--run) or a patient (--patient)")
     summaries = _summaries_in_scope(engine, run_id, patient, since_ms, until_ms)
@@ -119,7 +117,7 @@ def restore(
         report.already_present, report.files = len(present), names
         append_event(
             conn,
-            actor=actor,
+            actor=store.actor,
             action="restore",
             details={
                 "run_id": run_id,
@@ -128,7 +126,7 @@ def restore(
                 "until_ms": until_ms,
                 **report.as_json(),
             },
-            at_ms=now_ms,
+            at_ms=store.now_ms(),
         )
     return report
 

@@ -4,12 +4,12 @@ count, and every file on disk that nothing records named (``medsleep archive ver
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from medsleep.archive.files import iter_archive_files, verify_archive_file
 from medsleep.errors import ArchiveError
+from medsleep.store.handle import Store
 from medsleep.store.tables import ARCHIVE_FILE, ArchiveState
 
 _archive = ARCHIVE_FILE
@@ -22,8 +22,9 @@ class FileCheck:
     problem: str = ""
 
 
-def verify_archive(engine: Engine, archive_root: Path) -> list[FileCheck]:
+def verify_archive(store: Store) -> list[FileCheck]:
     """Check every recorded archive file; report files on disk that nothing records."""
+    engine, archive_root = store.engine, store.archive_root
     with engine.connect() as conn:
         records = conn.execute(
             select(_archive.c.name, _archive.c.sha256, _archive.c.rows).where(

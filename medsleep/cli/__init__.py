@@ -5,6 +5,11 @@ finished with quarantined input, 4 another consolidation holds the lock, 5 audit
 One module per library package (``ingest``, ``consolidate``, ``archive``, ``read``, ``export``,
 ``auth``, ``server``, ``store``, ``audit``, ``dashboard``), each declaring its own sub-commands
 on ``app`` when imported.
+
+Commands import the library inside their function bodies, on purpose and measured: loading
+every package up front (pandas, pyarrow, PyOD, scikit-learn, FastAPI) makes ``medsleep --help``
+and every cron invocation take 1.9 s instead of 0.55 s (``python -c 'import medsleep.cli'``
+against the same plus the library packages, on this project's 2-core machines).
 """
 
 from __future__ import annotations

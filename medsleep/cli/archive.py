@@ -24,6 +24,7 @@ from medsleep.cli.common import (
     app,
     err,
     open_db,
+    open_store_at,
     say,
     table_console,
     when,
@@ -45,9 +46,8 @@ def hold_add(
 ) -> None:
     """Place a legal hold: the patient's raw readings are never collapsed."""
     from medsleep.archive.holds import add_hold
-    from medsleep.timefmt import wall_clock_ms
 
-    add_hold(open_db(db), patient, reason, by=by, now_ms=wall_clock_ms())
+    add_hold(open_store_at(db, Path(DEFAULT_ARCHIVE), actor=by), patient, reason)
     err.print(f"hold placed on {patient}")
 
 
@@ -75,9 +75,8 @@ def hold_release(
 ) -> None:
     """Release a patient's legal hold."""
     from medsleep.archive.holds import release_hold
-    from medsleep.timefmt import wall_clock_ms
 
-    release_hold(open_db(db), patient, by=by, now_ms=wall_clock_ms())
+    release_hold(open_store_at(db, Path(DEFAULT_ARCHIVE), actor=by), patient)
     err.print(f"hold on {patient} released")
 
 
@@ -95,18 +94,15 @@ def restore(
 ) -> None:
     """Put archived readings back in the hot store exactly; supersede their summaries."""
     from medsleep.archive.restore import restore as run_restore
-    from medsleep.timefmt import wall_clock_ms
 
     if run is None and patient is None:
         raise typer.BadParameter("give --run ID or --patient P")
     report = run_restore(
-        open_db(db),
-        archive,
+        open_store_at(db, archive),
         run_id=run,
         patient=patient,
         since_ms=when(since, "--since"),
         until_ms=when(until, "--until"),
-        now_ms=wall_clock_ms(),
     )
     if json_out:
         typer.echo(json.dumps(report.as_json()))
@@ -127,7 +123,7 @@ def archive_verify(
     """Check every archive file against its recorded sha256 and row count."""
     from medsleep.archive.verify import verify_archive
 
-    checks = verify_archive(open_db(db), archive)
+    checks = verify_archive(open_store_at(db, archive))
     bad = [c for c in checks if not c.ok]
     if json_out:
         typer.echo(
@@ -173,17 +169,14 @@ def purge(
     """
     from medsleep.archive.purge import purge as run_purge
     from medsleep.policy import load_policy
-    from medsleep.timefmt import iso, wall_clock_ms
+    from medsleep.timefmt import iso
 
     before_ms = when(before, "--before")
     assert before_ms is not None
     report = run_purge(
-        open_db(db),
-        archive,
+        open_store_at(db, archive, actor=by),
         before_ms=before_ms,
         archive_years=load_policy(policy).archive_years,
-        now_ms=wall_clock_ms(),
-        actor=by,
         dry_run=dry_run,
     )
     if json_out:

@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 from medsleep.errors import AuditChainBrokenError, InputError, LockHeldError, MedsleepError
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_QUARANTINED, EXIT_LOCKED, EXIT_AUDIT = 0, 1, 2, 3, 4, 5
 DEFAULT_ARCHIVE = "medsleep-archive"
@@ -106,6 +107,11 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 
 def open_db(db: str) -> Engine:
     return open_store(db)
+
+
+def open_store_at(db: str, archive: Path, actor: str = "cli") -> Store:
+    """The store (database and archive folder) a command works on, acting as ``actor``."""
+    return Store(open_store(db), archive, actor=actor)
 
 
 def show_progress(quiet: bool) -> bool:

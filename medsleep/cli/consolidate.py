@@ -26,6 +26,7 @@ from medsleep.cli.common import (
     QuietOption,
     app,
     err,
+    open_store_at,
     show_progress,
     when,
 )
@@ -99,9 +100,8 @@ def consolidate(
     deadline_ms = _deadline(deadline, loaded.timezone)
     with _shard_bar(show_progress(quiet)) as progress:
         report = run_consolidation(
-            db,
+            open_store_at(db, archive),
             loaded,
-            archive_root=archive,
             until_ms=until_ms,
             deadline_ms=deadline_ms,
             executor=spec,
@@ -161,7 +161,6 @@ def sleep(
     from medsleep.policy import load_policy
 
     loaded = load_policy(policy)
-    for report in sleep_loop(
-        db, loaded, archive_root=archive, executor=parse_executor(executor), once=once
-    ):
+    store = open_store_at(db, archive, actor="sleep")
+    for report in sleep_loop(store, loaded, executor=parse_executor(executor), once=once):
         err.print(_consolidation_report_line(report))

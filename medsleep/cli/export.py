@@ -23,7 +23,7 @@ from medsleep.cli.common import (
     UntilOption,
     app,
     err,
-    open_db,
+    open_store_at,
     say,
     show_progress,
     when,
@@ -85,7 +85,6 @@ def export(
     """Compliance export: readings, summaries, provenance and audit events, with a manifest."""
     from medsleep.export.job import FORMATS, ExportRequest
     from medsleep.export.job import export as run_export
-    from medsleep.timefmt import wall_clock_ms
 
     if fmt not in FORMATS:
         raise typer.BadParameter("must be fhir, csv or parquet", param_hint="--format")
@@ -102,15 +101,7 @@ def export(
         validate_all=validate_all,
     )
     with _count_bar(show_progress(quiet), "export") as progress:
-        report = run_export(
-            open_db(db),
-            out,
-            request,
-            archive_root=archive,
-            now_ms=wall_clock_ms(),
-            actor=by,
-            progress=progress,
-        )
+        report = run_export(open_store_at(db, archive, actor=by), out, request, progress=progress)
     if json_out:
         typer.echo(json.dumps(report.as_json()))
         return

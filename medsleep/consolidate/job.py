@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, insert, select, update
@@ -22,15 +21,13 @@ from medsleep.consolidate.executors import ExecutorSpec, run_tasks
 from medsleep.consolidate.shard import ShardResult, ShardTask, consolidate_shard
 from medsleep.detect import check_detector_name, warm_up_detectors
 from medsleep.policy import Policy
-from medsleep.store.engine import open_store
+from medsleep.store.handle import Clock, Store
 from medsleep.store.locking import consolidation_lock
 from medsleep.store.tables import READING, RUN, ReadingState, RunStatus
-from medsleep.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
 _reading = READING
 _run = RUN
-Clock = Callable[[], int]
 Progress = Callable[[int, int], None]  # (shards done, shards total)
 
 
@@ -161,15 +158,12 @@ def _close_interrupted_runs(engine: Engine, clock: Clock) -> None:
 
 
 def consolidate(
-    db_url: str,
+    store: Store,
     policy: Policy,
     *,
-    archive_root: Path,
     until_ms: int | None = None,
     deadline_ms: int | None = None,
     executor: ExecutorSpec | None = None,
-    actor: str = "cli",
-    clock: Clock = wall_clock_ms,
     progress: Progress | None = None,
 ) -> ConsolidationReport:
     """Consolidate every patient's raw readings older than ``until_ms``.
@@ -179,41 +173,23 @@ def consolidate(
     started = time.perf_counter()
     check_policy_detectors(policy)
     spec = executor or ExecutorSpec("local")
-    until = default_until_ms(policy, clock()) if until_ms is None else until_ms
-    engine = open_store(db_url)
-    try:
-        with consolidation_lock(engine):
-            _close_interrupted_runs(engine, clock)
-            report = _run_shards(
-                engine,
-                db_url,
-                policy,
-                archive_root,
-                until,
-                deadline_ms,
-                spec,
-                actor,
-                clock,
-                progress,
-            )
-    finally:
-        engine.dispose()
+    until = default_until_ms(policy, store.now_ms()) if until_ms is None else until_ms
+    with consolidation_lock(store.engine):
+        _close_interrupted_runs(store.engine, store.clock)
+        report = _run_shards(store, policy, until, deadline_ms, spec, progress)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _run_shards(
-    engine: Engine,
-    db_url: str,
+    store: Store,
     policy: Policy,
-    archive_root: Path,
     until: int,
     deadline_ms: int | None,
     spec: ExecutorSpec,
-    actor: str,
-    clock: Clock,
     progress: Progress | None,
 ) -> ConsolidationReport:
+    engine, actor, clock = store.engine, store.actor, store.clock
     held = held_patients(engine)
     backlog = patients_with_backlog(engine, until)
     todo = [patient for patient in backlog if patient not in held]
@@ -252,7 +228,9 @@ def _run_shards(
         run_id, RunStatus.RUNNING, held=held_readings, shards=len(todo), until_ms=until
     )
     tasks = (
-        ShardTask(db_url, str(archive_root), run_id, number, patient, until, policy, clock())
+        ShardTask(
+            store.url, str(store.archive_root), run_id, number, patient, until, policy, clock()
+        )
         for number, patient in enumerate(todo, start=1)
     )
 

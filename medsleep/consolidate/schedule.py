@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from medsleep.consolidate.executors import ExecutorSpec
@@ -18,8 +17,8 @@ from medsleep.consolidate.job import (
 )
 from medsleep.errors import LockHeldError
 from medsleep.policy import Policy
-from medsleep.store.engine import open_store
-from medsleep.timefmt import to_ms, wall_clock_ms
+from medsleep.store.handle import Store
+from medsleep.timefmt import to_ms
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +40,16 @@ def quiet_window(policy: Policy, now: datetime) -> tuple[datetime, datetime]:
     raise AssertionError("unreachable: some window ends after now")
 
 
-def _backlog(db_url: str, until_ms: int) -> int:
-    engine = open_store(db_url)
-    try:
-        return backlog_size(engine, until_ms)
-    finally:
-        engine.dispose()
-
-
 def sleep_loop(
-    db_url: str,
+    store: Store,
     policy: Policy,
     *,
-    archive_root: Path,
     executor: ExecutorSpec,
     once: bool = False,
-    clock: Callable[[], int] = wall_clock_ms,
     pause: Callable[[float], None] = time.sleep,
 ) -> Iterator[ConsolidationReport]:
     """Consolidate inside every quiet-hours window, forever (or once with ``once``)."""
+    clock = store.clock
     while True:
         now = datetime.fromtimestamp(clock() / 1000).astimezone()
         start, end = quiet_window(policy, now)
@@ -70,21 +60,14 @@ def sleep_loop(
             continue
         until = default_until_ms(policy, clock())
         try:
-            if _backlog(db_url, until) < policy.min_backlog:
+            if backlog_size(store.engine, until) < policy.min_backlog:
                 log.info("backlog below %d readings; nothing to do this window", policy.min_backlog)
                 if once:
                     return
                 pause(max(1.0, (end - now).total_seconds()))
                 continue
             report = consolidate(
-                db_url,
-                policy,
-                archive_root=archive_root,
-                until_ms=until,
-                deadline_ms=to_ms(end),
-                executor=executor,
-                actor="sleep",
-                clock=clock,
+                store, policy, until_ms=until, deadline_ms=to_ms(end), executor=executor
             )
             yield report
         except LockHeldError:

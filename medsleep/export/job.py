@@ -18,8 +18,8 @@ a folder without ``manifest.json`` is an export that did not finish.
 CSV and Parquet (``format="csv"``/``"parquet"``) hold the same content as tables: see
 :mod:`medsleep.export.tables`.
 
-    report = export(engine, Path("out"), ExportRequest(include_archived=True),
-                    archive_root=Path("medsleep-archive"), now_ms=wall_clock_ms())
+    report = export(Store.open(url, Path("medsleep-archive")), Path("out"),
+                    ExportRequest(include_archived=True))
     report.files  # [OutputFile(type="Observation", name="Observation.ndjson", count=..., ...)]
 """
 
@@ -47,6 +47,7 @@ from medsleep.export.output import (
 from medsleep.export.snapshot import chain_head, excluded_counts, snapshot
 from medsleep.export.tables import write_tables
 from medsleep.fhir.build import FHIR_VERSION, instant
+from medsleep.store.handle import Store
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +67,7 @@ __all__ = [
 
 
 def export(
-    engine: Engine,
-    out: Path,
-    request: ExportRequest,
-    *,
-    archive_root: Path,
-    now_ms: int,
-    actor: str = "cli",
-    progress: Progress | None = None,
+    store: Store, out: Path, request: ExportRequest, *, progress: Progress | None = None
 ) -> ExportReport:
     """Export ``request`` into the new (or empty) folder ``out``; return what was written.
 
@@ -87,6 +81,8 @@ def export(
     since, until = request.since_ms, request.until_ms
     if since is not None and until is not None and since >= until:
         raise ExportError("--since must be before --until")
+    engine, archive_root = store.engine, store.archive_root
+    actor, now_ms = store.actor, store.now_ms()
     prepare_output_dir(out)
     started = time.perf_counter()
     report = ExportReport(out=out, format=request.format)
