@@ -83,3 +83,16 @@ def test_architecture_names_every_module_of_every_package() -> None:
 
 def test_no_more_than_eight_modules_directly_under_the_package() -> None:
     assert len(list(PACKAGE.glob("*.py"))) <= 8
+
+
+def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: Any) -> None:
+    start = README.index("    from pathlib import Path\n    from medsleep.consolidate import")
+    block = README[start : README.index("\n\n", start)]
+    code = "\n".join(line[4:] for line in block.splitlines())
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(code.replace('"fixtures/sample"', repr(str(root / "fixtures" / "sample"))), namespace)
+    assert namespace["report"].status == "committed"
+    assert namespace["report"].retained > 0
+    assert (tmp_path / "medsleep.db").exists()
