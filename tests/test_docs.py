@@ -87,7 +87,8 @@ def test_no_more_than_eight_modules_directly_under_the_package() -> None:
 
 def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: Any) -> None:
     start = README.index("    from pathlib import Path\n    from medsleep.consolidate import")
-    block = README[start : README.index("\n\n", start)]
+    end = README.index("report = consolidate(store, load_policy())", start)
+    block = README[start : README.index("\n", end)]
     code = "\n".join(line[4:] for line in block.splitlines())
     root = Path(__file__).resolve().parent.parent
     monkeypatch.chdir(tmp_path)
