@@ -114,6 +114,8 @@ def fast_parse(
         text = raw.decode()  # msgspec does not check the UTF-8 of fields it skips
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
+    except RecursionError:  # msgspec's depth guard; orjson's (1024) then names the error
+        return None
     if obs.resourceType != "Observation" or obs.status not in _PLAIN_STATUSES:
         return None
     meta = obs.meta
