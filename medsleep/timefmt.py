@@ -8,6 +8,13 @@ from datetime import UTC, datetime, timedelta
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 
+# The times medsleep accepts for a reading: 1900-01-01 (inclusive) to 2200-01-01 (exclusive),
+# UTC. Every later step can represent them with room to spare: a bucket end, a day in any time
+# zone, Python datetimes (years 1-9999) and pandas/numpy nanosecond timestamps (1677-2262),
+# which the dashboard uses.
+EARLIEST_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
+LATEST_MS = 7_258_118_400_000  # 2200-01-01T00:00:00Z
+
 
 def iso(ms: int) -> str:
     """ISO-8601 UTC with a Z, millisecond precision when needed."""

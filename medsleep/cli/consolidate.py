@@ -19,6 +19,7 @@ from rich.progress import (
 
 from medsleep.cli.common import (
     DEFAULT_ARCHIVE,
+    EXIT_QUARANTINED,
     ArchiveOption,
     DbOption,
     JsonOption,
@@ -123,6 +124,10 @@ def consolidate(
         typer.echo(json.dumps({**{k: full[k] for k in keys}, **full}))
     else:
         err.print(_consolidation_report_line(report))
+        for failure in report.failed:
+            err.print(f"  skipped patient {failure['patient']}: {failure['error']}", markup=False)
+    if report.failed:  # the others committed; these stay raw until their cause is fixed
+        raise typer.Exit(EXIT_QUARANTINED)
 
 
 @contextmanager

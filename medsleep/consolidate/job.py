@@ -49,8 +49,12 @@ class ConsolidationReport:
     episodes: int = 0
     until_ms: int = 0
     held_late: list[str] = field(default_factory=list)  # put on hold while the run went on
+    failed: list[dict[str, str]] = field(default_factory=list)  # shards skipped, with reasons
 
-    def add(self, result: ShardResult) -> None:
+    def add(self, result: ShardResult | ShardFailure) -> None:
+        if isinstance(result, ShardFailure):
+            self.failed.append({"patient": result.patient, "error": result.error})
+            return
         for name in (f.name for f in fields(ShardResult)):
             if name not in ("patient", "held"):
                 setattr(self, name, getattr(self, name) + getattr(result, name))
@@ -63,6 +67,29 @@ class ConsolidationReport:
         out = asdict(self)
         out["seconds"] = round(self.seconds, 3)
         return out
+
+
+@dataclass(frozen=True)
+class ShardFailure:
+    """A shard that could not be consolidated: its readings stay raw, the run goes on."""
+
+    patient: str
+    error: str
+
+
+def consolidate_shard_or_report(task: ShardTask) -> ShardResult | ShardFailure:
+    """``consolidate_shard``, turning one shard's failure into a report (picklable).
+
+    One patient's data that breaks a step (a poisoned value, a bug) must not stop the
+    night's work for every other patient; the shard rolled back, so nothing was lost.
+    """
+    try:
+        return consolidate_shard(task)
+    except Exception as exc:  # noqa: BLE001  (reported in the run, its audit event and log)
+        log.warning("shard %d failed and was skipped: %s", task.shard, type(exc).__name__)
+        # a database error's own message, not SQLAlchemy's (which quotes the parameters)
+        reason = getattr(exc, "orig", None) or exc
+        return ShardFailure(task.patient, f"{type(exc).__name__}: {reason}"[:500])
 
 
 def check_policy_detectors(policy: Policy) -> None:
@@ -244,7 +271,7 @@ def _run_shards(
         )
     started = time.perf_counter()
     try:
-        for result in run_tasks(spec, consolidate_shard, tasks, may_start=may_start):
+        for result in run_tasks(spec, consolidate_shard_or_report, tasks, may_start=may_start):
             report.add(result)
             if progress is not None:
                 progress(report.shards_done, report.shards)
@@ -255,8 +282,13 @@ def _run_shards(
         raise
     finished = report.shards_done + len(report.held_late)
     report.status = RunStatus.COMMITTED if finished == report.shards else RunStatus.PARTIAL
+    if report.failed and not finished:
+        report.status = RunStatus.FAILED
     report.seconds = time.perf_counter() - started
-    _finish(engine, report, actor, clock)
+    error = None
+    if report.failed:
+        error = f"{len(report.failed)} shard(s) skipped; first: {report.failed[0]['error']}"
+    _finish(engine, report, actor, clock, error=error)
     log.info("run %d %s: %d/%d shards", run_id, report.status, report.shards_done, report.shards)
     return report
 

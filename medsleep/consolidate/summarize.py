@@ -36,6 +36,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from medsleep.consolidate.moments import group_mean_std
+
 ARTIFACT_BAND: Final = "artifact"
 MS_PER_MINUTE: Final = 60_000
 
@@ -143,13 +145,15 @@ def summary_stats(
         raise ValueError("ids must have the same length as times")
     order = np.lexsort((i, t))
     n = int(v.size)
+    one = np.zeros(1, dtype=np.int64)
+    mean, std = group_mean_std(v, np.zeros(n, dtype=np.int64), one, np.array([n]))
     return SummaryStats(
         n=n,
         min=float(v.min()),
         max=float(v.max()),
-        mean=float(v.mean()),
-        std=float(v.std(ddof=1)) if n > 1 else 0.0,
-        median=float(np.median(v)),
+        mean=float(mean[0]),
+        std=float(std[0]),
+        median=float(_group_medians(v, np.zeros(n, dtype=np.int64))[0]),
         first_ms=int(t[order[0]]),
         first_value=float(v[order[0]]),
         last_ms=int(t[order[-1]]),
@@ -200,14 +204,7 @@ def collapse_normal_runs(frame: pd.DataFrame, bucket_minutes: int) -> Collapsed:
 
     mins = np.minimum.reduceat(v_sorted, starts)
     maxs = np.maximum.reduceat(v_sorted, starts)
-    means = np.add.reduceat(v_sorted, starts) / counts
-    # One correction pass: the naive sum loses digits on long runs of near-equal values.
-    means += np.add.reduceat(v_sorted - means[g_sorted], starts) / counts
-    means = np.clip(means, mins, maxs)
-    deviations = v_sorted - means[g_sorted]
-    squares = np.add.reduceat(deviations * deviations, starts)
-    stds = np.sqrt(squares / np.maximum(counts - 1, 1))
-    stds[counts == 1] = 0.0
+    means, stds = group_mean_std(v_sorted, g_sorted, starts, counts)
 
     medians = _group_medians(v_sorted, g_sorted)
 
@@ -331,8 +328,14 @@ def _reject_duplicate_ids(ids: IntArray) -> None:
 def _group_medians(v_sorted: FloatArray, g_sorted: IntArray) -> FloatArray:
     # pandas' grouped median is a Cython selection per group: several times faster than
     # sorting values inside groups with numpy, and the same (a + b) / 2 for even counts.
-    medians = pd.Series(v_sorted).groupby(g_sorted, sort=True).median()
-    return np.asarray(medians, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        grouped = pd.Series(v_sorted).groupby(g_sorted).median()
+    medians: FloatArray = np.array(grouped, dtype=np.float64)
+    overflowed = ~np.isfinite(medians)
+    if overflowed.any():  # (a + b) / 2 of two huge values: halve first (exact at that size)
+        halves = pd.Series(v_sorted / 2).groupby(g_sorted).median()
+        medians[overflowed] = np.asarray(halves, dtype=np.float64)[overflowed] * 2
+    return medians
 
 
 def _empty_summaries() -> pd.DataFrame:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from fhir_core import types as fhir_types
 
+from medsleep.timefmt import EARLIEST_MS, LATEST_MS, iso
+
 DATETIME = re.compile(fhir_types.DateTime.pattern.pattern)
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
@@ -59,7 +61,13 @@ def parse_datetime_ms(text: object, field: str, default_tz: tzinfo | None) -> in
             raise DatatypeError(f"{field} {text!r} is not a real date/time: {exc}") from exc
     else:
         raise DatatypeError(f"{field} {text!r} is not a FHIR dateTime")
-    return (moment - _EPOCH) // _MILLISECOND
+    ms = (moment - _EPOCH) // _MILLISECOND
+    if not EARLIEST_MS <= ms < LATEST_MS:
+        raise DatatypeError(
+            f"{field} {text!r} is outside the accepted time range "
+            f"[{iso(EARLIEST_MS)}, {iso(LATEST_MS)})"
+        )
+    return ms
 
 
 def _long(text: str) -> bool:

@@ -103,6 +103,18 @@ class UnitError(ValueError):
     """A unit that cannot be converted to the code's canonical unit."""
 
 
+# The largest magnitude accepted for a value, as sent and after conversion. Far above any
+# measurement (cell counts per litre are ~1e12), and low enough that sums and squares of
+# millions of values stay finite in float64.
+MAX_ABS_VALUE = 1e15
+
+
+def _out_of_range(what: str) -> UnitError:
+    return UnitError(
+        f"{what} is outside the accepted value range [-{MAX_ABS_VALUE:g}, {MAX_ABS_VALUE:g}]"
+    )
+
+
 def to_canonical(code: str, value: float, unit: str) -> tuple[float, str]:
     """Convert ``value`` in ``unit`` to the canonical unit of ``code``.
 
@@ -113,6 +125,8 @@ def to_canonical(code: str, value: float, unit: str) -> tuple[float, str]:
     >>> round(value, 2), unit
     (83.91, 'kg')
     """
+    if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # also true for NaN
+        raise _out_of_range(f"{value!r} {unit}".rstrip())
     info = CATALOGUE.get(code)
     if info is None:
         return value, unit
@@ -126,4 +140,7 @@ def to_canonical(code: str, value: float, unit: str) -> tuple[float, str]:
         convert = _CONVERSIONS.get((f"{unit}:{_ANALYTE[code]}", info.unit))
     if convert is None:
         raise UnitError(f"unit {unit!r} cannot be converted to {info.unit!r} for {code}")
-    return convert(value), info.unit
+    converted = convert(value)
+    if not -MAX_ABS_VALUE <= converted <= MAX_ABS_VALUE:
+        raise _out_of_range(f"{value!r} {unit} in {info.unit} ({converted!r})")
+    return converted, info.unit
