@@ -1,21 +1,25 @@
 """The append-only, hash-chained audit log.
 
-Each event's hash is sha256 over a canonical JSON form of (seq, time, actor, action, details)
-and the previous event's hash. Editing, deleting or inserting a row anywhere breaks the chain
-from that row on, which ``verify_chain`` reports.
+Each event's hash covers a canonical JSON form of (seq, time, actor, action, details) and the
+previous event's hash: sha256 when unkeyed, HMAC-SHA256 when a key kept outside the database
+is bound to the engine (``keyed_engine``). Editing, deleting or inserting a row anywhere
+breaks the chain from that row on, which ``verify_chain`` reports; with the key, an event
+appended with a correctly computed sha256 is caught too, and a chain head anchored outside
+the database (``medsleep.audit_anchor``) catches the newest events cut off.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, LargeBinary, cast, func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -24,9 +28,11 @@ from medsleep.store.tables import AUDIT_EVENT
 
 GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x6D656473_61756474  # "medsaudt": serialises appends on PostgreSQL
+AUDIT_KEY_OPTION = "medsleep_audit_key"  # engine execution option holding the HMAC key
 _table = AUDIT_EVENT
 APPEND_ATTEMPTS = 8  # a busy night: the ingest, the run, an export and logins all appending
 T = TypeVar("T")
+_TEXT = ("actor", "action", "details_json", "prev_hash", "hash", "key_id")
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,18 @@ class ChainStatus:
     events: int
     broken_at: int | None = None
     problem: str = ""
+    keyed: int = 0  # events whose HMAC was checked with the key
+    unchecked: int = 0  # keyed events whose HMAC could not be checked (no key given)
+
+
+def key_id(key: bytes) -> str:
+    """A short public name for a key (stored with each keyed event; reveals nothing)."""
+    return "k-" + hashlib.sha256(b"medsleep audit key id\0" + key).hexdigest()[:16]
+
+
+def keyed_engine(engine: Engine, key: bytes | None) -> Engine:
+    """``engine`` whose connections append HMAC-keyed audit events (unchanged for None)."""
+    return engine if key is None else engine.execution_options(**{AUDIT_KEY_OPTION: key})
 
 
 def canonical(seq: int, at_ms: int, actor: str, action: str, details_json: str) -> bytes:
@@ -42,10 +60,19 @@ def canonical(seq: int, at_ms: int, actor: str, action: str, details_json: str) 
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def chain_hash(prev_hash: str, seq: int, at_ms: int, actor: str, action: str, details: str) -> str:
-    return hashlib.sha256(
-        prev_hash.encode() + canonical(seq, at_ms, actor, action, details)
-    ).hexdigest()
+def chain_hash(
+    prev_hash: str,
+    seq: int,
+    at_ms: int,
+    actor: str,
+    action: str,
+    details: str,
+    key: bytes | None = None,
+) -> str:
+    message = prev_hash.encode() + canonical(seq, at_ms, actor, action, details)
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def append_event(
@@ -60,6 +87,7 @@ def append_event(
     """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+    key = conn.get_execution_options().get(AUDIT_KEY_OPTION)
     last = conn.execute(
         select(_table.c.seq, _table.c.hash).order_by(_table.c.seq.desc()).limit(1)
     ).first()
@@ -73,7 +101,8 @@ def append_event(
             action=action,
             details_json=details_json,
             prev_hash=prev,
-            hash=chain_hash(prev, seq, at_ms, actor, action, details_json),
+            hash=chain_hash(prev, seq, at_ms, actor, action, details_json, key),
+            key_id=None if key is None else key_id(key),
         )
     )
     return int(seq)
@@ -104,6 +133,14 @@ def append_with_retry(
     )
 
 
+def chain_head(conn: Connection) -> tuple[int, str] | None:
+    """(seq, hash) of the newest event, or None for an empty log."""
+    last = conn.execute(
+        select(_table.c.seq, _table.c.hash).order_by(_table.c.seq.desc()).limit(1)
+    ).first()
+    return None if last is None else (int(last[0]), str(last[1]))
+
+
 def iter_events(conn: Connection, since_ms: int | None = None) -> Iterator[AuditEvent]:
     query = select(_table).order_by(_table.c.seq)
     if since_ms is not None:
@@ -112,30 +149,116 @@ def iter_events(conn: Connection, since_ms: int | None = None) -> Iterator[Audit
         yield AuditEvent.model_validate(row._mapping)
 
 
-def verify_chain(conn: Connection, head: tuple[int, str] | None = None) -> ChainStatus:
+class _Unreadable(Exception):
+    """A row that cannot be read as written (wrong type, NULL, invalid UTF-8)."""
+
+
+def _raw_rows(conn: Connection) -> Iterator[tuple[Any, ...]]:
+    # SQLite keeps whatever a tamperer writes (text in an integer column, invalid UTF-8):
+    # text columns come back as bytes and are decoded here, row by row, so that a bad row
+    # is named instead of failing the whole walk.
+    # The storage class of each text column tells a blob written in place of text apart.
+    if conn.dialect.name != "sqlite":
+        columns = [_table.c.seq, _table.c.at_ms, *(_table.c[name] for name in _TEXT)]
+        yield from conn.execute(select(*columns).order_by(_table.c.seq))
+        return
+    texts = [cast(_table.c[name], LargeBinary) for name in _TEXT]
+    kinds = [func.typeof(_table.c[name]) for name in _TEXT]
+    query = select(_table.c.seq, _table.c.at_ms, *texts, *kinds).order_by(_table.c.seq)
+    for row in conn.execute(query):
+        values = list(row[: 2 + len(_TEXT)])
+        for index, kind in enumerate(row[2 + len(_TEXT) :]):
+            if kind == "blob":
+                values[2 + index] = _Blob()
+        yield tuple(values)
+
+
+class _Blob:
+    """A blob found where text was written."""
+
+    def __repr__(self) -> str:
+        return "<blob>"
+
+
+def _decode_row(row: tuple[Any, ...]) -> tuple[int, int, str, str, str, str, str, str | None]:
+    seq, at_ms, *texts = row
+    for name, value in (("seq", seq), ("at_ms", at_ms)):
+        if type(value) is not int:
+            raise _Unreadable(f"{name} {value!r} is not an integer")
+    actor, action, details, prev, digest = (
+        _text(name, value) for name, value in zip(_TEXT[:5], texts[:5], strict=True)
+    )
+    kid = None if texts[5] is None else _text("key_id", texts[5])
+    return seq, at_ms, actor, action, details, prev, digest, kid
+
+
+def _text(name: str, value: Any) -> str:
+    if isinstance(value, bytes | memoryview):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Unreadable(f"{name} is not valid UTF-8") from exc
+    if not isinstance(value, str):
+        raise _Unreadable(f"{name} {value!r} is not text")
+    return value
+
+
+def verify_chain(
+    conn: Connection,
+    head: tuple[int, str] | None = None,
+    *,
+    key: bytes | None = None,
+    heads: Iterable[tuple[int, str]] = (),
+) -> ChainStatus:
     """Walk the chain from the first event; report the first event that does not verify.
 
-    ``head`` is a (seq, hash) recorded earlier (an export manifest's ``auditChainHead``): the
-    chain must still hold that event unchanged, which catches the newest events cut off.
+    ``head``/``heads`` are (seq, hash) pairs recorded earlier (an export manifest's
+    ``auditChainHead``, the anchor file): the chain must still hold those events unchanged,
+    which catches the newest events cut off. With ``key``, every keyed event's HMAC is
+    checked, and an unkeyed event after a keyed one is a break (it was forged without the
+    key). Without a key, keyed events' links are followed but their HMACs are ``unchecked``.
     """
-    prev, expected_seq, count = GENESIS, 1, 0
-    for event in iter_events(conn):
+    expected_heads = dict(heads)
+    if head is not None:
+        expected_heads[head[0]] = head[1]
+    kid = None if key is None else key_id(key)
+    prev, expected_seq, count, keyed, unchecked = GENESIS, 1, 0, 0, 0
+    seen_keyed = False
+
+    def broken(at: int, problem: str) -> ChainStatus:
+        return ChainStatus(False, count, at, problem, keyed, unchecked)
+
+    for row in _raw_rows(conn):
         count += 1
-        if event.seq != expected_seq:
-            return ChainStatus(False, count, expected_seq, f"event {expected_seq} is missing")
-        if event.prev_hash != prev:
-            return ChainStatus(False, count, event.seq, "previous-hash link does not match")
-        recomputed = chain_hash(
-            prev, event.seq, event.at_ms, event.actor, event.action, event.details_json
-        )
-        if recomputed != event.hash:
-            return ChainStatus(False, count, event.seq, "content does not match its hash")
-        if head is not None and event.seq == head[0] and event.hash != head[1]:
-            return ChainStatus(False, count, event.seq, "differs from the recorded chain head")
-        prev, expected_seq = event.hash, expected_seq + 1
-    if head is not None and expected_seq <= head[0]:
-        return ChainStatus(False, count, expected_seq, f"chain ends before recorded head {head[0]}")
-    return ChainStatus(True, count)
+        try:
+            seq, at_ms, actor, action, details, prev_hash, digest, event_kid = _decode_row(row)
+        except _Unreadable as exc:
+            return broken(expected_seq, f"row cannot be read as written: {exc}")
+        if seq != expected_seq:
+            return broken(expected_seq, f"event {expected_seq} is missing")
+        if prev_hash != prev:
+            return broken(seq, "previous-hash link does not match")
+        if event_kid is None:
+            if seen_keyed and key is not None:
+                return broken(seq, "unkeyed event after keyed ones (appended without the key)")
+            recomputed = chain_hash(prev, seq, at_ms, actor, action, details)
+        elif key is None:
+            seen_keyed, unchecked, recomputed = True, unchecked + 1, digest
+        elif event_kid != kid:
+            return broken(seq, f"keyed with another key ({event_kid})")
+        else:
+            seen_keyed, keyed = True, keyed + 1
+            recomputed = chain_hash(prev, seq, at_ms, actor, action, details, key)
+        if not hmac.compare_digest(recomputed, digest):
+            return broken(seq, "content does not match its hash")
+        if seq in expected_heads and digest != expected_heads[seq]:
+            return broken(seq, "differs from the recorded chain head")
+        prev, expected_seq = digest, expected_seq + 1
+    if expected_heads and expected_seq <= max(expected_heads):
+        return broken(expected_seq, f"chain ends before recorded head {max(expected_heads)}")
+    if key is not None and not seen_keyed and count:
+        return broken(1, "no event is keyed with this key (the whole chain is unkeyed)")
+    return ChainStatus(True, count, keyed=keyed, unchecked=unchecked)
 
 
 def count_events(conn: Connection) -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,8 +14,10 @@ from medsleep.cli.common import (
     JsonOption,
     SinceOption,
     app,
+    audit_key,
     err,
     open_db,
+    read_key_file,
     table_console,
     when,
 )
@@ -22,6 +25,9 @@ from medsleep.errors import (
     AuditChainBrokenError,
 )
 from medsleep.store.engine import DEFAULT_DB_URL
+
+if TYPE_CHECKING:
+    from medsleep.audit import ChainStatus
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -38,10 +44,28 @@ def audit_verify(
             "the newest events cut off.",
         ),
     ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            help="File holding the audit HMAC key: check every keyed event's HMAC and catch "
+            "events appended without it. Default: env MEDSLEEP_AUDIT_KEY_FILE or "
+            "MEDSLEEP_AUDIT_KEY; none: unkeyed check.",
+        ),
+    ] = None,
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchor",
+            help="Anchor file (or a syslog extract) of chain heads written after each run: "
+            "the chain must still hold every one of them.",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Verify the hash chain; exit 5 naming the first broken entry."""
     from medsleep.audit import verify_chain
+    from medsleep.audit_anchor import read_anchors
 
     expected = None
     if head is not None:
@@ -49,16 +73,33 @@ def audit_verify(
         if not seq.isdigit() or len(digest) != 64:
             raise typer.BadParameter("expected SEQ:SHA256", param_hint="--head")
         expected = (int(seq), digest)
+    secret = read_key_file(key) if key is not None else audit_key()
+    heads = read_anchors(anchor, secret) if anchor is not None else []
     with open_db(db).connect() as conn:
-        status = verify_chain(conn, expected)
+        status = verify_chain(conn, expected, key=secret, heads=heads)
     if json_out:
-        typer.echo(json.dumps(status.__dict__))
+        typer.echo(json.dumps({**status.__dict__, "keyed_check": secret is not None}))
     elif status.ok:
-        err.print(f"audit chain intact: {status.events:,} events verified")
+        err.print(_intact_line(status, secret is not None, len(heads) if anchor else None))
     if not status.ok:
         raise AuditChainBrokenError(
             f"audit chain broken at entry {status.broken_at}: {status.problem}"
         )
+
+
+def _intact_line(status: ChainStatus, keyed_check: bool, anchored: int | None) -> str:
+    held = f", {anchored:,} anchored heads held" if anchored is not None else ""
+    if keyed_check:
+        before = status.events - status.keyed
+        earlier = f", {before:,} earlier unkeyed" if before else ""
+        return (
+            f"audit chain intact: {status.events:,} events verified, "
+            f"{status.keyed:,} with the key{earlier}{held}"
+        )
+    note = "unkeyed check: sha256 links only, no audit key given"
+    if status.unchecked:
+        note += f"; {status.unchecked:,} keyed events' HMACs not checked"
+    return f"audit chain intact: {status.events:,} events verified{held} ({note})"
 
 
 @audit_app.command("show")

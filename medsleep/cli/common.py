@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -61,7 +62,10 @@ class _Commands(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                anchor_heads()
         except MedsleepError as exc:
             fail(str(exc), _EXIT_FOR.get(type(exc), EXIT_FAILURE))
         except SQLAlchemyError as exc:
@@ -105,13 +109,100 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
+AUDIT_KEY_ENV, AUDIT_KEY_FILE_ENV, AUDIT_ANCHOR_ENV = (
+    "MEDSLEEP_AUDIT_KEY",
+    "MEDSLEEP_AUDIT_KEY_FILE",
+    "MEDSLEEP_AUDIT_ANCHOR",
+)
+_MIN_KEY_BYTES = 16
+
+
+def read_key_file(path: Path) -> bytes:
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise InputError(f"cannot read audit key file {path}: {exc.strerror}") from exc
+    if len(key) < _MIN_KEY_BYTES:
+        raise InputError(f"audit key in {path} is shorter than {_MIN_KEY_BYTES} bytes")
+    return key
+
+
+def audit_key() -> bytes | None:
+    """The audit HMAC key, kept outside the database: a file named by MEDSLEEP_AUDIT_KEY_FILE,
+    or the key itself in MEDSLEEP_AUDIT_KEY; None (unkeyed) when neither is set."""
+    path = os.environ.get(AUDIT_KEY_FILE_ENV)
+    if path:
+        return read_key_file(Path(path))
+    value = os.environ.get(AUDIT_KEY_ENV)
+    if not value:
+        return None
+    if len(value.encode()) < _MIN_KEY_BYTES:
+        raise InputError(f"{AUDIT_KEY_ENV} is shorter than {_MIN_KEY_BYTES} bytes")
+    return value.encode()
+
+
+# Stores this command opened, with their audit chain head at the time: after the command,
+# a changed head is anchored (MEDSLEEP_AUDIT_ANCHOR: a file, or "syslog").
+_opened: dict[str, tuple[int, str] | None] = {}
+
+
+def note_store(db: str) -> None:
+    """Remember ``db``'s chain head now, so that the head is anchored after the command."""
+    if db in _opened or not os.environ.get(AUDIT_ANCHOR_ENV):
+        return
+    from medsleep.audit import chain_head
+
+    engine = open_store(db)
+    try:
+        with engine.connect() as conn:
+            _opened[db] = chain_head(conn)
+    finally:
+        engine.dispose()
+
+
+def anchor_heads() -> None:
+    """Anchor the chain head of every store noted whose head changed (see ``note_store``)."""
+    target = os.environ.get(AUDIT_ANCHOR_ENV)
+    opened = dict(_opened)
+    _opened.clear()
+    if not target or not opened:
+        return
+    from medsleep.audit import chain_head
+    from medsleep.audit_anchor import anchor_line, anchor_record, append_anchor
+    from medsleep.timefmt import wall_clock_ms
+
+    key = audit_key()
+    for db, before in opened.items():
+        engine = open_store(db)
+        try:
+            with engine.connect() as conn:
+                head = chain_head(conn)
+        finally:
+            engine.dispose()
+        if head is None or head == before:
+            continue
+        record = anchor_record(head, key, wall_clock_ms())
+        if target == "syslog":
+            import syslog
+
+            syslog.syslog(syslog.LOG_INFO, anchor_line(record))
+        else:
+            append_anchor(Path(target), record)
+
+
 def open_db(db: str) -> Engine:
-    return open_store(db)
+    """The store at ``db``, appending audit events keyed with the edge's audit key."""
+    from medsleep.audit import keyed_engine
+
+    key = audit_key()
+    note_store(db)
+    return keyed_engine(open_store(db), key)
 
 
 def open_store_at(db: str, archive: Path, actor: str = "cli") -> Store:
-    """The store (database and archive folder) a command works on, acting as ``actor``."""
-    return Store(open_store(db), archive, actor=actor)
+    """The store (database and archive folder) a command works on, acting as ``actor``, its
+    audit events keyed with the edge's audit key."""
+    return Store(open_db(db), archive, actor=actor)
 
 
 def show_progress(quiet: bool) -> bool:

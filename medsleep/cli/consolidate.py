@@ -25,8 +25,10 @@ from medsleep.cli.common import (
     JsonOption,
     PolicyOption,
     QuietOption,
+    anchor_heads,
     app,
     err,
+    note_store,
     open_store_at,
     show_progress,
     when,
@@ -169,3 +171,5 @@ def sleep(
     store = open_store_at(db, archive, actor="sleep")
     for report in sleep_loop(store, loaded, executor=parse_executor(executor), once=once):
         err.print(_consolidation_report_line(report))
+        anchor_heads()  # after each run, not only when the loop ends
+        note_store(db)

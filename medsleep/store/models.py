@@ -66,6 +66,7 @@ class IngestBatch(SQLModel, table=True):
     source: str
     status: str = "running"
     counts_json: str = Field(default="{}", sa_type=Text)
+    owner: str | None = None  # host:pid running it; a dead owner's batch is interrupted
 
 
 class Quarantine(SQLModel, table=True):
@@ -94,6 +95,7 @@ class AuditEvent(SQLModel, table=True):
     details_json: str = Field(sa_type=Text)
     prev_hash: str
     hash: str
+    key_id: str | None = None  # None: sha256 link; else HMAC-SHA256 with the key of this id
 
 
 class Run(SQLModel, table=True):
