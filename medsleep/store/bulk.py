@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 _SQLITE_GROUP_PARAMS = 900  # under the 999 variables of older SQLite builds
 
@@ -27,8 +28,22 @@ def insert_rows(
     """
     if not rows:
         return
+    # Driver errors do not pass through SQLAlchemy here: re-raise a unique-key clash as
+    # SQLAlchemy's IntegrityError, which the writers' race handling retries on.
+    try:
+        _insert_rows(conn, table, columns, rows, dict(constants or {}))
+    except conn.dialect.loaded_dbapi.IntegrityError as exc:
+        raise IntegrityError(f"INSERT INTO {table}", None, exc) from exc
+
+
+def _insert_rows(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fixed: dict[str, int | str],
+) -> None:
     dbapi = conn.connection.driver_connection
-    fixed = dict(constants or {})
     names = ", ".join([*columns, *fixed])
     literals = [_literal(v) for v in fixed.values()]  # also refuses what is not a constant
     if conn.dialect.name == "postgresql":
