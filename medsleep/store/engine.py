@@ -79,9 +79,26 @@ def head_revision() -> str | None:
 
 
 def upgrade_schema(engine: Engine) -> None:
-    """Upgrade the schema to the newest revision (idempotent)."""
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
+    """Upgrade the schema to the newest revision (idempotent), atomically.
+
+    PostgreSQL runs DDL in the transaction. SQLite's Python driver does not open one for DDL
+    (each CREATE TABLE commits alone): a process killed midway left a half-made schema that
+    no command could open. There the whole upgrade runs in one explicit ``BEGIN IMMEDIATE``
+    (which also keeps two first users from creating it at once).
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+        return
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # the driver's own BEGIN
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            command.upgrade(_alembic_config(conn), "head")
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
 
 
 def open_store(url: str = DEFAULT_DB_URL, *, upgrade: bool = True) -> Engine:
