@@ -52,3 +52,41 @@ def test_sigkill_during_first_use_schema_creation_leaves_a_store_that_opens(
         assert current_revision(engine) == head_revision()
         engine.dispose()
     assert killed >= SCHEMA_TRIALS // 2, "most kills must land while the schema is created"
+
+
+def test_killed_ingest_batch_becomes_interrupted_with_an_audit_event(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from medsleep.audit import verify_chain
+    from medsleep.ingest import ingest_paths
+    from medsleep.store.tables import AUDIT_EVENT, INGEST_BATCH
+    from tests.helpers import ndjson_of, observation, write_ndjson
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    open_store(url).dispose()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medsleep", "ingest", "-", "--db", url, "--quiet"],
+        stdin=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(ndjson_of([observation("a")]).encode())  # then the stream stalls
+    proc.stdin.flush()
+    engine = open_store(url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(select(INGEST_BATCH.c.id)).first() is not None:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with engine.connect() as conn:
+        assert conn.execute(select(INGEST_BATCH.c.status)).scalar_one() == "running"
+    ingest_paths(engine, [str(write_ndjson(tmp_path / "b.ndjson", [observation("b")]))])
+    with engine.connect() as conn:
+        statuses = conn.execute(select(INGEST_BATCH.c.status).order_by(INGEST_BATCH.c.id)).all()
+        actions = [a for (a,) in conn.execute(select(AUDIT_EVENT.c.action))]
+        assert verify_chain(conn).ok
+    assert [s for (s,) in statuses] == ["interrupted", "done"]
+    assert actions == ["ingest.interrupted", "ingest.done"]
+    engine.dispose()

@@ -20,6 +20,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, Engine, insert, update
 
 from medsleep.audit import append_event, audited_transaction
+from medsleep.ingest.interrupted import close_interrupted_batches, this_owner
 from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk
 from medsleep.ingest.sources import InputRecord, expand_paths, read_records
 from medsleep.ingest.writer import ChunkCounts, write_chunk
@@ -238,11 +239,16 @@ def ingest_records(
 
 
 def open_batch(engine: Engine, source: str, clock: Clock) -> int:
-    """Record a new ingest batch (status running) and return its id."""
+    """Record a new ingest batch (status running) and return its id; first close the
+    batches of killed ingests (see ``interrupted``)."""
+    close_interrupted_batches(engine, clock, actor="medsleep")
     with engine.begin() as conn:
         inserted = conn.execute(
             insert(_batch).values(
-                started_ms=clock(), source=source[:500], status=BatchStatus.RUNNING
+                started_ms=clock(),
+                source=source[:500],
+                status=BatchStatus.RUNNING,
+                owner=this_owner(),
             )
         ).inserted_primary_key
     assert inserted is not None

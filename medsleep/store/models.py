@@ -64,7 +64,7 @@ class IngestBatch(SQLModel, table=True):
     started_ms: int = Field(sa_type=BigInteger)
     finished_ms: int | None = Field(default=None, sa_type=BigInteger)
     source: str
-    status: str = "running"
+    status: str = Field(default="running", index=True)
     counts_json: str = Field(default="{}", sa_type=Text)
     owner: str | None = None  # host:pid running it; a dead owner's batch is interrupted
 

@@ -104,3 +104,4 @@ class BatchStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"  # the input stopped short or the batch raised
+    INTERRUPTED = "interrupted"  # its process was killed; found by a later ingest or run

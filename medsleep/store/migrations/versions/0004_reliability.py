@@ -20,9 +20,12 @@ def upgrade() -> None:
     op.add_column("audit_event", sa.Column("key_id", sa.String(), nullable=True))
     # host:pid of the process running the batch, so a later one can tell it was killed.
     op.add_column("ingest_batch", sa.Column("owner", sa.String(), nullable=True))
+    # every ingest looks for running batches: an index, not a scan of every request's batch
+    op.create_index("ix_ingest_batch_status", "ingest_batch", ["status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ingest_batch_status", table_name="ingest_batch")
     with op.batch_alter_table("ingest_batch") as batch:
         batch.drop_column("owner")
     with op.batch_alter_table("audit_event") as batch:
