@@ -5,7 +5,7 @@ previous event's hash: sha256 when unkeyed, HMAC-SHA256 when a key kept outside 
 is bound to the engine (``keyed_engine``). Editing, deleting or inserting a row anywhere
 breaks the chain from that row on, which ``verify_chain`` reports; with the key, an event
 appended with a correctly computed sha256 is caught too, and a chain head anchored outside
-the database (``medsleep.audit_anchor``) catches the newest events cut off.
+the database (``append_anchor``, ``read_anchors``) catches the newest events cut off.
 """
 
 from __future__ import annotations
@@ -13,18 +13,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, LargeBinary, cast, func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from medsleep.errors import AuditChainBrokenError, InputError
 from medsleep.store.models import AuditEvent
 from medsleep.store.tables import AUDIT_EVENT
+from medsleep.timefmt import iso
 
 GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x6D656473_61756474  # "medsaudt": serialises appends on PostgreSQL
@@ -263,3 +267,73 @@ def verify_chain(
 
 def count_events(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(_table)).scalar_one())
+
+
+# --------------------------------------------------------------------------- chain head anchors
+# Anyone who can write the database can cut off its newest events and leave a valid, shorter
+# chain. After each command that appended events, the CLI writes the head (seq, hash) as one
+# JSON line to an anchor file (or a syslog line); ``verify_chain(heads=...)`` then requires the
+# chain to still hold every anchored event. With the key, each line carries an HMAC of the
+# head, so a forged anchor line is caught too.
+
+ANCHOR_PREFIX = "medsleep audit head "
+
+
+def _head_mac(key: bytes, seq: int, digest: str) -> str:
+    return hmac.new(key, f"medsleep audit head {seq}:{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def anchor_record(head: tuple[int, str], key: bytes | None, now_ms: int) -> dict[str, Any]:
+    """The anchor line for a chain head: ``{"at", "seq", "hash", "key_id", "hmac"}``."""
+    seq, digest = head
+    return {
+        "at": iso(now_ms),
+        "seq": seq,
+        "hash": digest,
+        "key_id": None if key is None else key_id(key),
+        "hmac": None if key is None else _head_mac(key, seq, digest),
+    }
+
+
+def anchor_line(record: dict[str, Any]) -> str:
+    return ANCHOR_PREFIX + json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def append_anchor(path: Path, record: dict[str, Any]) -> None:
+    """Append one anchor line and fsync it (an anchor that can vanish in a crash is none)."""
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(anchor_line(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_anchors(path: Path, key: bytes | None) -> list[tuple[int, str]]:
+    """The (seq, hash) heads of an anchor file (lines from syslog work too).
+
+    With ``key``, every line must carry a valid HMAC of its head (AuditChainBrokenError
+    otherwise); without, lines are taken as written.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read audit anchors {path}: {exc}") from exc
+    heads: list[tuple[int, str]] = []
+    for number, line in enumerate(lines, start=1):
+        _, marker, body = line.partition(ANCHOR_PREFIX)
+        if not marker:
+            continue  # other syslog traffic
+        try:
+            record = json.loads(body)
+            seq, digest = int(record["seq"]), str(record["hash"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuditChainBrokenError(f"anchor line {number} cannot be read: {exc}") from exc
+        if key is not None:
+            mac = record.get("hmac")
+            if not isinstance(mac, str) or not hmac.compare_digest(
+                mac, _head_mac(key, seq, digest)
+            ):
+                raise AuditChainBrokenError(
+                    f"anchor line {number} (head {seq}) does not carry a valid HMAC for this key"
+                )
+        heads.append((seq, digest))
+    return heads

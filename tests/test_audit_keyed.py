@@ -11,8 +11,16 @@ import pytest
 from sqlalchemy import Engine, delete, insert, select
 from typer.testing import CliRunner
 
-from medsleep.audit import GENESIS, append_event, chain_hash, keyed_engine, verify_chain
-from medsleep.audit_anchor import anchor_record, append_anchor, read_anchors
+from medsleep.audit import (
+    GENESIS,
+    anchor_record,
+    append_anchor,
+    append_event,
+    chain_hash,
+    keyed_engine,
+    read_anchors,
+    verify_chain,
+)
 from medsleep.cli import app
 from medsleep.errors import AuditChainBrokenError
 from medsleep.store.engine import open_store

@@ -64,8 +64,7 @@ def audit_verify(
     json_out: JsonOption = False,
 ) -> None:
     """Verify the hash chain; exit 5 naming the first broken entry."""
-    from medsleep.audit import verify_chain
-    from medsleep.audit_anchor import read_anchors
+    from medsleep.audit import read_anchors, verify_chain
 
     expected = None
     if head is not None:

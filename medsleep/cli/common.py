@@ -167,8 +167,7 @@ def anchor_heads() -> None:
     _opened.clear()
     if not target or not opened:
         return
-    from medsleep.audit import chain_head
-    from medsleep.audit_anchor import anchor_line, anchor_record, append_anchor
+    from medsleep.audit import anchor_line, anchor_record, append_anchor, chain_head
     from medsleep.timefmt import wall_clock_ms
 
     key = audit_key()
