@@ -62,7 +62,7 @@ def ingest(
     import time
 
     from medsleep.ingest import ParseOptions, ingest_files
-    from medsleep.ingest.sources import expand_paths, total_bytes
+    from medsleep.ingest.sources import total_bytes, walk_inputs
 
     if fhir_version not in ("R4", "R4B", "R5"):
         raise typer.BadParameter("must be R4, R4B or R5", param_hint="--fhir-version")
@@ -73,7 +73,8 @@ def ingest(
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise typer.BadParameter(f"unknown time zone {default_tz!r}") from exc
     options = ParseOptions(strict=strict, fhir_version=fhir_version, default_tz=tz)
-    files = expand_paths(paths)
+    walked = walk_inputs(paths)
+    files = walked.files
     engine = open_db(db)
     started = time.perf_counter()
     with progress_bar(show_progress(quiet), total_bytes(files), "ingest") as bar:
@@ -90,6 +91,7 @@ def ingest(
             stdin=sys.stdin.buffer,
             workers=workers,
             progress=progress,
+            not_read=walked.not_read,
         )
     summary = report.as_json()
     if json_out:
@@ -103,6 +105,11 @@ def ingest(
         )
         for reason, count in sorted(report.skipped_reasons.items()):
             err.print(f"  skipped {count:,}: {reason}")
+        for account in report.files:
+            if "error" in account:
+                err.print(f"  unreadable: {account['error']}", markup=False)
+            elif "not_read" in account:
+                err.print(f"  not read: {account['file']} ({account['not_read']})", markup=False)
         if report.quarantined:
             err.print("  see: medsleep quarantine list")
     raise typer.Exit(EXIT_QUARANTINED if report.quarantined else EXIT_OK)

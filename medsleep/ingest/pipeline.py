@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, insert, update
 from medsleep.audit import append_event, audited_transaction
 from medsleep.ingest.interrupted import close_interrupted_batches, this_owner
 from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk
-from medsleep.ingest.sources import InputRecord, expand_paths, read_records
+from medsleep.ingest.sources import FILE_ERROR, STDIN, InputRecord, read_records, walk_inputs
 from medsleep.ingest.writer import ChunkCounts, write_chunk
 from medsleep.store.checkpoint import background_checkpoints
 from medsleep.store.tables import INGEST_BATCH, BatchStatus
@@ -50,6 +50,9 @@ class IngestReport:
     retracted: int = 0
     seconds: float = 0.0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
+    # one entry per input file: {"file", "records"} plus "error" when it (or its rest) could
+    # not be read; entries walked in a folder but not read: {"file", "not_read": why}
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
@@ -68,7 +71,7 @@ class IngestReport:
             "retracted": self.retracted,
             "skipped_reasons": dict(sorted(self.skipped_reasons.items())),
             "batch_id": self.batch_id,
-        }
+        } | ({"files": self.files} if self.files else {})
 
     def absorb(self, totals: ChunkCounts, started: float) -> None:
         """Take the written chunks' counts and the time since ``started`` (perf_counter)."""
@@ -131,9 +134,19 @@ def _parsed_chunks(
             yield pending
 
 
-def _records(files: Sequence[str], stdin: IO[bytes] | None) -> Iterator[InputRecord]:
+def _records(
+    files: Sequence[str], stdin: IO[bytes] | None, accounts: list[dict[str, Any]]
+) -> Iterator[InputRecord]:
+    """Every file's records, counted per file in ``accounts`` (with the error of a file that
+    could not be read to its end)."""
     for name in files:
-        yield from read_records(name, stdin)
+        account: dict[str, Any] = {"file": "<stdin>" if name == STDIN else name, "records": 0}
+        accounts.append(account)
+        for record in read_records(name, stdin):
+            account["records"] += 1
+            if record.error is not None and not record.raw and record.error.startswith(FILE_ERROR):
+                account["error"] = record.error
+            yield record
 
 
 def ingest_paths(
@@ -149,9 +162,11 @@ def ingest_paths(
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest files, folders or ``-`` (stdin) into the store and return the report."""
+    walked = walk_inputs(paths)
     return ingest_files(
         engine,
-        expand_paths(paths),
+        walked.files,
+        not_read=walked.not_read,
         options=options,
         stdin=stdin,
         workers=workers,
@@ -173,12 +188,14 @@ def ingest_files(
     actor: str = "cli",
     clock: Clock = wall_clock_ms,
     progress: Progress | None = None,
+    not_read: Sequence[tuple[str, str]] = (),
 ) -> IngestReport:
-    """Ingest files already listed by :func:`expand_paths` (the CLI lists them once, to size
-    its progress bar)."""
-    return ingest_records(
+    """Ingest files already listed by :func:`walk_inputs` (the CLI lists them once, to size
+    its progress bar); ``not_read`` (walked, not read) goes into the report's ``files``."""
+    accounts: list[dict[str, Any]] = []
+    report = ingest_records(
         engine,
-        _records(files, stdin),
+        _records(files, stdin, accounts),
         source=", ".join(files),
         options=options,
         workers=workers,
@@ -187,6 +204,8 @@ def ingest_files(
         clock=clock,
         progress=progress,
     )
+    report.files = accounts + [{"file": name, "not_read": why} for name, why in not_read]
+    return report
 
 
 def ingest_records(

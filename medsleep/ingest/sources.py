@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
+import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -20,7 +23,10 @@ from medsleep.errors import InputError
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 JSON_SUFFIXES = (".json", ".json.gz")
 STDIN = "-"
+FILE_ERROR = "cannot read"  # how the error record of an unreadable file (or rest) begins
+BOM = b"\xef\xbb\xbf"
 _READ_BUFFER = 1 << 20
+_NOT_INPUT = "not an input suffix (.ndjson, .jsonl, .json, optionally .gz; any case)"
 
 
 class InputRecord(NamedTuple):
@@ -30,109 +36,164 @@ class InputRecord(NamedTuple):
     position: str
     raw: bytes
     resource: dict[str, Any] | None = None  # already parsed (Bundle entries)
-    error: str | None = None  # the record is not JSON at all
+    error: str | None = None  # the record is not JSON at all, or its file cannot be read
     full_url: str | None = None
     subject_target: str | None = None  # a urn:uuid subject resolved inside its Bundle
     nbytes: int = 0
 
 
+@dataclass(frozen=True)
+class WalkedInputs:
+    """What a list of paths expands to: the files to read, and what was walked but not read."""
+
+    files: list[str]
+    not_read: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+
+
 def is_input_file(path: Path) -> bool:
-    return path.name.endswith(NDJSON_SUFFIXES + JSON_SUFFIXES)
+    return path.name.lower().endswith(NDJSON_SUFFIXES + JSON_SUFFIXES)
+
+
+def walk_inputs(paths: Iterable[str]) -> WalkedInputs:
+    """Files to read, in a stable order (folders walked recursively), and every entry of a
+    walked folder that is not read, with the reason. A path named explicitly is read whatever
+    it is (a FIFO from ``<(cat f)``, ``/dev/stdin``): only what does not exist is an error."""
+    walked = WalkedInputs([])
+    for name in paths:
+        if name == STDIN:
+            walked.files.append(STDIN)
+            continue
+        path = Path(name)
+        if path.is_dir():
+            for entry in sorted(path.rglob("*")):
+                if entry.is_dir():
+                    continue
+                if not entry.is_file():
+                    walked.not_read.append((str(entry), "not a regular file"))
+                elif is_input_file(entry):
+                    walked.files.append(str(entry))
+                else:
+                    walked.not_read.append((str(entry), _NOT_INPUT))
+        elif path.exists():
+            walked.files.append(str(path))
+        else:
+            raise InputError(f"no such file or folder: {name}")
+    return walked
 
 
 def expand_paths(paths: Iterable[str]) -> list[str]:
     """Files to read, in a stable order; folders are walked recursively."""
-    files: list[str] = []
-    for name in paths:
-        if name == STDIN:
-            files.append(STDIN)
-            continue
-        path = Path(name)
-        if path.is_dir():
-            files.extend(
-                str(p) for p in sorted(path.rglob("*")) if p.is_file() and is_input_file(p)
-            )
-        elif path.is_file():
-            files.append(str(path))
-        else:
-            raise InputError(f"no such file or folder: {name}")
-    return files
+    return walk_inputs(paths).files
 
 
 def total_bytes(files: Iterable[str]) -> int | None:
-    sizes = [Path(f).stat().st_size for f in files if f != STDIN]
-    return None if STDIN in files else sum(sizes)
+    """The bytes to read, or None when unknown (stdin, a pipe, a device)."""
+    total = 0
+    for name in files:
+        if name == STDIN or not Path(name).is_file():
+            return None
+        total += Path(name).stat().st_size
+    return total
 
 
 def _open_binary(name: str) -> IO[bytes]:
-    if name.endswith(".gz"):
+    if name.lower().endswith(".gz"):
         return gzip.open(name, "rb")  # type: ignore[return-value]
     # 1 MiB reads, not 8 KiB: fewer system calls for the same bytes (closed by the caller)
     return open(name, "rb", buffering=_READ_BUFFER)  # noqa: SIM115
 
 
 def read_records(name: str, stdin: IO[bytes] | None = None) -> Iterator[InputRecord]:
-    """Records of one file (or stdin when ``name`` is ``-``)."""
+    """Records of one file (or stdin when ``name`` is ``-``).
+
+    A file that cannot be opened, or whose rest cannot be read (a corrupt or truncated
+    ``.gz``, an I/O error), ends in one error record naming where reading stopped: it is
+    quarantined with its reason and the batch goes on with the next file.
+    """
     if name == STDIN:
         if stdin is None:
             raise InputError("stdin is not available")
-        yield from _read_stream("<stdin>", stdin, sniff=True)
+        yield from _read_stream("<stdin>", stdin)
         return
+    last = "start"
     try:
-        handle: IO[bytes] = _open_binary(name)
-    except OSError as exc:
-        raise InputError(f"cannot read {name}: {exc.strerror}") from exc
-    with handle:
-        try:
-            if name.endswith(NDJSON_SUFFIXES):
-                yield from read_ndjson(name, handle)
-            else:
-                yield from read_document(name, handle.read(), "")
-        except (OSError, EOFError) as exc:
-            raise InputError(f"cannot read {name}: {exc}") from exc
+        with _open_binary(name) as handle:
+            lower = name.lower()
+            if lower.endswith(NDJSON_SUFFIXES):
+                records = read_ndjson(name, handle)
+            elif lower.endswith(JSON_SUFFIXES):
+                records = read_document(name, handle.read(), "")
+            else:  # named explicitly: a pipe, a device, any suffix; sniffed like stdin
+                records = _read_stream(name, handle)
+            for record in records:
+                last = record.position
+                yield record
+    except (OSError, EOFError, zlib.error) as exc:
+        where = "file" if last == "start" else f"after {last}"
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        yield InputRecord(name, where, b"", error=f"{FILE_ERROR} {where} of {name}: {reason}")
 
 
-def _read_stream(source: str, stream: IO[bytes], sniff: bool) -> Iterator[InputRecord]:
-    # stdin may hold NDJSON or one (pretty-printed) JSON document: the first line tells.
-    first = stream.readline()
-    while first and not first.strip():
-        first = stream.readline()
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """Lines ending in LF, CRLF or a lone CR, read in 1 MiB blocks (memory stays flat)."""
+    rest = b""
+    # read1: what one step of the underlying stream gives, so that a truncated .gz yields
+    # every line decompressed before the break (read() would drop the last block with it)
+    read = getattr(handle, "read1", handle.read)
+    while block := read(_READ_BUFFER):
+        lines = (rest + block).splitlines(keepends=True)
+        rest = lines.pop()
+        if rest.endswith(b"\n"):
+            lines.append(rest)
+            rest = b""
+        # else the block ends mid-line, or between the CR and LF of one line break: keep it
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _read_stream(source: str, stream: IO[bytes]) -> Iterator[InputRecord]:
+    # NDJSON or one (pretty-printed) JSON document: the first line tells. It is a document
+    # only when that line is the unfinished start of one (the error is at its very end);
+    # any other first line is NDJSON, and a broken first line is quarantined alone.
+    lines = _lines(stream)
+    first = b""
+    for line in lines:
+        if line.strip():
+            first = line
+            break
     if not first:
         return
+    head = first.strip().removeprefix(BOM)
     try:
-        orjson.loads(first)
+        orjson.loads(head)
+    except orjson.JSONDecodeError as exc:
+        if exc.pos >= len(head) and head[:1] in (b"{", b"["):
+            yield from _read_document_or_lines(source, first + b"".join(lines))
+            return
+    yield from read_ndjson(source, itertools.chain([first], lines))
+
+
+def _read_document_or_lines(source: str, data: bytes) -> Iterator[InputRecord]:
+    """One document; if it is not one after all, its lines one by one."""
+    try:
+        orjson.loads(data.strip().removeprefix(BOM))
     except orjson.JSONDecodeError:
-        yield from read_document(source, first + stream.read(), "")
+        yield from read_ndjson(source, io.BytesIO(data))
         return
-    yield from read_ndjson(source, io.BufferedReader(_Prepend(first, stream)))
+    yield from read_document(source, data, "")
 
 
-class _Prepend(io.RawIOBase):
-    """A byte stream that yields ``head`` and then the rest of ``tail``."""
-
-    def __init__(self, head: bytes, tail: IO[bytes]) -> None:
-        self._head, self._tail = head, tail
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._head:
-            count = min(len(buffer), len(self._head))
-            buffer[:count] = self._head[:count]
-            self._head = self._head[count:]
-            return count
-        data = self._tail.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def read_ndjson(source: str, handle: IO[bytes]) -> Iterator[InputRecord]:
+def read_ndjson(source: str, handle: Iterable[bytes]) -> Iterator[InputRecord]:
     new_record = tuple.__new__  # InputRecord(...) with keywords costs 3x as much per line
+    if isinstance(handle, io.IOBase):
+        handle = _lines(handle)  # type: ignore[arg-type]
     for number, line in enumerate(handle, start=1):
         stripped = line.strip()
         if not stripped:
             continue
+        if number == 1:
+            stripped = stripped.removeprefix(BOM)
         if stripped.find(b'"Bundle"', 0, 200) >= 0:
             yield from read_document(source, stripped, f"line {number} ")
             continue
@@ -145,7 +206,7 @@ def read_ndjson(source: str, handle: IO[bytes]) -> Iterator[InputRecord]:
 def read_document(source: str, data: bytes, prefix: str) -> Iterator[InputRecord]:
     position = prefix.strip() or "document"
     try:
-        document = orjson.loads(data)
+        document = orjson.loads(data.lstrip().removeprefix(BOM))
     except orjson.JSONDecodeError as exc:
         yield InputRecord(source, position, data, error=f"invalid JSON: {exc}", nbytes=len(data))
         return
