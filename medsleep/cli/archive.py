@@ -118,12 +118,23 @@ def restore(
 def archive_verify(
     db: DbOption = DEFAULT_DB_URL,
     archive: ArchiveOption = Path(DEFAULT_ARCHIVE),
+    clean: Annotated[
+        bool,
+        typer.Option(
+            "--clean",
+            help="Remove files a killed run left unrecorded whose readings are all still in "
+            "the hot store, and temporary files (audited; waits for no running consolidation).",
+        ),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Check every archive file against its recorded sha256 and row count."""
+    from medsleep.archive.orphans import clean_orphans
     from medsleep.archive.verify import verify_archive
 
-    checks = verify_archive(open_store_at(db, archive))
+    store = open_store_at(db, archive)
+    cleaned = clean_orphans(store) if clean else None
+    checks = verify_archive(store)
     bad = [c for c in checks if not c.ok]
     if json_out:
         typer.echo(
@@ -133,9 +144,18 @@ def archive_verify(
                     "failed": [c.__dict__ for c in bad],
                     "notes": [c.__dict__ for c in checks if c.ok and c.problem],
                 }
+                | ({"cleaned": cleaned.as_json()} if cleaned else {})
             )
         )
     else:
+        if cleaned is not None:
+            err.print(
+                f"cleaned {len(cleaned.removed)} orphan files ({cleaned.readings_in_removed:,} "
+                f"readings, all still in the hot store) and {len(cleaned.temp_removed)} "
+                f"temporary files; kept {len(cleaned.kept)}"
+            )
+            for kept in cleaned.kept:
+                err.print(f"kept {kept['name']}: {kept['why']}", markup=False)
         for check in checks:
             if check.problem:
                 err.print(
