@@ -20,6 +20,7 @@ from medsleep.consolidate.summarize import collapse_normal_runs, summary_stats
 from medsleep.fhir.units import MAX_ABS_VALUE
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
+from medsleep.store.handle import Store
 from medsleep.store.models import Run
 from medsleep.timefmt import EARLIEST_MS, LATEST_MS, iso, parse_iso_ms
 from tests.helpers import READING, observation, quarantined, readings, write_ndjson
@@ -152,7 +153,7 @@ def test_largest_floats_in_an_old_store_consolidate(
 ) -> None:
     _store_two_patients(tmp_path, sqlite_engine)
     _poison(sqlite_engine, "p1", 1.7976931348623157e308)
-    report = consolidate(sqlite_url, POLICY, archive_root=tmp_path / "a", until_ms=UNTIL)
+    report = consolidate(Store(sqlite_engine, tmp_path / "a"), POLICY, until_ms=UNTIL)
     assert report.status == "committed", report.failed
     assert report.shards_done == 2
 
@@ -162,7 +163,7 @@ def test_a_shard_that_cannot_be_consolidated_is_skipped_with_its_reason(
 ) -> None:
     _store_two_patients(tmp_path, sqlite_engine)
     _poison(sqlite_engine, "p1", math.inf)  # SQLite stores it; the summaries cannot
-    report = consolidate(sqlite_url, POLICY, archive_root=tmp_path / "a", until_ms=UNTIL)
+    report = consolidate(Store(sqlite_engine, tmp_path / "a"), POLICY, until_ms=UNTIL)
     assert report.status == "partial"
     assert report.shards_done == 1
     assert [f["patient"] for f in report.failed] == ["p1"]
