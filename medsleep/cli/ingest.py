@@ -93,7 +93,7 @@ def ingest(
             progress=progress,
             not_read=walked.not_read,
         )
-    summary = report.as_json()
+    summary = report.as_json() | {"files": report.files}
     if json_out:
         typer.echo(json.dumps(summary))
     else:

@@ -51,7 +51,8 @@ class IngestReport:
     seconds: float = 0.0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     # one entry per input file: {"file", "records"} plus "error" when it (or its rest) could
-    # not be read; entries walked in a folder but not read: {"file", "not_read": why}
+    # not be read; entries walked in a folder but not read: {"file", "not_read": why}.
+    # Not in as_json (the counts an HTTP request reports too); the CLI adds it to its --json.
     files: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -71,7 +72,7 @@ class IngestReport:
             "retracted": self.retracted,
             "skipped_reasons": dict(sorted(self.skipped_reasons.items())),
             "batch_id": self.batch_id,
-        } | ({"files": self.files} if self.files else {})
+        }
 
     def absorb(self, totals: ChunkCounts, started: float) -> None:
         """Take the written chunks' counts and the time since ``started`` (perf_counter)."""
