@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +68,22 @@ def create_store_engine(url: str) -> Engine:
     return engine
 
 
+def _joined(revisions: Iterable[str]) -> str | None:
+    # Migrations written side by side each start from the revision they were written on:
+    # Alembic keeps them as branches and upgrades to all heads, so a store is current when
+    # it is at every head. One head reads as its own id.
+    return "+".join(sorted(revisions)) or None
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _joined(MigrationContext.configure(conn).get_current_heads())
 
 
 def head_revision() -> str | None:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return _joined(ScriptDirectory.from_config(config).get_heads())
 
 
 def upgrade_schema(engine: Engine) -> None:
@@ -88,13 +96,13 @@ def upgrade_schema(engine: Engine) -> None:
     """
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), "head")
+            command.upgrade(_alembic_config(conn), "heads")
         return
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # the driver's own BEGIN
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
-            command.upgrade(_alembic_config(conn), "head")
+            command.upgrade(_alembic_config(conn), "heads")
         except BaseException:
             conn.exec_driver_sql("ROLLBACK")
             raise
