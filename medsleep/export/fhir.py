@@ -27,7 +27,7 @@ from medsleep.fhir.build import (
     BuildError,
     Validator,
     audit_event,
-    operation_outcome,
+    problem_outcome,
     summary_observation,
     summary_provenance,
     validate,
@@ -171,7 +171,7 @@ class _Originals:
             except (orjson.JSONDecodeError, BuildError) as exc:
                 number = self.issues.count + len(problems) + 1
                 key = _resource_ref(line)
-                problems.append(_dumps(operation_outcome(number, f"{where}: {key}", str(exc))))
+                problems.append(_dumps(problem_outcome(number, f"{where}: {key}", str(exc))))
         self.issues.write_lines(problems)
 
 

@@ -46,7 +46,8 @@ from medsleep.export.output import (
 )
 from medsleep.export.snapshot import chain_head, excluded_counts, snapshot
 from medsleep.export.tables import write_tables
-from medsleep.fhir.build import FHIR_VERSION, instant
+from medsleep.fhir.build import instant
+from medsleep.fhir.outcome import FHIR_VERSION
 from medsleep.store.handle import Store
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ from functools import cache, lru_cache
 from typing import Any, Final, NamedTuple
 
 from medsleep.fhir.datatypes import CODE, ID
+from medsleep.fhir.outcome import issue, operation_outcome
 from medsleep.fhir.units import CATALOGUE, LOINC, UCUM
 from medsleep.fhir.validation import model_error
 
-FHIR_VERSION: Final = "4.0.1"
 NS: Final = "urn:medsleep"
 TAG_SYSTEM: Final = f"{NS}:tag"
 SUMMARY_TAG: Final = {
@@ -502,17 +502,7 @@ class Validator:
         return built.resource
 
 
-def operation_outcome(number: int, where: str, problem: str) -> dict[str, Any]:
+def problem_outcome(number: int, where: str, problem: str) -> dict[str, Any]:
     """An OperationOutcome for the Bulk Data ``error`` file: one problem with one resource."""
-    return {
-        "resourceType": "OperationOutcome",
-        "id": f"medsleep-issue-{number}",
-        "issue": [
-            {
-                "severity": "error",
-                "code": "invalid",
-                "diagnostics": _text(problem, "problem"),
-                "expression": [_text(where, "where")],
-            }
-        ],
-    }
+    found = issue("error", "invalid", _text(problem, "problem"), _text(where, "where"))
+    return operation_outcome([found], f"medsleep-issue-{number}")
