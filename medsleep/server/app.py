@@ -19,12 +19,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from medsleep import __version__
 from medsleep.auth.tokens import TokenRegistry
 from medsleep.server.context import Context, ServerSettings
+from medsleep.server.deps import json_only
 from medsleep.server.fhir_http import ERROR_DOCS
 from medsleep.server.handlers import add_error_handlers
 from medsleep.server.routes import bundle, meta, ndjson, observation, search
@@ -57,6 +58,7 @@ def create_app(
         lifespan=lifespan,
         redoc_url=None,
         responses=ERROR_DOCS,
+        dependencies=[Depends(json_only)],
     )
     app.state.context = ctx
     add_error_handlers(app)

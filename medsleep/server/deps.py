@@ -70,3 +70,23 @@ async def _reader(ctx: Ctx, credentials: Credentials) -> Token:
 
 WriteToken = Annotated[Token, Depends(_writer)]
 ReadToken = Annotated[Token, Depends(_reader)]
+
+
+_JSON_FORMATS = ("json", "application/json", "application/fhir+json", "application/json+fhir")
+
+
+def _wants_only_xml(accept: str) -> bool:
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
+    xml = any("xml" in t for t in types)
+    other = any("json" in t or t in ("*/*", "application/*") for t in types)
+    return xml and not other
+
+
+async def json_only(request: Request) -> None:
+    """406 for ``_format=xml`` or an ``Accept`` that only takes XML: medsleep speaks JSON,
+    and answering JSON to a client that asked for XML would break it later and less clearly."""
+    wanted = request.query_params.get("_format")
+    if wanted is not None and wanted.lower() not in _JSON_FORMATS:
+        raise FhirError(406, "not-supported", f"_format={wanted!r}: this server speaks JSON only")
+    if _wants_only_xml(request.headers.get("accept", "")):
+        raise FhirError(406, "not-supported", "this server speaks application/fhir+json only")

@@ -1,126 +1,46 @@
-"""Observation search and read over the hot store, for ``GET /fhir/Observation``.
+"""Observations in the hot store, as the server reads them: search, read, and the versions
+an update or a delete builds on.
 
 A hot-store Observation is the ``resource_json`` its readings keep (one row per numeric part of
 the resource, all with the same JSON). Search matches readings and answers each matching
-resource once, oldest effective time first.
+resource once, oldest effective time first (or newest, for ``_sort=-date``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+import itertools
+from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, func, or_, select
+import orjson
+from sqlalchemy import Engine, and_, func, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-from medsleep.server.fhir_http import FhirError, keys_for_id
-from medsleep.store.tables import HOT_STATES, READING, RESOURCE_SEEN
-from medsleep.timefmt import to_ms
+from medsleep.server.fhir_http import keys_for_id
+from medsleep.server.search_params import ObservationSearch, Token
+from medsleep.store.tables import HOT_STATES, INGEST_BATCH, READING, RESOURCE_SEEN
 
 _reading = READING
 _seen = RESOURCE_SEEN
+_batch = INGEST_BATCH
 HOT = HOT_STATES
-DEFAULT_COUNT, MAX_COUNT = 100, 1000
-SEARCH_PARAMS = ("patient", "subject", "code", "date", "_count", "_offset", "_format")
 
 
 @dataclass(frozen=True)
-class ObservationSearch:
-    patients: tuple[str, ...] = ()
-    codes: tuple[tuple[str | None, str], ...] = ()  # (system or None for any, code)
-    dates: tuple[tuple[str, int, int], ...] = ()  # (prefix, start ms, end ms)
-    count: int = DEFAULT_COUNT
-    offset: int = 0
-    query: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # for page links
+class StoredObservation:
+    """One stored version of an Observation, with what the server adds when it answers it."""
+
+    resource_json: str
+    resource_key: str
+    version: str
+    patient: str
+    stored_ms: int  # when its ingest batch started: its lastUpdated if it names none
 
 
-def _bad(diagnostics: str) -> FhirError:
-    return FhirError(400, "invalid", diagnostics)
-
-
-def _patient_id(value: str) -> str:
-    rid = value.rstrip("/").rsplit("/", 1)[-1]
-    if "/" in value and value.rstrip("/").rsplit("/", 2)[-2] != "Patient":
-        raise _bad(f"patient={value!r}: only Patient references are searchable")
-    return rid
-
-
-def _token(value: str) -> tuple[str | None, str]:
-    if "|" in value:
-        system, _, code = value.partition("|")
-        return system, code
-    return None, value
-
-
-def date_range(value: str) -> tuple[int, int]:
-    """[start, end) in epoch ms of a FHIR date or dateTime at its own precision (UTC if no
-    zone is given), e.g. ``2026-01-05`` is that whole day."""
-    try:
-        if len(value) == 4:
-            start = datetime(int(value), 1, 1, tzinfo=UTC)
-            return to_ms(start), to_ms(start.replace(year=start.year + 1))
-        if len(value) == 7:
-            start = datetime(int(value[:4]), int(value[5:7]), 1, tzinfo=UTC)
-            following = (start + timedelta(days=32)).replace(day=1)
-            return to_ms(start), to_ms(following)
-        if len(value) == 10:
-            start = datetime.fromisoformat(value).replace(tzinfo=UTC)
-            return to_ms(start), to_ms(start + timedelta(days=1))
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise _bad(f"date={value!r} is not a FHIR date or dateTime") from exc
-    clock = value[11:].split("+")[0].split("-")[0].rstrip("Z")
-    precision = timedelta(minutes=1) if clock.count(":") == 1 else timedelta(seconds=1)
-    if "." in clock:
-        precision = timedelta(milliseconds=1)
-    start_ms = to_ms(moment)
-    return start_ms, start_ms + max(1, precision // timedelta(milliseconds=1))
-
-
-def _date(value: str) -> tuple[str, int, int]:
-    has_prefix = value[:2].isalpha() and value[2:3].isdigit()
-    prefix = value[:2] if has_prefix else "eq"
-    if prefix not in ("eq", "ne", "gt", "ge", "lt", "le", "sa", "eb"):
-        raise _bad(f"date prefix {prefix!r} is not supported (eq, ne, gt, ge, lt, le, sa, eb)")
-    start, end = date_range(value[2:] if has_prefix else value)
-    return prefix, start, end
-
-
-def _int(params: Mapping[str, Sequence[str]], name: str, default: int, high: int) -> int:
-    values = params.get(name) or [str(default)]
-    try:
-        number = int(values[-1])
-    except ValueError as exc:
-        raise _bad(f"{name}={values[-1]!r} is not a whole number") from exc
-    if not 0 <= number <= high:
-        raise _bad(f"{name} must be between 0 and {high}")
-    return number
-
-
-def parse_search(params: Mapping[str, Sequence[str]]) -> ObservationSearch:
-    """The search of a query string (each name to all its values); unknown names are an
-    error rather than silently ignored, so a typo cannot widen a search over patient data."""
-    unknown = sorted(set(params) - set(SEARCH_PARAMS))
-    if unknown:
-        raise _bad(f"unsupported search parameter(s): {', '.join(unknown)}")
-
-    def split(name: str) -> list[str]:
-        return [v for value in params.get(name, []) for v in value.split(",") if v]
-
-    return ObservationSearch(
-        patients=tuple(_patient_id(v) for v in [*split("patient"), *split("subject")]),
-        codes=tuple(_token(v) for v in split("code")),
-        dates=tuple(_date(v) for v in params.get("date", []) if v),
-        count=_int(params, "_count", DEFAULT_COUNT, MAX_COUNT),
-        offset=_int(params, "_offset", 0, 10**9),
-        query=tuple(
-            (name, value)
-            for name in SEARCH_PARAMS
-            if not name.startswith("_")
-            for value in params.get(name, [])
-        ),
-    )
+@dataclass(frozen=True)
+class SearchPage:
+    found: list[StoredObservation]
+    total: int
+    more: bool
 
 
 def _date_condition(prefix: str, start: int, end: int) -> ColumnElement[bool]:
@@ -138,58 +58,148 @@ def _date_condition(prefix: str, start: int, end: int) -> ColumnElement[bool]:
     return conditions[prefix]
 
 
-def _conditions(search: ObservationSearch) -> list[ColumnElement[bool]]:
+def _codes(codes: tuple[Token, ...]) -> ColumnElement[bool]:
+    any_system = [code for system, code in codes if system is None]
+    with_system = [(system, code) for system, code in codes if system is not None]
+    return or_(
+        _reading.c.code.in_(any_system),
+        *(and_(_reading.c.code == c, _reading.c.code_system == s) for s, c in with_system),
+    )
+
+
+class _JsonMatch:
+    """Conditions on the stored JSON (category, identifier), one SQL dialect's way."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgres = dialect == "postgresql"
+        self.names = itertools.count()
+
+    def _param(self) -> str:
+        return f"j{next(self.names)}"
+
+    def category(self, system: str | None, code: str) -> ColumnElement[bool]:
+        coding = {"code": code} | ({"system": system} if system else {})
+        if self.postgres:
+            return self._contains({"category": [{"coding": [coding]}]})
+        return self._sqlite(
+            "json_each(reading.resource_json, '$.category') AS c, "
+            "json_each(c.value, '$.coding') AS k",
+            "k.value",
+            {"$.code": code} | ({"$.system": system} if system else {}),
+        )
+
+    def identifier(self, system: str | None, value: str) -> ColumnElement[bool]:
+        wanted = {"value": value} | ({"system": system} if system else {})
+        if self.postgres:
+            return self._contains({"identifier": [wanted]})
+        return self._sqlite(
+            "json_each(reading.resource_json, '$.identifier') AS i",
+            "i.value",
+            {"$.value": value} | ({"$.system": system} if system else {}),
+        )
+
+    def _contains(self, document: object) -> ColumnElement[bool]:
+        name = self._param()
+        clause = text(f"CAST(reading.resource_json AS jsonb) @> CAST(:{name} AS jsonb)")
+        return clause.bindparams(**{name: orjson.dumps(document).decode()})  # type: ignore[return-value]
+
+    def _sqlite(self, tables: str, item: str, paths: dict[str, str]) -> ColumnElement[bool]:
+        tests, binds = [], {}
+        for path, wanted in paths.items():
+            name = self._param()
+            tests.append(f"json_extract({item}, '{path}') = :{name}")
+            binds[name] = wanted
+        clause = text(f"EXISTS (SELECT 1 FROM {tables} WHERE {' AND '.join(tests)})")
+        return clause.bindparams(**binds)  # type: ignore[return-value]
+
+
+def _conditions(search: ObservationSearch, dialect: str) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [_reading.c.state.in_(HOT)]
     if search.patients:
         conditions.append(_reading.c.patient.in_(search.patients))
     if search.codes:
-        conditions.append(
-            or_(
-                *(
-                    _reading.c.code == code
-                    if system is None
-                    else and_(_reading.c.code == code, _reading.c.code_system == system)
-                    for system, code in search.codes
-                )
-            )
-        )
+        conditions.append(_codes(search.codes))
     conditions.extend(_date_condition(*date) for date in search.dates)
+    if search.ids:
+        keys = [key for rid in search.ids for key in keys_for_id(rid)]
+        conditions.append(_reading.c.resource_key.in_(keys))
+    if search.statuses:
+        conditions.append(_reading.c.status.in_(search.statuses))
+    json = _JsonMatch(dialect)
+    if search.categories:
+        conditions.append(or_(*(json.category(s, c) for s, c in search.categories)))
+    if search.identifiers:
+        conditions.append(or_(*(json.identifier(s, v) for s, v in search.identifiers)))
     return conditions
 
 
-def search_observations(engine: Engine, search: ObservationSearch) -> tuple[list[str], bool]:
-    """The JSON of the matching Observations on the page, and whether there is a next page."""
+def _stored(conn: object, row_ids: list[int]) -> dict[int, StoredObservation]:
+    if not row_ids:
+        return {}
+    query = (
+        select(
+            _reading.c.id,
+            _reading.c.resource_json,
+            _reading.c.resource_key,
+            _reading.c.resource_version,
+            _reading.c.patient,
+            _batch.c.started_ms,
+        )
+        .select_from(_reading.outerjoin(_batch, _batch.c.id == _reading.c.batch_id))
+        .where(_reading.c.id.in_(row_ids))
+    )
+    return {
+        int(r.id): StoredObservation(
+            str(r.resource_json),
+            str(r.resource_key),
+            str(r.resource_version),
+            str(r.patient),
+            int(r.started_ms or 0),
+        )
+        for r in conn.execute(query)  # type: ignore[attr-defined]
+    }
+
+
+def search_observations(engine: Engine, search: ObservationSearch) -> SearchPage:
+    """The matching Observations on the page, the total number of matches, and whether
+    there is a next page."""
+    conditions = _conditions(search, engine.dialect.name)
+    total = select(func.count(func.distinct(_reading.c.resource_key))).where(*conditions)
     first = func.min(_reading.c.effective_ms).label("first_ms")
+    order = (
+        (first.desc(), _reading.c.resource_key.desc())
+        if search.newest_first
+        else (
+            first,
+            _reading.c.resource_key,
+        )
+    )
     page = (
         select(_reading.c.resource_key, first, func.min(_reading.c.id).label("row_id"))
-        .where(*_conditions(search))
+        .where(*conditions)
         .group_by(_reading.c.resource_key)
-        .order_by(first, _reading.c.resource_key)
+        .order_by(*order)
         .limit(search.count + 1)
         .offset(search.offset)
     )
     with engine.connect() as conn:
-        rows = conn.execute(page).all()
+        matches = int(conn.execute(total).scalar_one())
+        rows = conn.execute(page).all() if search.count and not search.summary_count else []
         ids = [int(row.row_id) for row in rows[: search.count]]
-        found: dict[int, str] = {}
-        if ids:
-            query = select(_reading.c.id, _reading.c.resource_json).where(_reading.c.id.in_(ids))
-            found = {int(r.id): str(r.resource_json) for r in conn.execute(query)}
-    return [found[i] for i in ids if i in found], len(rows) > search.count
+        found = _stored(conn, ids)
+    return SearchPage([found[i] for i in ids if i in found], matches, len(rows) > search.count)
 
 
 @dataclass(frozen=True)
 class ReadResult:
     status: str  # found, gone (retracted or superseded), archived, missing
-    resource_json: str | None = None
+    stored: StoredObservation | None = None
 
 
 def read_observation(engine: Engine, rid: str, version: str | None = None) -> ReadResult:
     """The Observation ``rid`` (its active version, or ``version``) from the hot store."""
     keys = keys_for_id(rid)
-    query = select(_reading.c.state, _reading.c.resource_json).where(
-        _reading.c.resource_key.in_(keys)
-    )
+    query = select(_reading.c.id, _reading.c.state).where(_reading.c.resource_key.in_(keys))
     if version is not None:
         query = query.where(_reading.c.resource_version == version)
     with engine.connect() as conn:
@@ -200,7 +210,39 @@ def read_observation(engine: Engine, rid: str, version: str | None = None) -> Re
                 seen = seen.where(_seen.c.resource_version == version)
             stored = conn.execute(seen.limit(1)).first() is not None
             return ReadResult("archived" if stored else "missing")
-    hot = [row for row in rows if row.state in HOT]
-    if version is None and not hot:
-        return ReadResult("gone")
-    return ReadResult("found", str((hot or rows)[0].resource_json))
+        hot = [row for row in rows if row.state in HOT]
+        if version is None and not hot:
+            return ReadResult("gone")
+        row_id = int((hot or rows)[0].id)
+        return ReadResult("found", _stored(conn, [row_id])[row_id])
+
+
+@dataclass(frozen=True)
+class Versions:
+    """What an update or delete of ``Observation/{id}`` builds on."""
+
+    seen: frozenset[str]  # every version ever stored (hot or archived)
+    current: str | None  # the active hot version, if there is one
+
+    def next_version(self) -> str:
+        """The next integer versionId: one above the highest integer one stored."""
+        numbers = [int(v) for v in self.seen if v.isdigit()]
+        candidate = max(numbers, default=0) + 1
+        while str(candidate) in self.seen:
+            candidate += 1
+        return str(candidate)
+
+
+def versions_of(engine: Engine, key: str) -> Versions:
+    with engine.connect() as conn:
+        seen = conn.execute(
+            select(_seen.c.resource_version).where(_seen.c.resource_key == key)
+        ).scalars()
+        versions = frozenset(str(v) for v in seen)
+        current = conn.execute(
+            select(_reading.c.resource_version)
+            .where(_reading.c.resource_key == key, _reading.c.state.in_(HOT))
+            .order_by(_reading.c.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    return Versions(versions, None if current is None else str(current))
