@@ -33,6 +33,7 @@ SEARCH_PARAMS = (
     "_summary",
     "_elements",
     "_total",
+    "_totalMethod",  # fhirpy's count() sends it (an Aidbox name): a total is always given
     "_format",
 )
 DATE_PREFIXES = ("eq", "ne", "gt", "ge", "lt", "le", "sa", "eb")
@@ -174,7 +175,7 @@ def parse_search(params: Mapping[str, Sequence[str]]) -> ObservationSearch:
         query=tuple(
             (name, value)
             for name in SEARCH_PARAMS
-            if name not in ("_count", "_offset", "_format")
+            if name not in ("_count", "_offset", "_format", "_totalMethod")
             for value in params.get(name, [])
         ),
     )
