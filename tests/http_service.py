@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from medsleep.auth.tokens import TokenRegistry, add_token
-from medsleep.server.app import create_app
+from medsleep.server.app import HTTP_PROTOCOL, create_app
 from medsleep.server.context import ServerSettings
 from medsleep.store.engine import open_store
 
@@ -32,7 +32,9 @@ def serving(app: FastAPI) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", http=HTTP_PROTOCOL)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -49,6 +49,9 @@ def _settings(config: dict[str, Any]) -> ServerSettings:
         db_url=config["db"],
         max_body_bytes=int(config["max_body_mb"] * 2**20),
         max_ndjson_bytes=int(config["max_ndjson_mb"] * 2**20),
+        max_ingests_per_client=int(config.get("max_ingests_per_client", 2)),
+        header_timeout_s=float(config.get("header_timeout", 10.0)),
+        body_timeout_s=float(config.get("body_timeout", 30.0)),
         parse_options=ParseOptions(
             strict=config["strict"], fhir_version=config["fhir_version"], default_tz=tz
         ),
@@ -104,6 +107,22 @@ def serve(
     default_tz: Annotated[
         str | None, typer.Option("--default-tz", help="IANA zone for times without one.")
     ] = None,
+    max_ingests_per_client: Annotated[
+        int,
+        typer.Option(
+            "--max-ingests-per-client", min=1, help="Ingest slots (of 8) one token may hold."
+        ),
+    ] = 2,
+    header_timeout: Annotated[
+        float,
+        typer.Option("--header-timeout", min=0.01, help="Seconds for a request's headers."),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout", min=0.01, help="Seconds a request body may stall (then 408)."
+        ),
+    ] = 30.0,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log each request line.")
@@ -113,6 +132,7 @@ def serve(
     import uvicorn
 
     from medsleep.auth.tokens import TokenError
+    from medsleep.server.app import HTTP_PROTOCOL
 
     if fhir_version not in ("R4", "R4B", "R5"):
         raise typer.BadParameter("must be R4, R4B or R5", param_hint="--fhir-version")
@@ -125,6 +145,9 @@ def serve(
         "strict": strict,
         "fhir_version": fhir_version,
         "default_tz": default_tz,
+        "max_ingests_per_client": max_ingests_per_client,
+        "header_timeout": header_timeout,
+        "body_timeout": body_timeout,
     }
     registry = _registry(config)
     if not len(registry):
@@ -143,6 +166,7 @@ def serve(
         "log_level": log_level.lower(),
         "access_log": access_log,
         "server_header": False,
+        "http": HTTP_PROTOCOL,
     }
     if workers == 1:
         uvicorn.run(application, **options)

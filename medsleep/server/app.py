@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
@@ -28,9 +29,13 @@ from medsleep.server.context import Context, ServerSettings
 from medsleep.server.deps import json_only
 from medsleep.server.fhir_http import ERROR_DOCS
 from medsleep.server.handlers import add_error_handlers
+from medsleep.server.protocol import HEADER_TIMEOUT_KEY
 from medsleep.server.routes import bundle, meta, ndjson, observation, search
 from medsleep.store.engine import open_store
 from medsleep.timefmt import wall_clock_ms
+
+# uvicorn's ``http=`` for this app: h11 with a deadline for request headers.
+HTTP_PROTOCOL = "medsleep.server.protocol:TimedH11Protocol"
 
 
 def create_app(
@@ -43,11 +48,11 @@ def create_app(
     ctx = Context(settings, tokens, clock)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         ctx.engine = await run_in_threadpool(open_store, settings.db_url)
         ctx.limiter = anyio.CapacityLimiter(settings.max_concurrent_ingests)
         try:
-            yield
+            yield {HEADER_TIMEOUT_KEY: settings.header_timeout_s}  # for TimedH11Protocol
         finally:
             ctx.engine.dispose()
 

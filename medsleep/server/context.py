@@ -24,6 +24,11 @@ class ServerSettings:
     max_ndjson_bytes: int = 2**30  # one $ingest stream
     chunk_size: int = DEFAULT_CHUNK
     max_concurrent_ingests: int = 8
+    # One client (token) holds at most this many of the ingest slots, so that stalled or slow
+    # streams of one client cannot keep everyone else out.
+    max_ingests_per_client: int = 2
+    header_timeout_s: float = 10.0  # the request line and headers, from their first byte
+    body_timeout_s: float = 30.0  # between two pieces of a request body
     parse_options: ParseOptions = field(default_factory=ParseOptions)
 
 
@@ -36,12 +41,21 @@ class Context:
     clock: Callable[[], int]
     engine: Engine | None = None
     limiter: anyio.CapacityLimiter | None = None
+    shares: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
 
     def store(self) -> Engine:
         if self.engine is None:
             raise StoreUnavailableError("the store is not open")
         return self.engine
 
-    async def run(self, work: Callable[[], Any]) -> Any:
-        """Run blocking ingest work in a worker thread, at most N requests at a time."""
-        return await anyio.to_thread.run_sync(work, limiter=self.limiter)
+    async def run(self, work: Callable[[], Any], client: str) -> Any:
+        """Run blocking ingest work in a worker thread: at most ``max_concurrent_ingests``
+        requests at a time, and at most ``max_ingests_per_client`` of them from ``client``
+        (a client over its share waits without holding one of the shared slots)."""
+        share = self.shares.get(client)
+        if share is None:
+            share = self.shares[client] = anyio.CapacityLimiter(
+                self.settings.max_ingests_per_client
+            )
+        async with share:
+            return await anyio.to_thread.run_sync(work, limiter=self.limiter)

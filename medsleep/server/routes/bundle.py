@@ -36,7 +36,7 @@ router = APIRouter(tags=["fhir"])
 @router.post("/fhir", summary="A batch or transaction Bundle", openapi_extra=body_doc(*JSON_TYPES))
 async def bundle(request: Request, ctx: Ctx, token: WriteToken) -> FhirResponse:
     require_media_type(request, JSON_TYPES)
-    body = await read_body(request, ctx.settings.max_body_bytes)
+    body = await read_body(request, ctx.settings.max_body_bytes, ctx.settings.body_timeout_s)
     return await post_bundle(ctx, body, token)
 
 
@@ -104,7 +104,8 @@ async def post_bundle(ctx: Context, body: bytes, token: Token) -> FhirResponse:
                     actor=f"http:{token.name}",
                     options=settings.parse_options,
                     clock=ctx.clock,
-                )
+                ),
+                token.name,
             )
         except TransactionRejectedError as exc:
             raise _rejection([(_index(p), m) for p, m in exc.rejected]) from exc
@@ -119,7 +120,8 @@ async def post_bundle(ctx: Context, body: bytes, token: Token) -> FhirResponse:
                 chunk_size=max(1, len(records)),
                 clock=ctx.clock,
                 per_entry=True,
-            )
+            ),
+            token.name,
         )
     by_index: dict[int, EntryResult] = {_index(e.position): e for e in result.entries}
     answers: list[dict[str, Any]] = []

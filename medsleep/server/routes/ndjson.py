@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from medsleep.ingest.request import ingest_request
 from medsleep.server.body import (
+    BodyTimeoutError,
     BodyTooLargeError,
     blocking_chunks,
     declared_length,
@@ -38,7 +39,7 @@ async def ingest_ndjson(request: Request, ctx: Ctx, token: WriteToken) -> JSONRe
     stream = request.stream()
 
     def work() -> Any:
-        chunks = blocking_chunks(stream)
+        chunks = blocking_chunks(stream, settings.body_timeout_s)
         records = ndjson_records("http", chunks, settings.max_body_bytes, settings.max_ndjson_bytes)
         return ingest_request(
             ctx.store(),
@@ -50,7 +51,7 @@ async def ingest_ndjson(request: Request, ctx: Ctx, token: WriteToken) -> JSONRe
             clock=ctx.clock,
         )
 
-    result = await ctx.run(work)
+    result = await ctx.run(work, token.name)
     report = result.report
     if result.aborted is not None:
         done = (
@@ -58,7 +59,10 @@ async def ingest_ndjson(request: Request, ctx: Ctx, token: WriteToken) -> JSONRe
             f"{report.batch_id} (closed as failed); re-sending is safe, duplicates are "
             "recognised"
         )
-        status = 413 if isinstance(result.aborted, BodyTooLargeError) else 400
-        code = "too-costly" if status == 413 else "incomplete"
+        status, code = 400, "incomplete"
+        if isinstance(result.aborted, BodyTooLargeError):
+            status, code = 413, "too-costly"
+        elif isinstance(result.aborted, BodyTimeoutError):
+            status, code = 408, "timeout"
         raise FhirError(status, code, f"{result.aborted}; {done}")
     return JSONResponse(report.as_json(), headers={"X-Ingest-Batch": str(report.batch_id)})

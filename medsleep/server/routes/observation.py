@@ -45,7 +45,7 @@ router = APIRouter(prefix="/fhir/Observation", tags=["fhir"])
 )
 async def create_observation(request: Request, ctx: Ctx, base: Base, token: WriteToken) -> Response:
     require_media_type(request, JSON_TYPES)
-    body = await read_body(request, ctx.settings.max_body_bytes)
+    body = await read_body(request, ctx.settings.max_body_bytes, ctx.settings.body_timeout_s)
     resource = _observation_body(body)
     condition = request.headers.get("if-none-exist")
     if resource is not None and condition is not None:
@@ -67,7 +67,7 @@ async def update_observation(
     rid: str, request: Request, ctx: Ctx, base: Base, token: WriteToken
 ) -> Response:
     require_media_type(request, JSON_TYPES)
-    body = await read_body(request, ctx.settings.max_body_bytes)
+    body = await read_body(request, ctx.settings.max_body_bytes, ctx.settings.body_timeout_s)
     resource = _observation_body(body)
     if resource is None:
         raise FhirError(400, "structure", "the body is not an Observation as JSON")
@@ -83,7 +83,7 @@ async def update_observation(
         entry, batch = _ingest_now(ctx, token, stamped, source)
         return entry, batch, stamped, not versions.seen
 
-    entry, batch, stamped, fresh = await ctx.run(work)
+    entry, batch, stamped, fresh = await ctx.run(work, token.name)
     if entry.outcome == "duplicate":  # another update took this version number first
         raise FhirError(409, "conflict", f"{key} was updated concurrently; read it and retry")
     return _outcome(request, base, entry, batch, stamped, rid, created=fresh)
@@ -105,7 +105,7 @@ async def delete_observation(rid: str, request: Request, ctx: Ctx, token: WriteT
         _ingest_now(ctx, token, stamped, f"DELETE /fhir/{key} ({token.name})")
         return True
 
-    if not await ctx.run(work):
+    if not await ctx.run(work, token.name):
         raise FhirError(404, "not-found", f"no {key} in the store")
     return Response(status_code=204)
 
@@ -182,7 +182,9 @@ def _ingest_now(ctx: Context, token: Token, body: bytes, source: str) -> tuple[E
 
 
 async def _ingest(ctx: Context, token: Token, body: bytes, source: str) -> tuple[EntryResult, int]:
-    result: tuple[EntryResult, int] = await ctx.run(lambda: _ingest_now(ctx, token, body, source))
+    result: tuple[EntryResult, int] = await ctx.run(
+        lambda: _ingest_now(ctx, token, body, source), token.name
+    )
     return result
 
 
