@@ -197,14 +197,19 @@ def test_every_line_validates_and_the_manifest_holds(store: Store, tmp_path: Pat
     assert manifest["request"].startswith("medsleep:$export?")
     assert manifest["error"] == []
     listed = {item["url"]: item for item in manifest["output"]}
-    assert set(listed) == {"Observation.ndjson", "Provenance.ndjson", "AuditEvent.ndjson"}
-    assert sorted(p.name for p in out.iterdir()) == sorted([*listed, "manifest.json"])
-    for name, item in listed.items():
-        data = (out / name).read_bytes()
+    assert set(listed) == {
+        (out / name).resolve().as_uri()
+        for name in ("Observation.ndjson", "Provenance.ndjson", "AuditEvent.ndjson")
+    }  # absolute, as the Bulk Data IG asks; the empty OperationOutcome file is left out
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*(url.rsplit("/", 1)[1] for url in listed), "manifest.json"]
+    )
+    for url, item in listed.items():
+        data = (out / url.rsplit("/", 1)[1]).read_bytes()
         lines = data.splitlines()
         assert item["count"] == len(lines)
-        assert item["sha256"] == hashlib.sha256(data).hexdigest()
-        assert item["bytes"] == len(data)
+        assert item["extension"]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert item["extension"]["bytes"] == len(data)
         for line in lines:
             resource = orjson.loads(line)
             assert resource["resourceType"] == item["type"]
@@ -498,7 +503,7 @@ def test_validate_all_lists_invalid_originals_and_still_exports_them(
     (issue,) = ndjson(out / "OperationOutcome.ndjson")
     assert "Observation/odd" in issue["issue"][0]["expression"][0]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert [e["url"] for e in manifest["error"]] == ["OperationOutcome.ndjson"]
+    assert [e["url"].rsplit("/", 1)[1] for e in manifest["error"]] == ["OperationOutcome.ndjson"]
     assert [e.count for e in report.errors] == [1]
     _models()["OperationOutcome"].model_validate(issue)
 
@@ -542,8 +547,10 @@ def test_the_output_folder_must_be_new_or_empty(engine: Engine, tmp_path: Path) 
 
 def test_an_export_of_an_empty_store_is_valid(engine: Engine, tmp_path: Path) -> None:
     report = export(Handle(engine, tmp_path, clock=lambda: NOW), tmp_path / "o", ExportRequest())
-    assert [f.count for f in report.files] == [0, 0, 0, 0]
-    assert (tmp_path / "o" / "Observation.ndjson").read_bytes() == b""
+    assert [f.name for f in report.files] == ["manifest.json"]  # empty files are left out
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert (manifest["output"], manifest["error"]) == ([], [])
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.json"]
 
 
 def test_purged_archive_files_are_reported_not_fatal(store: Store, tmp_path: Path) -> None:
