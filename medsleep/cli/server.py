@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 
 from medsleep.cli.common import (
+    DEFAULT_ARCHIVE,
     DEFAULT_TOKENS,
+    ArchiveOption,
     DbOption,
     TokensOption,
     app,
@@ -52,6 +54,8 @@ def _settings(config: dict[str, Any]) -> ServerSettings:
         max_ingests_per_client=int(config.get("max_ingests_per_client", 2)),
         header_timeout_s=float(config.get("header_timeout", 10.0)),
         body_timeout_s=float(config.get("body_timeout", 30.0)),
+        export_dir=Path(config["export_dir"]) if config.get("export_dir") else None,
+        archive_root=Path(config["archive"]) if config.get("archive") else None,
         parse_options=ParseOptions(
             strict=config["strict"], fhir_version=config["fhir_version"], default_tz=tz
         ),
@@ -84,6 +88,15 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
     db: DbOption = DEFAULT_DB_URL,
+    archive: ArchiveOption = Path(DEFAULT_ARCHIVE),
+    export_dir: Annotated[
+        Path,
+        typer.Option(
+            "--export-dir",
+            envvar="MEDSLEEP_EXPORT_DIR",
+            help="Folder for Bulk Data $export jobs (owner-only). Env: MEDSLEEP_EXPORT_DIR.",
+        ),
+    ] = Path("medsleep-exports"),
     tokens: TokensOption = Path(DEFAULT_TOKENS),
     token_list: Annotated[
         str,
@@ -148,6 +161,8 @@ def serve(
         "max_ingests_per_client": max_ingests_per_client,
         "header_timeout": header_timeout,
         "body_timeout": body_timeout,
+        "export_dir": str(export_dir.resolve()),
+        "archive": str(archive.resolve()),
     }
     registry = _registry(config)
     if not len(registry):

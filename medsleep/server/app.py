@@ -27,10 +27,11 @@ from medsleep import __version__
 from medsleep.auth.tokens import TokenRegistry
 from medsleep.server.context import Context, ServerSettings
 from medsleep.server.deps import json_only
+from medsleep.server.export_jobs import ExportJobs
 from medsleep.server.fhir_http import ERROR_DOCS
 from medsleep.server.handlers import add_error_handlers
 from medsleep.server.protocol import HEADER_TIMEOUT_KEY
-from medsleep.server.routes import bundle, meta, ndjson, observation, search
+from medsleep.server.routes import bundle, export, meta, ndjson, observation, search
 from medsleep.store.engine import open_store
 from medsleep.timefmt import wall_clock_ms
 
@@ -46,6 +47,8 @@ def create_app(
 ) -> FastAPI:
     """The medsleep FHIR service over the store at ``settings.db_url``."""
     ctx = Context(settings, tokens, clock)
+    if settings.export_dir is not None:
+        ctx.exports = ExportJobs(settings.export_dir)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -67,6 +70,6 @@ def create_app(
     )
     app.state.context = ctx
     add_error_handlers(app)
-    for module in (meta, observation, bundle, ndjson, search):
+    for module in (meta, observation, bundle, ndjson, search, export):
         app.include_router(module.router)
     return app

@@ -36,9 +36,29 @@ SEARCH_PARAMS = [
 ]
 
 
-def capability_statement(base: str, date: str, version: str) -> dict[str, Any]:
-    """What this server does, as a FHIR CapabilityStatement."""
-    return {
+BULK_EXPORT = {
+    "name": "export",
+    "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+    "documentation": "Bulk Data $export (also GET Patient/$export): Observation, Provenance "
+    "and AuditEvent NDJSON; _type, _outputFormat (ndjson) and includeArchived=true. _since "
+    "is read as the readings' effective time, not lastUpdated: readings change state only "
+    "when ingested, superseded or consolidated. Files need the bearer token.",
+}
+
+
+def capability_statement(base: str, date: str, version: str, *, bulk: bool) -> dict[str, Any]:
+    """What this server does, as a FHIR CapabilityStatement (``bulk``: $export is served)."""
+    operations: list[dict[str, Any]] = [
+        {
+            "name": "ingest",
+            "definition": "urn:medsleep:OperationDefinition:ingest",
+            "documentation": "POST an application/fhir+ndjson stream of "
+            "Observations (or Bundles, one per line); answers the ingest counts.",
+        }
+    ]
+    if bulk:
+        operations.append(BULK_EXPORT)
+    statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": date,
@@ -89,14 +109,12 @@ def capability_statement(base: str, date: str, version: str) -> dict[str, Any]:
                     }
                 ],
                 "interaction": [{"code": "batch"}, {"code": "transaction"}],
-                "operation": [
-                    {
-                        "name": "ingest",
-                        "definition": "urn:medsleep:OperationDefinition:ingest",
-                        "documentation": "POST an application/fhir+ndjson stream of "
-                        "Observations (or Bundles, one per line); answers the ingest counts.",
-                    }
-                ],
+                "operation": operations,
             }
         ],
     }
+    if bulk:
+        statement["instantiates"] = [
+            "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+        ]
+    return statement

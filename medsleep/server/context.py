@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,6 +14,7 @@ from medsleep.auth.tokens import TokenRegistry
 from medsleep.errors import StoreUnavailableError
 from medsleep.ingest.parsing import ParseOptions
 from medsleep.ingest.request import DEFAULT_CHUNK
+from medsleep.server.export_jobs import ExportJobs
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class ServerSettings:
     header_timeout_s: float = 10.0  # the request line and headers, from their first byte
     body_timeout_s: float = 30.0  # between two pieces of a request body
     parse_options: ParseOptions = field(default_factory=ParseOptions)
+    # Bulk Data $export: where job folders go, and the archive behind exported summaries
+    # (both needed, or $export answers 501).
+    export_dir: Path | None = None
+    archive_root: Path | None = None
 
 
 @dataclass
@@ -42,6 +48,7 @@ class Context:
     engine: Engine | None = None
     limiter: anyio.CapacityLimiter | None = None
     shares: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
+    exports: ExportJobs | None = None
 
     def store(self) -> Engine:
         if self.engine is None:

@@ -28,4 +28,5 @@ async def healthz(ctx: Ctx) -> JSONResponse:
 
 @router.get("/fhir/metadata", tags=["fhir"], summary="CapabilityStatement")
 async def metadata(ctx: Ctx, base: Base) -> FhirResponse:
-    return FhirResponse(capability_statement(base, iso(ctx.clock()), __version__))
+    bulk = ctx.exports is not None and ctx.settings.archive_root is not None
+    return FhirResponse(capability_statement(base, iso(ctx.clock()), __version__, bulk=bulk))
