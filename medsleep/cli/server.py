@@ -19,11 +19,14 @@ import typer
 from medsleep.cli.common import (
     DEFAULT_ARCHIVE,
     DEFAULT_TOKENS,
+    EXIT_FAILURE,
     ArchiveOption,
     DbOption,
     TokensOption,
     app,
+    db_url,
     err,
+    fail,
     open_db,
 )
 from medsleep.store.engine import DEFAULT_DB_URL
@@ -150,7 +153,7 @@ def serve(
     if fhir_version not in ("R4", "R4B", "R5"):
         raise typer.BadParameter("must be R4, R4B or R5", param_hint="--fhir-version")
     config: dict[str, Any] = {
-        "db": db,
+        "db": db_url(db),
         "tokens": str(tokens),
         "token_list": token_list,
         "max_body_mb": max_body_mb,
@@ -183,9 +186,15 @@ def serve(
         "server_header": False,
         "http": HTTP_PROTOCOL,
     }
-    if workers == 1:
-        uvicorn.run(application, **options)
-        return
-    os.environ[_WORKER_CONFIG] = json.dumps(config)
-    os.environ.setdefault("MEDSLEEP_LOG_LEVEL", log_level.upper())
-    uvicorn.run("medsleep.cli.server:worker_app", factory=True, workers=workers, **options)
+    try:
+        if workers == 1:
+            uvicorn.run(application, **options)
+            return
+        os.environ[_WORKER_CONFIG] = json.dumps(config)
+        os.environ.setdefault("MEDSLEEP_LOG_LEVEL", log_level.upper())
+        uvicorn.run("medsleep.cli.server:worker_app", factory=True, workers=workers, **options)
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            raise
+        # uvicorn exits 3 when it cannot listen, which is medsleep's "ingest quarantined"
+        fail(f"cannot serve on {host}:{port} (is the port in use? see the log above)", EXIT_FAILURE)
