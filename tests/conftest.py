@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from medsleep.store.engine import open_store
+from tests.http_service import Service, service
 from tests.pg import create_database, find_pg_bin, postgres_server
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -64,3 +65,16 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     store = open_store(sqlite_url)
     yield store
     store.dispose()
+
+
+@pytest.fixture
+def svc(tmp_path: Path, sqlite_url: str) -> Iterator[Service]:
+    with service(tmp_path, sqlite_url) as running:
+        yield running
+
+
+@pytest.fixture
+def any_svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
+    """The service on SQLite and on PostgreSQL."""
+    with service(tmp_path, db_url) as running:
+        yield running

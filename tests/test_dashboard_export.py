@@ -89,12 +89,12 @@ def test_export_form_writes_a_checked_manifest_and_audits_the_user(
     assert "Z-fhir-" in out.name  # e.g. 20260301T101500Z-fhir-k2j4x8qd
     assert out.stat().st_mode & 0o077 == 0  # owner-only: exports hold PHI
     manifest = json.loads((out / "manifest.json").read_text())
-    counts = {entry["url"]: entry["count"] for entry in manifest["output"]}
+    counts = {entry["url"].rsplit("/", 1)[1]: entry["count"] for entry in manifest["output"]}
     assert set(counts) == {"Observation.ndjson", "Provenance.ndjson", "AuditEvent.ndjson"}
     for entry in manifest["output"]:
-        data = (out / entry["url"]).read_bytes()
+        data = (out / entry["url"].rsplit("/", 1)[1]).read_bytes()
         assert data.count(b"\n") == entry["count"]
-        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        assert hashlib.sha256(data).hexdigest() == entry["extension"]["sha256"]
     assert manifest["extension"]["medsleep"]["includeArchived"] is True
     assert manifest["extension"]["medsleep"]["archivedReadingsExported"] > 0
 

@@ -190,3 +190,11 @@ def test_a_broken_resource_does_not_validate() -> None:
 def test_instant_is_timefmt_iso_with_milliseconds(ms: int) -> None:
     text = iso(ms)
     assert instant(ms) == (text if "." in text else text.replace("Z", ".000Z"))
+
+
+def test_a_summary_of_one_reading_states_no_standard_deviation() -> None:
+    one = summary_observation(summary(n=1, std=0.0, min=70.0, max=70.0), RUN).resource
+    many = summary_observation(summary(), RUN).resource
+    assert "std-dev" not in components(one)
+    assert components(one)["count"]["value"] == 1
+    assert components(many)["std-dev"]["value"] == 4.5

@@ -64,8 +64,8 @@ def test_tables_hold_what_the_fhir_export_holds(store: Store, tmp_path: Path, fm
 
     manifest = json.loads((out / "manifest.json").read_text())
     for item in manifest["output"]:
-        data = (out / item["url"]).read_bytes()
-        assert item["sha256"] == hashlib.sha256(data).hexdigest()
+        data = (out / item["url"].rsplit("/", 1)[1]).read_bytes()
+        assert item["extension"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert [i["count"] for i in manifest["output"]] == [len(readings), len(summaries), len(events)]
     assert report.resources == len(readings) + len(summaries) + len(events)
 

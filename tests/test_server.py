@@ -7,97 +7,23 @@ OperationOutcome of every error. The core write path also runs against PostgreSQ
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 
 from medsleep.audit import verify_chain
-from medsleep.auth.tokens import TokenRegistry, add_token
 from medsleep.ingest import ingest_paths
-from medsleep.server.app import create_app
-from medsleep.server.context import ServerSettings
 from medsleep.store.engine import open_store
 from medsleep.store.models import IngestBatch, Quarantine, Reading
 from tests.helpers import ndjson_of, observation, quarantined, readings
+from tests.http_service import FHIR_JSON, NDJSON, Service, outcome_issues, service
 
-FHIR_JSON = {"Content-Type": "application/fhir+json"}
-NDJSON = {"Content-Type": "application/fhir+ndjson"}
 TABLES = (Reading, Quarantine, IngestBatch)
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread on a free loopback port; yield its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-
-
-@dataclass
-class Service:
-    base: str
-    engine: Engine
-    tokens: dict[str, str]  # name -> token: writer (read+write), reader (read), nobody
-
-    def client(self, who: str | None = "writer") -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
-        return httpx.Client(base_url=self.base, headers=headers, timeout=30)
-
-
-@contextmanager
-def service(tmp_path: Path, db_url: str, **settings: Any) -> Iterator[Service]:
-    path = tmp_path / "tokens.toml"
-    tokens = {
-        "writer": add_token(path, "writer"),
-        "reader": add_token(path, "reader", ["read"]),
-        "nobody": "msk_not-a-registered-token",
-    }
-    app = create_app(ServerSettings(db_url=db_url, **settings), TokenRegistry(path))
-    engine = open_store(db_url)
-    try:
-        with serving(app) as base:
-            yield Service(base, engine, tokens)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def svc(tmp_path: Path, sqlite_url: str) -> Iterator[Service]:
-    with service(tmp_path, sqlite_url) as running:
-        yield running
-
-
-@pytest.fixture
-def any_svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
-    """The service on SQLite and on PostgreSQL."""
-    with service(tmp_path, db_url) as running:
-        yield running
 
 
 def counts(engine: Engine) -> dict[str, int]:
@@ -106,20 +32,6 @@ def counts(engine: Engine) -> dict[str, int]:
             t.__tablename__: conn.execute(select(func.count()).select_from(t)).scalar_one()
             for t in TABLES
         }
-
-
-def outcome_issues(response: httpx.Response) -> list[dict[str, Any]]:
-    """The issues of an OperationOutcome answer, after checking its shape."""
-    assert response.headers["content-type"].startswith("application/fhir+json")
-    body = response.json()
-    assert body["resourceType"] == "OperationOutcome"
-    assert body["issue"], body
-    for found in body["issue"]:
-        assert found["severity"] in ("fatal", "error", "warning", "information")
-        assert isinstance(found["code"], str)
-        assert found["code"]
-    issues: list[dict[str, Any]] = body["issue"]
-    return issues
 
 
 def bundle(kind: str, *resources: dict[str, Any], **entry_extra: Any) -> dict[str, Any]:
@@ -136,33 +48,44 @@ def bundle(kind: str, *resources: dict[str, Any], **entry_extra: Any) -> dict[st
 # --------------------------------------------------------------------------- one Observation
 
 
-def test_post_observation_is_created_with_location(any_svc: Service) -> None:
+def test_create_assigns_id_and_version_and_answers_the_stored_resource(
+    any_svc: Service,
+) -> None:
+    """R4 §3.1.0.8: the server assigns the id (a POSTed one is ignored), versionId and
+    lastUpdated, and answers the stored resource with ETag, Last-Modified and Location."""
     with any_svc.client() as client:
         created = client.post("/fhir/Observation", json=observation("hr-1"), headers=FHIR_JSON)
         assert created.status_code == 201
+        body = created.json()
+        rid = body["id"]
+        assert rid != "hr-1"
+        assert body["meta"]["versionId"] == "1"
+        assert body["meta"]["lastUpdated"].endswith("Z")
         where = created.headers["location"]
-        assert where.startswith(f"{any_svc.base}/fhir/Observation/hr-1/_history/")
-        assert created.headers["etag"] == f'W/"{where.rsplit("/", 1)[1]}"'
-        assert created.json()["id"] == "hr-1"
-        assert client.get(where).json()["id"] == "hr-1"  # the Location resolves
+        assert where == f"{any_svc.base}/fhir/Observation/{rid}/_history/1"
+        assert created.headers["etag"] == 'W/"1"'
+        assert created.headers["last-modified"].endswith("GMT")
+        read = client.get(where)
+        assert read.json() == body  # the Location resolves to what was answered
+        assert read.headers["etag"] == 'W/"1"'
         again = client.post("/fhir/Observation", json=observation("hr-1"), headers=FHIR_JSON)
-    assert again.status_code == 200
-    assert again.headers["location"] == where
+    assert again.status_code == 201  # a second create is a second resource
+    assert again.json()["id"] not in (rid, "hr-1")
     rows = readings(any_svc.engine)
-    assert [(r["resource_key"], r["value"], r["patient"]) for r in rows] == [
-        ("Observation/hr-1", 72.0, "p1")
-    ]
+    assert sorted(r["resource_key"] for r in rows) == sorted(
+        [f"Observation/{rid}", f"Observation/{again.json()['id']}"]
+    )
     with any_svc.engine.connect() as conn:
         assert verify_chain(conn).ok
 
 
-def test_observation_without_id_gets_a_readable_location(svc: Service) -> None:
+def test_observation_without_id_gets_one(svc: Service) -> None:
     with svc.client() as client:
         created = client.post("/fhir/Observation", json=observation(None), headers=FHIR_JSON)
         assert created.status_code == 201
-        assert "/fhir/Observation/sha1-" in created.headers["location"]
         read = client.get(created.headers["location"])
     assert read.status_code == 200
+    assert read.json()["id"] == created.json()["id"]
     assert read.json()["valueQuantity"]["value"] == 72
 
 
@@ -461,7 +384,7 @@ def test_batch_answers_each_entry_and_quarantines_rejects(svc: Service) -> None:
     from fhir.resources.R4B.bundle import Bundle
 
     with svc.client() as client:
-        client.post("/fhir/Observation", json=observation("old"), headers=FHIR_JSON)
+        client.post("/fhir/$ingest", content=ndjson_of([observation("old")]), headers=NDJSON)
         document = bundle(
             "batch",
             observation("new"),

@@ -23,6 +23,7 @@ from medsleep.store.tables import (
     ARCHIVE_FILE,
     READING,
     READING_COLUMNS,
+    RUN,
     SUMMARY,
     ReadingState,
     SummaryState,
@@ -34,7 +35,7 @@ _archive = ARCHIVE_FILE
 
 
 class RestoreScopeError(MedsleepError):
-    """Restore needs --run or --patient."""
+    """Restore needs --run or --patient, and one the store knows."""
 
 
 @dataclass
@@ -77,6 +78,22 @@ def _summaries_in_scope(
     return [row for row in rows if names & set(json.loads(row.archive_files))]
 
 
+def _check_known(engine: Engine, run_id: int | None, patient: str | None) -> None:
+    """RestoreScopeError when the run or the patient never existed in this store."""
+    with engine.connect() as conn:
+        if run_id is not None:
+            found = conn.execute(select(RUN.c.id).where(RUN.c.id == run_id)).first()
+            if found is None:
+                raise RestoreScopeError(f"no consolidation run {run_id} in this store")
+        if patient is not None:
+            for table in (_summary, _reading):
+                if conn.execute(
+                    select(table.c.id).where(table.c.patient == patient).limit(1)
+                ).first():
+                    return
+            raise RestoreScopeError(f"no patient {patient!r} in this store")
+
+
 def restore(
     store: Store,
     *,
@@ -92,6 +109,7 @@ def restore(
     summaries = _summaries_in_scope(engine, run_id, patient, since_ms, until_ms)
     report = RestoreReport()
     if not summaries:
+        _check_known(engine, run_id, patient)  # nothing to do is fine; a typo is not
         return report
     with engine.connect() as conn:
         rows = summarised_readings(conn, archive_root, summaries)

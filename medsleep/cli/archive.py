@@ -16,6 +16,7 @@ from medsleep.cli.common import (
     ArchiveOption,
     ByOption,
     DbOption,
+    JsonLinesOption,
     JsonOption,
     PatientOption,
     PolicyOption,
@@ -52,7 +53,7 @@ def hold_add(
 
 
 @hold_app.command("list")
-def hold_list(db: DbOption = DEFAULT_DB_URL, json_out: JsonOption = False) -> None:
+def hold_list(db: DbOption = DEFAULT_DB_URL, json_out: JsonLinesOption = False) -> None:
     """Active legal holds."""
     from medsleep.archive.holds import list_holds
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from medsleep.cli.common import (
     DbOption,
+    JsonLinesOption,
     JsonOption,
     SinceOption,
     app,
@@ -103,7 +104,7 @@ def _intact_line(status: ChainStatus, keyed_check: bool, anchored: int | None) -
 
 @audit_app.command("show")
 def audit_show(
-    db: DbOption = DEFAULT_DB_URL, since: SinceOption = None, json_out: JsonOption = False
+    db: DbOption = DEFAULT_DB_URL, since: SinceOption = None, json_out: JsonLinesOption = False
 ) -> None:
     """Audit events, oldest first."""
     from medsleep.audit import iter_events

@@ -13,6 +13,7 @@ from rich.table import Table
 from medsleep.cli.common import (
     DEFAULT_TOKENS,
     DEFAULT_USERS,
+    JsonLinesOption,
     TokensOption,
     UsersOption,
     app,
@@ -119,7 +120,7 @@ def token_add(
 @token_app.command("list")
 def token_list_command(
     tokens: TokensOption = Path(DEFAULT_TOKENS),
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonLinesOption = False,
 ) -> None:
     """List token names, scopes and creation times (never the tokens)."""
     from medsleep.auth.tokens import load_tokens

@@ -66,6 +66,8 @@ class _Commands(TyperGroup):
                 return super().invoke(ctx)
             finally:
                 anchor_heads()
+        except BrokenPipeError:
+            quiet_broken_pipe()
         except MedsleepError as exc:
             fail(str(exc), _EXIT_FOR.get(type(exc), EXIT_FAILURE))
         except SQLAlchemyError as exc:
@@ -74,13 +76,48 @@ class _Commands(TyperGroup):
             fail(f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_FAILURE)
 
 
+def quiet_broken_pipe() -> NoReturn:
+    """``medsleep query ... | head``: the reader left, which is not an error. Point stdout at
+    /dev/null so the interpreter's final flush cannot fail again, and exit 0."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_OK)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from medsleep import __version__
+
+        typer.echo(f"medsleep {__version__}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
     cls=_Commands,
     help="medsleep: keep the FHIR readings that matter, summarise the rest, lose nothing.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help that wraps instead of cutting defaults short with "…" at 80 columns.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """medsleep: keep the FHIR readings that matter, summarise the rest, lose nothing.
+
+    Example: medsleep ingest fixtures/ && medsleep consolidate --json
+    """
+
 
 err = Console(stderr=True)
 
@@ -95,7 +132,8 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar="MEDSLEEP_DB",
-        help="Database URL (sqlite:///file.db or postgresql://...). Env: MEDSLEEP_DB.",
+        help="Database URL (sqlite:///file.db or postgresql://...) or a SQLite file path. "
+        "Env: MEDSLEEP_DB.",
         show_default=True,
     ),
 ]
@@ -106,6 +144,10 @@ ArchiveOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+# Lists print JSON Lines: one object a line, nothing at all for an empty list.
+JsonLinesOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON Lines: one object a line (none: nothing).")
+]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
@@ -189,10 +231,20 @@ def anchor_heads() -> None:
             append_anchor(Path(target), record)
 
 
+def db_url(db: str) -> str:
+    """``--db`` as a URL: a plain path (``--db x.db``) means that SQLite file."""
+    if "://" in db:
+        return db
+    if not db.strip():
+        raise typer.BadParameter("is empty", param_hint="--db")
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
 def open_db(db: str) -> Engine:
     """The store at ``db``, appending audit events keyed with the edge's audit key."""
     from medsleep.audit import keyed_engine
 
+    db = db_url(db)
     key = audit_key()
     note_store(db)
     return keyed_engine(open_store(db), key)

@@ -16,7 +16,9 @@ from medsleep.cli.common import (
     PolicyOption,
     UsersOption,
     app,
+    db_url,
     err,
+    open_db,
 )
 from medsleep.errors import MedsleepError
 from medsleep.store.engine import DEFAULT_DB_URL
@@ -81,14 +83,14 @@ def dashboard(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from medsleep.auth.users import load_users
-    from medsleep.store.engine import open_store
 
     if tz:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise typer.BadParameter(f"unknown time zone {tz!r}", param_hint="--tz") from exc
-    open_store(db).dispose()  # fail here, with a clean message, if the store cannot be opened
+    db = db_url(db)
+    open_db(db).dispose()  # fail here, with a clean message, if the store cannot be opened
     argv, env = streamlit_invocation(
         db=db, port=port, address=address, users=users, policy=policy, tz=tz
     )

@@ -76,6 +76,14 @@ def export(
             help="Validate every line with fhir.resources, originals included (slow).",
         ),
     ] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="URL the folder will be served from: the manifest's file URLs start with it "
+            "(default: file:// URLs of the files).",
+        ),
+    ] = None,
     db: DbOption = DEFAULT_DB_URL,
     archive: ArchiveOption = Path(DEFAULT_ARCHIVE),
     by: ByOption = "cli",
@@ -99,6 +107,7 @@ def export(
         until_ms=when(until, "--until"),
         include_archived=include_archived,
         validate_all=validate_all,
+        base_url=base_url,
     )
     with _count_bar(show_progress(quiet), "export") as progress:
         report = run_export(open_store_at(db, archive, actor=by), out, request, progress=progress)

@@ -12,7 +12,7 @@ from medsleep.cli.common import (
     CodeOption,
     DbOption,
     FormatOption,
-    JsonOption,
+    JsonLinesOption,
     PatientOption,
     SinceOption,
     UntilOption,
@@ -74,7 +74,7 @@ def query_summaries(
 def runs(
     db: DbOption = DEFAULT_DB_URL,
     limit: Annotated[int, typer.Option("--limit")] = 20,
-    json_out: JsonOption = False,
+    json_out: JsonLinesOption = False,
 ) -> None:
     """The history of consolidation runs, newest first."""
     from medsleep.read.runs import list_runs
@@ -122,7 +122,7 @@ def runs(
 def quarantine_list(
     db: DbOption = DEFAULT_DB_URL,
     limit: Annotated[int, typer.Option("--limit", help="Newest N entries.")] = 50,
-    json_out: JsonOption = False,
+    json_out: JsonLinesOption = False,
 ) -> None:
     """Show rejected input: when, where from, and why."""
     from medsleep.read.quarantine import list_quarantine

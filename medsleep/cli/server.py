@@ -17,11 +17,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 
 from medsleep.cli.common import (
+    DEFAULT_ARCHIVE,
     DEFAULT_TOKENS,
+    EXIT_FAILURE,
+    ArchiveOption,
     DbOption,
     TokensOption,
     app,
+    db_url,
     err,
+    fail,
     open_db,
 )
 from medsleep.store.engine import DEFAULT_DB_URL
@@ -49,6 +54,11 @@ def _settings(config: dict[str, Any]) -> ServerSettings:
         db_url=config["db"],
         max_body_bytes=int(config["max_body_mb"] * 2**20),
         max_ndjson_bytes=int(config["max_ndjson_mb"] * 2**20),
+        max_ingests_per_client=int(config.get("max_ingests_per_client", 2)),
+        header_timeout_s=float(config.get("header_timeout", 10.0)),
+        body_timeout_s=float(config.get("body_timeout", 30.0)),
+        export_dir=Path(config["export_dir"]) if config.get("export_dir") else None,
+        archive_root=Path(config["archive"]) if config.get("archive") else None,
         parse_options=ParseOptions(
             strict=config["strict"], fhir_version=config["fhir_version"], default_tz=tz
         ),
@@ -81,6 +91,15 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
     db: DbOption = DEFAULT_DB_URL,
+    archive: ArchiveOption = Path(DEFAULT_ARCHIVE),
+    export_dir: Annotated[
+        Path,
+        typer.Option(
+            "--export-dir",
+            envvar="MEDSLEEP_EXPORT_DIR",
+            help="Folder for Bulk Data $export jobs (owner-only). Env: MEDSLEEP_EXPORT_DIR.",
+        ),
+    ] = Path("medsleep-exports"),
     tokens: TokensOption = Path(DEFAULT_TOKENS),
     token_list: Annotated[
         str,
@@ -104,6 +123,22 @@ def serve(
     default_tz: Annotated[
         str | None, typer.Option("--default-tz", help="IANA zone for times without one.")
     ] = None,
+    max_ingests_per_client: Annotated[
+        int,
+        typer.Option(
+            "--max-ingests-per-client", min=1, help="Ingest slots (of 8) one token may hold."
+        ),
+    ] = 2,
+    header_timeout: Annotated[
+        float,
+        typer.Option("--header-timeout", min=0.01, help="Seconds for a request's headers."),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout", min=0.01, help="Seconds a request body may stall (then 408)."
+        ),
+    ] = 30.0,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log each request line.")
@@ -113,11 +148,12 @@ def serve(
     import uvicorn
 
     from medsleep.auth.tokens import TokenError
+    from medsleep.server.app import HTTP_PROTOCOL
 
     if fhir_version not in ("R4", "R4B", "R5"):
         raise typer.BadParameter("must be R4, R4B or R5", param_hint="--fhir-version")
     config: dict[str, Any] = {
-        "db": db,
+        "db": db_url(db),
         "tokens": str(tokens),
         "token_list": token_list,
         "max_body_mb": max_body_mb,
@@ -125,6 +161,11 @@ def serve(
         "strict": strict,
         "fhir_version": fhir_version,
         "default_tz": default_tz,
+        "max_ingests_per_client": max_ingests_per_client,
+        "header_timeout": header_timeout,
+        "body_timeout": body_timeout,
+        "export_dir": str(export_dir.resolve()),
+        "archive": str(archive.resolve()),
     }
     registry = _registry(config)
     if not len(registry):
@@ -143,10 +184,17 @@ def serve(
         "log_level": log_level.lower(),
         "access_log": access_log,
         "server_header": False,
+        "http": HTTP_PROTOCOL,
     }
-    if workers == 1:
-        uvicorn.run(application, **options)
-        return
-    os.environ[_WORKER_CONFIG] = json.dumps(config)
-    os.environ.setdefault("MEDSLEEP_LOG_LEVEL", log_level.upper())
-    uvicorn.run("medsleep.cli.server:worker_app", factory=True, workers=workers, **options)
+    try:
+        if workers == 1:
+            uvicorn.run(application, **options)
+            return
+        os.environ[_WORKER_CONFIG] = json.dumps(config)
+        os.environ.setdefault("MEDSLEEP_LOG_LEVEL", log_level.upper())
+        uvicorn.run("medsleep.cli.server:worker_app", factory=True, workers=workers, **options)
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            raise
+        # uvicorn exits 3 when it cannot listen, which is medsleep's "ingest quarantined"
+        fail(f"cannot serve on {host}:{port} (is the port in use? see the log above)", EXIT_FAILURE)

@@ -15,19 +15,21 @@ from medsleep.export.snapshot import (
     ArchivedBatch,
     ArchivedScope,
     ArchiveRecords,
+    code_systems,
     iter_archived,
     iter_audit,
     iter_hot_resources,
     iter_summaries,
     load_runs,
     one_line,
+    resolved_subject,
 )
 from medsleep.fhir.build import (
     AuditFacts,
     BuildError,
     Validator,
     audit_event,
-    operation_outcome,
+    problem_outcome,
     summary_observation,
     summary_provenance,
     validate,
@@ -96,6 +98,7 @@ def _write_summaries(
     counter: _Counter,
 ) -> None:
     runs = load_runs(conn)
+    systems = code_systems(conn, root)
     records = ArchiveRecords(conn)
     cells = ArchivedScope()
 
@@ -130,7 +133,9 @@ def _write_summaries(
                 cells.patient = summary.facts.patient
             run = runs.get(summary.facts.run_id)
             try:
-                observation = validator.check(summary_observation(summary.facts, run))
+                observation = validator.check(
+                    summary_observation(summary.facts, run, systems.get(summary.facts.code))
+                )
                 provenance = validator.check(
                     summary_provenance(summary.facts, run, records.facts(summary.files))
                 )
@@ -171,7 +176,7 @@ class _Originals:
             except (orjson.JSONDecodeError, BuildError) as exc:
                 number = self.issues.count + len(problems) + 1
                 key = _resource_ref(line)
-                problems.append(_dumps(operation_outcome(number, f"{where}: {key}", str(exc))))
+                problems.append(_dumps(problem_outcome(number, f"{where}: {key}", str(exc))))
         self.issues.write_lines(problems)
 
 
@@ -189,10 +194,12 @@ def _archived_lines(batch: ArchivedBatch, component_keys: set[str]) -> list[str]
     lines = []
     previous = None
     rows = batch.rows
-    for key, part, text in zip(
+    for key, part, text, patient, version in zip(
         rows["resource_key"].tolist(),
         rows["part"].tolist(),
         rows["resource_json"].tolist(),
+        rows["patient"].tolist(),
+        rows["resource_version"].tolist(),
         strict=True,
     ):
         if key == previous or key in batch.hot_versions:
@@ -204,7 +211,7 @@ def _archived_lines(batch: ArchivedBatch, component_keys: set[str]) -> list[str]
             if key in component_keys:
                 continue
             component_keys.add(key)
-        lines.append(one_line(str(text)))
+        lines.append(one_line(resolved_subject(str(text), str(patient), str(version))))
     return lines
 
 

@@ -46,7 +46,8 @@ from medsleep.export.output import (
 )
 from medsleep.export.snapshot import chain_head, excluded_counts, snapshot
 from medsleep.export.tables import write_tables
-from medsleep.fhir.build import FHIR_VERSION, instant
+from medsleep.fhir.build import instant
+from medsleep.fhir.outcome import FHIR_VERSION
 from medsleep.store.handle import Store
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ def export(
             head = chain_head(conn)
             report.excluded = excluded_counts(conn, request.scope)
             WRITERS[request.format](conn, out, request, archive_root, report, progress)
+        _leave_out_unwanted(out, request, report)
         report.seconds = time.perf_counter() - started
         manifest = _manifest(request, report, now_ms, head)
         data = manifest_bytes(manifest)
@@ -112,15 +114,45 @@ def _discard(out: Path, fmt: str) -> None:
         (out / name).unlink(missing_ok=True)
 
 
+def _leave_out_unwanted(out: Path, request: ExportRequest, report: ExportReport) -> None:
+    """In a FHIR export, empty files and files of types the request did not ask for are not
+    part of it (the Bulk Data IG: an output entry per file that holds resources). Tables keep
+    their empty files: a header says what the columns would be."""
+    if request.format != "fhir":
+        return
+
+    def wanted(f: OutputFile) -> bool:
+        return f.count > 0 and (request.types is None or f.type in request.types)
+
+    for f in [*report.files, *report.errors]:
+        if not wanted(f):
+            (out / f.name).unlink(missing_ok=True)
+            if f.count and f in report.files:
+                report.resources -= f.count
+    report.files = [f for f in report.files if wanted(f)]
+    report.errors = [f for f in report.errors if f.count > 0]
+
+
+def _manifest_item(request: ExportRequest, out: Path, f: OutputFile) -> dict[str, Any]:
+    """One ``output``/``error`` entry: the IG's type, url, count; medsleep's checksum and
+    size under ``extension``."""
+    return {
+        "type": f.type,
+        "url": request.file_url(out, f.name),
+        "count": f.count,
+        "extension": {"sha256": f.sha256, "bytes": f.bytes},
+    }
+
+
 def _manifest(
     request: ExportRequest, report: ExportReport, now_ms: int, head: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "transactionTime": instant(now_ms),
         "request": request.as_url(),
-        "requiresAccessToken": False,
-        "output": [f.as_manifest() for f in report.files],
-        "error": [f.as_manifest() for f in report.errors],
+        "requiresAccessToken": request.requires_access_token,
+        "output": [_manifest_item(request, report.out, f) for f in report.files],
+        "error": [_manifest_item(request, report.out, f) for f in report.errors],
         "extension": {
             "medsleep": {
                 "format": request.format,

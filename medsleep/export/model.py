@@ -37,6 +37,18 @@ class ExportRequest:
     until_ms: int | None = None
     include_archived: bool = False
     validate_all: bool = False
+    # Where the files will be served from: the manifest's output URLs are this plus the file
+    # name (the Bulk Data IG wants absolute URLs); without it, file:// URLs of the files.
+    base_url: str | None = None
+    kickoff_url: str | None = None  # the request as a client sent it (the $export endpoint)
+    requires_access_token: bool = False  # the files are served only with a bearer token
+    types: tuple[str, ...] | None = None  # FHIR resource types to keep (Bulk Data _type)
+
+    def file_url(self, out: Path, name: str) -> str:
+        """The absolute URL of the exported file ``name`` in folder ``out``."""
+        if self.base_url is not None:
+            return f"{self.base_url.rstrip('/')}/{name}"
+        return (out / name).resolve().as_uri()
 
     @property
     def scope(self) -> ExportScope:
@@ -44,6 +56,8 @@ class ExportRequest:
 
     def as_url(self) -> str:
         """The request in the form of a Bulk Data kick-off URL, for the manifest."""
+        if self.kickoff_url is not None:
+            return self.kickoff_url
         params = [
             f"_outputFormat={'application/fhir+ndjson' if self.format == 'fhir' else self.format}"
         ]
@@ -55,7 +69,10 @@ class ExportRequest:
             params.append(f"until={instant(self.until_ms)}")
         if self.include_archived:
             params.append("includeArchived=true")
-        return "medsleep:$export?" + "&".join(params)
+        if self.types is not None:
+            params.append(f"_type={','.join(self.types)}")
+        base = "medsleep:" if self.base_url is None else self.base_url.rstrip("/") + "/"
+        return f"{base}$export?" + "&".join(params)
 
 
 @dataclass

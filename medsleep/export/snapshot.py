@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
@@ -99,21 +101,47 @@ def one_line(text: str) -> str:
     return text
 
 
+def resolved_subject(text: str, patient: str, version: str) -> str:
+    """The original JSON with a ``urn:uuid`` subject (resolved inside its Bundle when it was
+    ingested) written as ``Patient/{patient}``, so the line stands on its own in an NDJSON
+    file; every other original is returned untouched. A resource whose version was its content
+    digest gets it as ``meta.versionId``: the rewrite must not make it a new version."""
+    if '"urn:uuid:' not in text:
+        return text
+    resource = orjson.loads(text)
+    subject = resource.get("subject") if isinstance(resource, dict) else None
+    if not isinstance(subject, dict):
+        return text
+    reference = subject.get("reference")
+    if not (isinstance(reference, str) and reference.startswith("urn:uuid:")):
+        return text
+    subject["reference"] = f"Patient/{patient}"
+    meta = resource.get("meta")
+    if not isinstance(meta, dict):
+        meta = resource["meta"] = {}
+    if "versionId" not in meta and "lastUpdated" not in meta:
+        meta["versionId"] = version
+    return orjson.dumps(resource).decode()
+
+
 def iter_hot_resources(conn: Connection, scope: ExportScope) -> Iterator[list[str]]:
     """Original JSON of each current (raw or retained) resource in scope, once per resource
     although a panel backs several readings; batches of NDJSON lines."""
     query = _scoped(
-        select(_reading.c.resource_key, _reading.c.resource_json).where(
-            _reading.c.state.in_(CURRENT)
-        ),
+        select(
+            _reading.c.resource_key,
+            _reading.c.resource_json,
+            _reading.c.patient,
+            _reading.c.resource_version,
+        ).where(_reading.c.state.in_(CURRENT)),
         scope,
     ).order_by(_reading.c.resource_key)
     previous = None
     for batch in _batches(conn, query):
         lines = []
-        for key, text in batch:
+        for key, text, patient, version in batch:
             if key != previous:  # readings of one resource are adjacent in key order
-                lines.append(one_line(text))
+                lines.append(one_line(resolved_subject(text, patient, version)))
                 previous = key
         yield lines
 
@@ -154,6 +182,25 @@ class SummaryRow(NamedTuple):
 _FACT_COLUMNS = tuple(SummaryFacts._fields)
 _SUMMARY_COLUMNS = (*_FACT_COLUMNS, "first_value", "last_value", "values_json", "archive_files")
 _FILES = len(_SUMMARY_COLUMNS) - 1
+
+
+def code_systems(conn: Connection, root: Path) -> dict[str, str]:
+    """The system each code was received with, for summaries (which keep only the code):
+    from the hot store and the code columns of every archive file still on disk. A code seen
+    with no system, or with two, maps to nothing rather than to a guess."""
+    seen: dict[str, set[str]] = {}
+    pairs = select(_reading.c.code, _reading.c.code_system).distinct()
+    for code, system in conn.execute(pairs):
+        seen.setdefault(str(code), set()).add(str(system))
+    names = select(_archive.c.name).where(_archive.c.state != ArchiveState.PURGED)
+    for name in conn.execute(names).scalars():
+        try:
+            table = pq.read_table(root / str(name), columns=["code", "code_system"])
+        except (OSError, pa.ArrowException):
+            continue  # archive verify reports unreadable files; a label is not worth failing
+        for row in table.group_by(["code", "code_system"]).aggregate([]).to_pylist():
+            seen.setdefault(str(row["code"]), set()).add(str(row["code_system"]))
+    return {code: next(iter(s)) for code, s in seen.items() if len(s) == 1 and next(iter(s))}
 
 
 def iter_summaries(conn: Connection, scope: ExportScope) -> Iterator[list[SummaryRow]]:

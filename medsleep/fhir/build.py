@@ -22,10 +22,10 @@ from functools import cache, lru_cache
 from typing import Any, Final, NamedTuple
 
 from medsleep.fhir.datatypes import CODE, ID
+from medsleep.fhir.outcome import issue, operation_outcome
 from medsleep.fhir.units import CATALOGUE, LOINC, UCUM
 from medsleep.fhir.validation import model_error
 
-FHIR_VERSION: Final = "4.0.1"
 NS: Final = "urn:medsleep"
 TAG_SYSTEM: Final = f"{NS}:tag"
 SUMMARY_TAG: Final = {
@@ -222,16 +222,19 @@ def _band_text(band: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _series(code: str, unit: str) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+def _series(
+    code: str, unit: str, system: str | None
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
     """The ``code`` element and ``category`` of a series (checked once per code and unit)."""
     _code(code, "code")
     if unit:
         _code(unit, "unit")
     info = CATALOGUE.get(code)
     if info is None:
-        # Summaries record the code, not its system; catalogued codes are LOINC. For anything
-        # else the system is left out rather than guessed.
-        return {"coding": [{"code": code}], "text": code}, None
+        # Summaries record the code, not its system; catalogued codes are LOINC, others take
+        # the system their readings came with (``system``), or none rather than a guess.
+        coding = {"system": _text(system, "system"), "code": code} if system else {"code": code}
+        return {"coding": [coding], "text": code}, None
     concept = {"coding": [{"system": LOINC, "code": code, "display": info.name}], "text": info.name}
     category = _CATEGORY_OF_KIND.get(info.kind)
     if category is None:
@@ -245,12 +248,15 @@ def _subject(patient: str) -> dict[str, str]:
     return {"reference": f"Patient/{_id(patient, 'patient')}"}
 
 
-def summary_observation(summary: SummaryFacts, run: RunFacts | None) -> Built:
-    """A summary as an Observation: the vital's code, ``effectivePeriod`` from its first to
-    its last reading, and one ``component`` per statistic coded from
-    ``observation-statistics`` with UCUM quantities; tagged with ``SUMMARY_TAG``.
+def summary_observation(
+    summary: SummaryFacts, run: RunFacts | None, system: str | None = None
+) -> Built:
+    """A summary as an Observation: the vital's code (in ``system``, the one its readings came
+    with, when it is outside the catalogue), ``effectivePeriod`` from its first to its last
+    reading, and one ``component`` per statistic coded from ``observation-statistics`` with
+    UCUM quantities (no standard deviation for one reading); tagged with ``SUMMARY_TAG``.
     """
-    concept, category = _series(summary.code, summary.unit)
+    concept, category = _series(summary.code, summary.unit, system)
     unit = summary.unit
     components = [
         {"code": _AVERAGE, "valueQuantity": _quantity(summary.mean, unit)},
@@ -258,8 +264,10 @@ def summary_observation(summary: SummaryFacts, run: RunFacts | None) -> Built:
         {"code": _MAXIMUM, "valueQuantity": _quantity(summary.max, unit)},
         {"code": _MEDIAN, "valueQuantity": _quantity(summary.median, unit)},
     ]
-    if summary.std is not None:
-        components.append({"code": _STD_DEV, "valueQuantity": _quantity(summary.std, unit)})
+    std = summary.std if summary.n >= 2 else None  # one reading has no spread to state
+    spread = std is not None
+    if std is not None:
+        components.append({"code": _STD_DEV, "valueQuantity": _quantity(std, unit)})
     components.append(
         {
             "code": _COUNT,
@@ -299,7 +307,7 @@ def summary_observation(summary: SummaryFacts, run: RunFacts | None) -> Built:
         "system" in concept["coding"][0],
         category is not None,
         bool(unit),
-        summary.std is not None,
+        spread,
         run is not None,
     )
     return Built(resource, shape)
@@ -502,17 +510,7 @@ class Validator:
         return built.resource
 
 
-def operation_outcome(number: int, where: str, problem: str) -> dict[str, Any]:
+def problem_outcome(number: int, where: str, problem: str) -> dict[str, Any]:
     """An OperationOutcome for the Bulk Data ``error`` file: one problem with one resource."""
-    return {
-        "resourceType": "OperationOutcome",
-        "id": f"medsleep-issue-{number}",
-        "issue": [
-            {
-                "severity": "error",
-                "code": "invalid",
-                "diagnostics": _text(problem, "problem"),
-                "expression": [_text(where, "where")],
-            }
-        ],
-    }
+    found = issue("error", "invalid", _text(problem, "problem"), _text(where, "where"))
+    return operation_outcome([found], f"medsleep-issue-{number}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import IO, cast
 
+import anyio
 import anyio.from_thread
 from starlette.requests import ClientDisconnect, Request
 
@@ -16,6 +17,14 @@ from medsleep.server.fhir_http import FhirError
 
 class BodyTooLargeError(InputAbortedError):
     """The request body, or one NDJSON line of it, is over its size limit."""
+
+
+class BodyTimeoutError(InputAbortedError):
+    """The client sent nothing more of its body within the body timeout."""
+
+
+def body_timeout(seconds: float) -> FhirError:
+    return FhirError(408, "timeout", f"the request body stalled: nothing arrived for {seconds:g} s")
 
 
 def too_large(diagnostics: str) -> FhirError:
@@ -45,18 +54,33 @@ def declared_length(request: Request) -> int | None:
     return int(text)
 
 
-async def _next(stream: AsyncIterator[bytes]) -> bytes:
-    return await stream.__anext__()
+async def _next(stream: AsyncIterator[bytes], timeout: float) -> bytes:
+    """The next piece of a body, or BodyTimeoutError if none comes within ``timeout``."""
+    try:
+        with anyio.fail_after(timeout):
+            return await stream.__anext__()
+    except TimeoutError as exc:
+        raise BodyTimeoutError(
+            f"the request body stalled: nothing arrived for {timeout:g} s"
+        ) from exc
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes, and
+    (408) when the client stops sending it for ``timeout`` seconds."""
     declared = declared_length(request)
     if declared is not None and declared > limit:
         raise too_large(f"the body is {declared:,} bytes; the limit is {limit:,}")
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
+    stream = request.stream()
+    while True:
+        try:
+            part = await _next(stream, timeout)
+        except StopAsyncIteration:
+            break
+        except BodyTimeoutError as exc:
+            raise body_timeout(timeout) from exc
         size += len(part)
         if size > limit:
             raise too_large(f"the body is over the limit of {limit:,} bytes")
@@ -64,11 +88,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def blocking_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
-    """Pull an async body stream from a worker thread (one chunk in memory at a time)."""
+def blocking_chunks(stream: AsyncIterator[bytes], timeout: float) -> Iterator[bytes]:
+    """Pull an async body stream from a worker thread (one chunk in memory at a time);
+    BodyTimeoutError when the client stops sending for ``timeout`` seconds."""
     while True:
         try:
-            yield anyio.from_thread.run(_next, stream)
+            yield anyio.from_thread.run(_next, stream, timeout)
         except StopAsyncIteration:
             return
         except ClientDisconnect as exc:

@@ -1,5 +1,5 @@
-"""FHIR documents the server speaks: OperationOutcome, response Bundles, CapabilityStatement,
-and the mapping between stored resource keys and the ids in ``Location`` headers."""
+"""FHIR over HTTP: media types, the error and response types, response Bundles, and the mapping
+between stored resource keys and the ids in ``Location`` headers."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import orjson
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
+from medsleep.fhir.outcome import issue, operation_outcome
 from medsleep.ingest.request import EntryResult
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 NDJSON_TYPES = ("application/fhir+ndjson", "application/ndjson", "application/x-ndjson")
-FHIR_VERSION = "4.0.1"
 SHA1_ID = "sha1-"  # ids for Observations that came without one: their content digest
 
 
@@ -53,19 +53,6 @@ class FhirResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-def issue(
-    severity: str, code: str, diagnostics: str, expression: str | None = None
-) -> dict[str, Any]:
-    found: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": diagnostics}
-    if expression is not None:
-        found["expression"] = [expression]
-    return found
-
-
-def operation_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome", "issue": issues}
 
 
 def error_response(error: FhirError) -> FhirResponse:
@@ -131,69 +118,23 @@ def response_bundle(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": kind, "entry": entries}
 
 
-def capability_statement(base: str, date: str, version: str) -> dict[str, Any]:
-    """What this server does, as a FHIR CapabilityStatement (``GET /fhir/metadata``)."""
-    search = [
-        ("patient", "reference", "Patient id, or Patient/id; comma-separated values mean OR"),
-        ("subject", "reference", "Same as patient"),
-        (
-            "code",
-            "token",
-            "A reading's code (Observation.code or a component code), code or "
-            "system|code; comma-separated values mean OR",
-        ),  # fmt: skip
-        ("date", "date", "effective time; prefixes eq, ne, gt, ge, lt, le; repeat to AND"),
-        ("_count", "number", "Page size (default 100, at most 1000)"),
-    ]
+def body_doc(*types: str) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` for a route that reads its body itself."""
     return {
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": date,
-        "publisher": "medsleep",
-        "kind": "instance",
-        "software": {"name": "medsleep", "version": version},
-        "implementation": {"description": "medsleep FHIR ingest and hot-store search", "url": base},
-        "fhirVersion": FHIR_VERSION,
-        "format": ["json", FHIR_JSON],
-        "rest": [
-            {
-                "mode": "server",
-                "documentation": (
-                    "Observations are stored as numeric readings; other resource types are "
-                    "accepted and skipped. Search and read cover the hot store: readings the "
-                    "nightly consolidation collapsed are in the archive, not here."
-                ),
-                "security": {
-                    "description": "Bearer token in the Authorization header on every read "
-                    "and write; tokens have read and/or write scope.",
-                },
-                "resource": [
-                    {
-                        "type": "Observation",
-                        "interaction": [
-                            {"code": "create"},
-                            {"code": "read"},
-                            {"code": "vread"},
-                            {"code": "search-type"},
-                        ],
-                        "versioning": "versioned",
-                        "readHistory": False,
-                        "updateCreate": False,
-                        "searchParam": [
-                            {"name": name, "type": kind, "documentation": text}
-                            for name, kind, text in search
-                        ],
-                    }
-                ],
-                "interaction": [{"code": "batch"}, {"code": "transaction"}],
-                "operation": [
-                    {
-                        "name": "ingest",
-                        "definition": "urn:medsleep:OperationDefinition:ingest",
-                        "documentation": "POST an application/fhir+ndjson stream of "
-                        "Observations (or Bundles, one per line); answers the ingest counts.",
-                    }
-                ],
-            }
-        ],
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "object"}} for t in types},
+        }
     }
+
+
+ERROR_DOCS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {FHIR_JSON: {}}}
+    for code, text in (
+        (400, "Invalid request or resource (OperationOutcome)"),
+        (401, "No or invalid bearer token (OperationOutcome)"),
+        (403, "The token lacks the scope (OperationOutcome)"),
+        (413, "Body over the size limit (OperationOutcome)"),
+        (415, "Wrong Content-Type (OperationOutcome)"),
+    )
+}

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from fastapi import APIRouter, Request
 
 from medsleep.auth.tokens import Token
+from medsleep.fhir.outcome import issue, operation_outcome
 from medsleep.ingest.request import (
     EntryResult,
     TransactionRejectedError,
@@ -15,17 +17,27 @@ from medsleep.ingest.request import (
     ingest_transaction,
 )
 from medsleep.ingest.sources import read_document
+from medsleep.server.body import read_body, require_media_type
 from medsleep.server.context import Context
+from medsleep.server.deps import Ctx, WriteToken
 from medsleep.server.fhir_http import (
+    JSON_TYPES,
     FhirError,
     FhirResponse,
+    body_doc,
     entry_response,
-    issue,
-    operation_outcome,
     response_bundle,
 )
 
 WRITE_METHODS = ("POST", "PUT")
+router = APIRouter(tags=["fhir"])
+
+
+@router.post("/fhir", summary="A batch or transaction Bundle", openapi_extra=body_doc(*JSON_TYPES))
+async def bundle(request: Request, ctx: Ctx, token: WriteToken) -> FhirResponse:
+    require_media_type(request, JSON_TYPES)
+    body = await read_body(request, ctx.settings.max_body_bytes, ctx.settings.body_timeout_s)
+    return await post_bundle(ctx, body, token)
 
 
 def _entry_problem(entry: object) -> str | None:
@@ -92,7 +104,8 @@ async def post_bundle(ctx: Context, body: bytes, token: Token) -> FhirResponse:
                     actor=f"http:{token.name}",
                     options=settings.parse_options,
                     clock=ctx.clock,
-                )
+                ),
+                token.name,
             )
         except TransactionRejectedError as exc:
             raise _rejection([(_index(p), m) for p, m in exc.rejected]) from exc
@@ -107,7 +120,8 @@ async def post_bundle(ctx: Context, body: bytes, token: Token) -> FhirResponse:
                 chunk_size=max(1, len(records)),
                 clock=ctx.clock,
                 per_entry=True,
-            )
+            ),
+            token.name,
         )
     by_index: dict[int, EntryResult] = {_index(e.position): e for e in result.entries}
     answers: list[dict[str, Any]] = []

@@ -1,0 +1,248 @@
+"""Observations in the hot store, as the server reads them: search, read, and the versions
+an update or a delete builds on.
+
+A hot-store Observation is the ``resource_json`` its readings keep (one row per numeric part of
+the resource, all with the same JSON). Search matches readings and answers each matching
+resource once, oldest effective time first (or newest, for ``_sort=-date``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import Engine, and_, func, or_, select, text
+from sqlalchemy.sql.elements import ColumnElement
+
+from medsleep.server.fhir_http import keys_for_id
+from medsleep.server.search_params import ObservationSearch, Token
+from medsleep.store.tables import HOT_STATES, INGEST_BATCH, READING, RESOURCE_SEEN
+
+_reading = READING
+_seen = RESOURCE_SEEN
+_batch = INGEST_BATCH
+HOT = HOT_STATES
+
+
+@dataclass(frozen=True)
+class StoredObservation:
+    """One stored version of an Observation, with what the server adds when it answers it."""
+
+    resource_json: str
+    resource_key: str
+    version: str
+    patient: str
+    stored_ms: int  # when its ingest batch started: its lastUpdated if it names none
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    found: list[StoredObservation]
+    total: int
+    more: bool
+
+
+def _date_condition(prefix: str, start: int, end: int) -> ColumnElement[bool]:
+    t = _reading.c.effective_ms
+    conditions: dict[str, ColumnElement[bool]] = {
+        "eq": and_(t >= start, t < end),
+        "ne": or_(t < start, t >= end),
+        "gt": t >= end,
+        "sa": t >= end,
+        "ge": t >= start,
+        "lt": t < start,
+        "eb": t < start,
+        "le": t < end,
+    }
+    return conditions[prefix]
+
+
+def _codes(codes: tuple[Token, ...]) -> ColumnElement[bool]:
+    any_system = [code for system, code in codes if system is None]
+    with_system = [(system, code) for system, code in codes if system is not None]
+    return or_(
+        _reading.c.code.in_(any_system),
+        *(and_(_reading.c.code == c, _reading.c.code_system == s) for s, c in with_system),
+    )
+
+
+class _JsonMatch:
+    """Conditions on the stored JSON (category, identifier), one SQL dialect's way."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgres = dialect == "postgresql"
+        self.names = itertools.count()
+
+    def _param(self) -> str:
+        return f"j{next(self.names)}"
+
+    def category(self, system: str | None, code: str) -> ColumnElement[bool]:
+        coding = {"code": code} | ({"system": system} if system else {})
+        if self.postgres:
+            return self._contains({"category": [{"coding": [coding]}]})
+        return self._sqlite(
+            "json_each(reading.resource_json, '$.category') AS c, "
+            "json_each(c.value, '$.coding') AS k",
+            "k.value",
+            {"$.code": code} | ({"$.system": system} if system else {}),
+        )
+
+    def identifier(self, system: str | None, value: str) -> ColumnElement[bool]:
+        wanted = {"value": value} | ({"system": system} if system else {})
+        if self.postgres:
+            return self._contains({"identifier": [wanted]})
+        return self._sqlite(
+            "json_each(reading.resource_json, '$.identifier') AS i",
+            "i.value",
+            {"$.value": value} | ({"$.system": system} if system else {}),
+        )
+
+    def _contains(self, document: object) -> ColumnElement[bool]:
+        name = self._param()
+        clause = text(f"CAST(reading.resource_json AS jsonb) @> CAST(:{name} AS jsonb)")
+        return clause.bindparams(**{name: orjson.dumps(document).decode()})  # type: ignore[return-value]
+
+    def _sqlite(self, tables: str, item: str, paths: dict[str, str]) -> ColumnElement[bool]:
+        tests, binds = [], {}
+        for path, wanted in paths.items():
+            name = self._param()
+            tests.append(f"json_extract({item}, '{path}') = :{name}")
+            binds[name] = wanted
+        clause = text(f"EXISTS (SELECT 1 FROM {tables} WHERE {' AND '.join(tests)})")
+        return clause.bindparams(**binds)  # type: ignore[return-value]
+
+
+def _conditions(search: ObservationSearch, dialect: str) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [_reading.c.state.in_(HOT)]
+    if search.patients:
+        conditions.append(_reading.c.patient.in_(search.patients))
+    if search.codes:
+        conditions.append(_codes(search.codes))
+    conditions.extend(_date_condition(*date) for date in search.dates)
+    if search.ids:
+        keys = [key for rid in search.ids for key in keys_for_id(rid)]
+        conditions.append(_reading.c.resource_key.in_(keys))
+    if search.statuses:
+        conditions.append(_reading.c.status.in_(search.statuses))
+    json = _JsonMatch(dialect)
+    if search.categories:
+        conditions.append(or_(*(json.category(s, c) for s, c in search.categories)))
+    if search.identifiers:
+        conditions.append(or_(*(json.identifier(s, v) for s, v in search.identifiers)))
+    return conditions
+
+
+def _stored(conn: object, row_ids: list[int]) -> dict[int, StoredObservation]:
+    if not row_ids:
+        return {}
+    query = (
+        select(
+            _reading.c.id,
+            _reading.c.resource_json,
+            _reading.c.resource_key,
+            _reading.c.resource_version,
+            _reading.c.patient,
+            _batch.c.started_ms,
+        )
+        .select_from(_reading.outerjoin(_batch, _batch.c.id == _reading.c.batch_id))
+        .where(_reading.c.id.in_(row_ids))
+    )
+    return {
+        int(r.id): StoredObservation(
+            str(r.resource_json),
+            str(r.resource_key),
+            str(r.resource_version),
+            str(r.patient),
+            int(r.started_ms or 0),
+        )
+        for r in conn.execute(query)  # type: ignore[attr-defined]
+    }
+
+
+def search_observations(engine: Engine, search: ObservationSearch) -> SearchPage:
+    """The matching Observations on the page, the total number of matches, and whether
+    there is a next page."""
+    conditions = _conditions(search, engine.dialect.name)
+    total = select(func.count(func.distinct(_reading.c.resource_key))).where(*conditions)
+    first = func.min(_reading.c.effective_ms).label("first_ms")
+    order = (
+        (first.desc(), _reading.c.resource_key.desc())
+        if search.newest_first
+        else (
+            first,
+            _reading.c.resource_key,
+        )
+    )
+    page = (
+        select(_reading.c.resource_key, first, func.min(_reading.c.id).label("row_id"))
+        .where(*conditions)
+        .group_by(_reading.c.resource_key)
+        .order_by(*order)
+        .limit(search.count + 1)
+        .offset(search.offset)
+    )
+    with engine.connect() as conn:
+        matches = int(conn.execute(total).scalar_one())
+        rows = conn.execute(page).all() if search.count and not search.summary_count else []
+        ids = [int(row.row_id) for row in rows[: search.count]]
+        found = _stored(conn, ids)
+    return SearchPage([found[i] for i in ids if i in found], matches, len(rows) > search.count)
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    status: str  # found, gone (retracted or superseded), archived, missing
+    stored: StoredObservation | None = None
+
+
+def read_observation(engine: Engine, rid: str, version: str | None = None) -> ReadResult:
+    """The Observation ``rid`` (its active version, or ``version``) from the hot store."""
+    keys = keys_for_id(rid)
+    query = select(_reading.c.id, _reading.c.state).where(_reading.c.resource_key.in_(keys))
+    if version is not None:
+        query = query.where(_reading.c.resource_version == version)
+    with engine.connect() as conn:
+        rows = list(conn.execute(query.order_by(_reading.c.id.desc())).all())
+        if not rows:
+            seen = select(_seen.c.resource_key).where(_seen.c.resource_key.in_(keys))
+            if version is not None:
+                seen = seen.where(_seen.c.resource_version == version)
+            stored = conn.execute(seen.limit(1)).first() is not None
+            return ReadResult("archived" if stored else "missing")
+        hot = [row for row in rows if row.state in HOT]
+        if version is None and not hot:
+            return ReadResult("gone")
+        row_id = int((hot or rows)[0].id)
+        return ReadResult("found", _stored(conn, [row_id])[row_id])
+
+
+@dataclass(frozen=True)
+class Versions:
+    """What an update or delete of ``Observation/{id}`` builds on."""
+
+    seen: frozenset[str]  # every version ever stored (hot or archived)
+    current: str | None  # the active hot version, if there is one
+
+    def next_version(self) -> str:
+        """The next integer versionId: one above the highest integer one stored."""
+        numbers = [int(v) for v in self.seen if v.isdigit()]
+        candidate = max(numbers, default=0) + 1
+        while str(candidate) in self.seen:
+            candidate += 1
+        return str(candidate)
+
+
+def versions_of(engine: Engine, key: str) -> Versions:
+    with engine.connect() as conn:
+        seen = conn.execute(
+            select(_seen.c.resource_version).where(_seen.c.resource_key == key)
+        ).scalars()
+        versions = frozenset(str(v) for v in seen)
+        current = conn.execute(
+            select(_reading.c.resource_version)
+            .where(_reading.c.resource_key == key, _reading.c.state.in_(HOT))
+            .order_by(_reading.c.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    return Versions(versions, None if current is None else str(current))
