@@ -9,9 +9,10 @@ peers are ``medsleep.evaluate`` (see ``fixtures/real-labelled/README.md`` for th
   recall (real)  = labelled resources with a kept reading / labelled resources (event: any)
 Synthetic data adds event recall (labelled windows with a kept reading), reading recall
 (readings inside windows that are kept) and precision (kept readings inside an event or
-artifact window). Peers: hourly downsampling; NEWS2/critical rules alone (score >= 3; on
-synthetic data the k in 1..3 closest to medsleep's compression); a PI-style swinging door with
-its deviation bisected to medsleep's compression.
+artifact window). Peers: hourly downsampling; NEWS2/critical rules alone (keep score >= 3 on
+the real cases, whose labels are score-3 readings; on synthetic data the k in 1..3 closest to
+medsleep's compression); a PI-style swinging door with its deviation
+bisected to medsleep's compression.
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ def run_medsleep(
     return readings, kept, summaries, report
 
 
+def closest_rules(readings: pd.DataFrame, policy: Policy, target: float) -> PeerResult:
+    """The NEWS2/critical rules peer with the score k in 1..3 closest to ``target``x."""
+    by_k = [news2_rules(readings, policy, k) for k in (1, 2, 3)]
+    return min(
+        by_k,
+        key=lambda p: abs(compression(len(readings), int(p.kept.sum()), p.summaries) - target),
+    )
+
+
 def _real_case(name: str, policy: Policy, executor: str) -> list[dict[str, object]]:
     labels = Labels.from_json(json.loads((REAL / f"{name}.labels.json").read_text()))
     with tempfile.TemporaryDirectory(prefix=f"medsleep-quality-{name}-") as tmp:
@@ -96,7 +106,7 @@ def _real_case(name: str, policy: Policy, executor: str) -> list[dict[str, objec
     ]
     peers: list[PeerResult] = [
         hourly_downsample(readings),
-        news2_rules(readings, policy),
+        news2_rules(readings, policy, 3),
         swinging_door_matched(readings, ours.compression),
     ]
     for peer in peers:
@@ -183,13 +193,7 @@ def synthetic(policy: Policy, patients: int, days: float, seed: int, executor: s
     rows = [_window_score("medsleep", readings, kept, summaries, events, in_event, relevant)]
     target = float(rows[0]["compression"])  # type: ignore[arg-type]
     peers = [hourly_downsample(readings), swinging_door_matched(readings, target)]
-    by_k = [news2_rules(readings, policy, k) for k in (1, 2, 3)]
-    peers.append(
-        min(
-            by_k,
-            key=lambda p: abs(compression(len(readings), int(p.kept.sum()), p.summaries) - target),
-        )
-    )
+    peers.append(closest_rules(readings, policy, target))
     for peer in peers:
         label = f"{peer.name} ({peer.setting})" if peer.setting else peer.name
         rows.append(

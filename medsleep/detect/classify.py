@@ -17,7 +17,7 @@ from medsleep.detect.multivariate import judge_multivariate
 from medsleep.detect.reasons import Reasons, band_labels_of, reasons_frame
 from medsleep.detect.registry import FOLLOW_UP_RULES, SERIES_RULES
 from medsleep.detect.rules import NO_SCORE, IntArray
-from medsleep.policy import CodePolicy, Policy
+from medsleep.policy import Policy
 
 _ANCHOR_KINDS = frozenset(("rule", "detector"))  # get context around them
 
@@ -77,18 +77,15 @@ def classify_patient(frame: pd.DataFrame, policy: Policy) -> PatientDecisions:
     starts = np.concatenate(([0], bounds)).astype(np.int64)
     stops = np.concatenate((bounds, [n])).astype(np.int64)
     names = [str(uniques[code_ids[s]]) for s in starts]
-    judged = [policy.for_code(name) for name in names]
     series = [
-        Series(name, t[s:e], values[s:e], cp or CodePolicy(name, name, ""), policy.artifact_run_min)
-        for name, s, e, cp in zip(names, starts, stops, judged, strict=True)
+        Series(name, t[s:e], values[s:e], policy.rules_for(name), policy.artifact_run_min)
+        for name, s, e in zip(names, starts, stops, strict=True)
     ]
 
     band = np.full(n, NO_SCORE, dtype=np.int64)  # -2 artifact run, -1 none, k news2-k
     scores = np.full(n, NO_SCORE, dtype=np.int64)
     own: list[list[Finding]] = [[] for _ in series]
-    for i, (s, cp) in enumerate(zip(series, judged, strict=True)):
-        if cp is None:
-            continue
+    for i, s in enumerate(series):
         band[starts[i] : stops[i]] = s.band
         scores[starts[i] : stops[i]] = s.news2
         for rule in SERIES_RULES:

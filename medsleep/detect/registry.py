@@ -12,6 +12,7 @@ from medsleep.detect.contract import RetentionRule
 from medsleep.detect.critical import CriticalValues
 from medsleep.detect.news2 import News2Bands
 from medsleep.detect.plausibility import Plausibility
+from medsleep.detect.rhythm import BeatSpikes
 from medsleep.detect.statistical import Detector
 
 SERIES_RULES: tuple[RetentionRule, ...] = (
@@ -19,5 +20,6 @@ SERIES_RULES: tuple[RetentionRule, ...] = (
     News2Bands(),
     CriticalValues(),
     Detector(),
+    BeatSpikes(),
 )
 FOLLOW_UP_RULES: tuple[RetentionRule, ...] = (Context(),)

@@ -1,4 +1,9 @@
-"""Detector rule: the code's PyOD detector over its plausible readings, flags grown into runs."""
+"""Detector rule: the code's PyOD detector over its plausible readings, flags grown into runs.
+
+A code no catalogue knows gets the policy's ``[statistical]`` detector; its reasons are named
+``statistical:<model>`` (and ``statistical-segment:<model>``) so they say no clinical rule
+applied.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,13 @@ import numpy as np
 
 from medsleep.detect.contract import Finding, Series
 from medsleep.detect.detectors import detect_series
+from medsleep.detect.rhythm import is_beat_level
+from medsleep.detect.rules import run_lengths
 from medsleep.policy import Policy
+
+STATISTICAL_RULES = ("statistical", "statistical-segment")
+BEAT_EVENT_READINGS = 3
+"""At beat level, a detector flag counts when its run of deviating readings is this long."""
 
 
 class Detector:
@@ -16,6 +27,7 @@ class Detector:
         cp = series.rules
         if not cp.detector:
             return []
+        prefix, segment = ("detector", "segment") if cp.clinical else STATISTICAL_RULES
         ok_pos = np.flatnonzero(series.ok).astype(np.int64)
         flags = detect_series(
             series.values[ok_pos],
@@ -24,19 +36,31 @@ class Detector:
             cp.min_deviation_z,
             times=series.times[ok_pos],
         )
+        positions, scores = flags.positions, flags.scores
+        grown, grown_z = flags.segment, flags.segment_z
+        if is_beat_level(series.times[ok_pos]):
+            # Beat by beat, a lone flagged beat is rhythm (the rhythm rule's job) or sinus
+            # variability; an event is a run of deviating beats.
+            member = np.zeros(ok_pos.size, dtype=np.bool_)
+            member[np.concatenate((positions, flags.segment))] = True
+            runs = run_lengths(member)
+            in_run = runs[positions] >= BEAT_EVENT_READINGS
+            positions, scores = positions[in_run], scores[in_run]
+            in_run = runs[grown] >= BEAT_EVENT_READINGS
+            grown, grown_z = grown[in_run], grown_z[in_run]
         return [
             Finding(
-                ok_pos[flags.positions],
+                ok_pos[positions],
                 "detector",
-                f"detector:{cp.detector}",
-                flags.scores,
+                f"{prefix}:{cp.detector}",
+                scores,
                 flags.threshold,
             ),
             Finding(
-                ok_pos[flags.segment],
+                ok_pos[grown],
                 "detector",
-                f"segment:{cp.detector}",
-                flags.segment_z,
+                f"{segment}:{cp.detector}",
+                grown_z,
                 cp.min_deviation_z,
             ),
         ]

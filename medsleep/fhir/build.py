@@ -22,7 +22,7 @@ from functools import cache, lru_cache
 from typing import Any, Final, NamedTuple
 
 from medsleep.fhir.datatypes import CODE, ID
-from medsleep.fhir.units import CATALOGUE, LOINC, UCUM
+from medsleep.fhir.units import CATALOGUE, UCUM
 from medsleep.fhir.validation import model_error
 
 FHIR_VERSION: Final = "4.0.1"
@@ -229,10 +229,13 @@ def _series(code: str, unit: str) -> tuple[dict[str, Any], list[dict[str, Any]] 
         _code(unit, "unit")
     info = CATALOGUE.get(code)
     if info is None:
-        # Summaries record the code, not its system; catalogued codes are LOINC. For anything
+        # Summaries record the code, not its system; the catalogue knows it. For anything
         # else the system is left out rather than guessed.
         return {"coding": [{"code": code}], "text": code}, None
-    concept = {"coding": [{"system": LOINC, "code": code, "display": info.name}], "text": info.name}
+    concept = {
+        "coding": [{"system": info.system, "code": code, "display": info.name}],
+        "text": info.name,
+    }
     category = _CATEGORY_OF_KIND.get(info.kind)
     if category is None:
         return concept, None

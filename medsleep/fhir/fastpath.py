@@ -27,7 +27,7 @@ from medsleep.fhir.parse import (
     _NoPatient,
     _patient,
 )
-from medsleep.fhir.units import LOINC, UnitError, to_canonical
+from medsleep.fhir.units import LOINC, MDC, UnitError, to_canonical
 
 # Statuses whose readings are stored as they are; the rest are skipped by the general path.
 _PLAIN_STATUSES = frozenset(
@@ -239,7 +239,8 @@ def _pick_coding(concept: _Concept) -> tuple[str, str] | None:
             if coding.system == LOINC:
                 chosen = coding
                 break
-            if chosen is None:
+            # A device (MDC) code beats any other system; the first coding beats the rest.
+            if chosen is None or (coding.system == MDC and chosen.system != MDC):
                 chosen = coding
     if chosen is None:
         return None

@@ -23,7 +23,7 @@ from medsleep.fhir.datatypes import (
     check_id,
     parse_datetime_ms,
 )
-from medsleep.fhir.units import LOINC, UnitError, to_canonical
+from medsleep.fhir.units import LOINC, MDC, UnitError, to_canonical
 from medsleep.fhir.validation import model_error
 
 STATUSES = frozenset(
@@ -114,7 +114,8 @@ def _pick_coding(concept: object, part: int) -> tuple[str, str] | None:
         if coding.get("system") == LOINC:
             chosen = coding
             break
-        if chosen is None:
+        # A device (MDC) code beats any other system; the first coding beats the rest.
+        if chosen is None or (coding.get("system") == MDC and chosen.get("system") != MDC):
             chosen = coding
     if chosen is None:
         return None
