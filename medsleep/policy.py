@@ -98,6 +98,8 @@ class MultivariatePolicy:
 class Policy:
     hot_horizon_hours: float = 24
     bucket_minutes: int = 60
+    # A summary stands for at least this many readings; sparser normal readings stay raw.
+    min_summary_readings: int = 3
     context_minutes: float = 5
     # Context is at most this many readings each side of a kept one (and within context_minutes).
     context_readings: int = 1
@@ -285,6 +287,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         policy = Policy(
             hot_horizon_hours=float(cons.get("hot_horizon_hours", 24)),
             bucket_minutes=int(cons.get("bucket_minutes", 60)),
+            min_summary_readings=int(cons.get("min_summary_readings", 3)),
             context_minutes=float(cons.get("context_minutes", 5)),
             context_readings=int(cons.get("context_readings", 1)),
             episode_gap_minutes=float(cons.get("episode_gap_minutes", 15)),

@@ -109,7 +109,7 @@ def test_recent_runs_carry_status_duration_and_counts(store: Store) -> None:
 
 def test_reasons_breakdown_covers_every_retained_reading(store: Store) -> None:
     reasons = reasons_breakdown(store.engine)
-    assert set(reasons["kind"]) == {"rule", "detector", "context", "artifact"}
+    assert set(reasons["kind"]) == {"rule", "detector", "context", "artifact", "sparse"}
     assert reasons["readings"].is_monotonic_decreasing
     retained = store_overview(store.engine).readings_retained
     assert reasons["readings"].sum() >= retained
@@ -368,7 +368,7 @@ def test_news2_range_counts_the_score_carried_into_a_slot(engine: Engine, tmp_pa
 def test_retained_by_kind_counts_distinct_readings(store: Store) -> None:
     kinds = retained_by_kind(store.engine)
     retained = store_overview(store.engine).readings_retained
-    assert set(kinds) == {"rule", "detector", "context", "artifact"}
+    assert set(kinds) == {"rule", "detector", "context", "artifact", "sparse"}
     assert all(0 < n <= retained for n in kinds.values())
     per_rule = reasons_breakdown(store.engine).groupby("kind")["readings"].sum()
     assert all(kinds[k] <= per_rule[k] for k in kinds)  # a reading may have several rules

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from medsleep.detect.contract import Finding, Series
@@ -36,6 +37,10 @@ class PatientDecisions:
     reasons: pd.DataFrame
     band: pd.Series
     news2: pd.Series
+    series_clinical: int = 0
+    """Series judged by clinical rules (catalogue or policy) as well as statistics."""
+    series_statistical: int = 0
+    """Series of codes no catalogue or policy table knows: judged by statistics alone."""
     retained_ids: IntArray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -47,7 +52,8 @@ def classify_patient(frame: pd.DataFrame, policy: Policy) -> PatientDecisions:
     """Decide which of one patient's readings to retain, with reasons, and band the rest.
 
     ``frame`` has columns ``id`` (int64), ``code`` (str), ``t`` (int64 epoch ms), ``value``
-    (float64), ideally sorted by code then t (it is sorted here if not).
+    (float64), ideally sorted by code then t (it is sorted here if not); optionally the
+    source's own ``interpretation`` and ``reference_range`` (str, "" for none).
 
     >>> from medsleep.policy import load_policy
     >>> frame = pd.DataFrame({"id": [1, 2], "code": ["8867-4"] * 2,
@@ -72,13 +78,22 @@ def classify_patient(frame: pd.DataFrame, policy: Policy) -> PatientDecisions:
     values = frame["value"].to_numpy(dtype=np.float64)
     if order is not None:
         code_ids, t, ids, values = code_ids[order], t[order], ids[order], values[order]
+    judged = _source_judgement(frame, order)
 
     bounds = np.flatnonzero(np.diff(code_ids)) + 1
     starts = np.concatenate(([0], bounds)).astype(np.int64)
     stops = np.concatenate((bounds, [n])).astype(np.int64)
     names = [str(uniques[code_ids[s]]) for s in starts]
     series = [
-        Series(name, t[s:e], values[s:e], policy.rules_for(name), policy.artifact_run_min)
+        Series(
+            name,
+            t[s:e],
+            values[s:e],
+            policy.rules_for(name),
+            policy.artifact_run_min,
+            interpretation=None if judged is None else judged[0][s:e],
+            reference_range=None if judged is None else judged[1][s:e],
+        )
         for name, s, e in zip(names, starts, stops, strict=True)
     ]
 
@@ -113,10 +128,13 @@ def classify_patient(frame: pd.DataFrame, policy: Policy) -> PatientDecisions:
         inverse[order] = np.arange(n)
         band_labels = band_labels[inverse]
         news2 = news2[inverse]
+    clinical = sum(1 for s in series if s.rules.clinical)
     return PatientDecisions(
         table,
         pd.Series(band_labels, index=frame.index, dtype="str", name="band"),
         pd.Series(news2, index=frame.index, name="news2"),
+        series_clinical=clinical,
+        series_statistical=len(series) - clinical,
     )
 
 
@@ -132,6 +150,22 @@ def _sort_order(code_ids: IntArray, t: IntArray) -> IntArray | None:
     return np.lexsort((t, code_ids)).astype(np.int64)
 
 
+def _source_judgement(
+    frame: pd.DataFrame, order: IntArray | None
+) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.object_]] | None:
+    """The frame's ``interpretation`` and ``reference_range`` columns in sorted order, or None
+    when it has neither or every value is empty (the usual monitoring stream)."""
+    if "interpretation" not in frame.columns or "reference_range" not in frame.columns:
+        return None
+    interpretation = frame["interpretation"].to_numpy(dtype=object)
+    reference = frame["reference_range"].to_numpy(dtype=object)
+    if not (interpretation.astype(bool).any() or reference.astype(bool).any()):
+        return None
+    if order is not None:
+        interpretation, reference = interpretation[order], reference[order]
+    return interpretation, reference
+
+
 def _by_index(found: dict[int, list[Finding]], n: int) -> list[list[Finding]]:
     return [found.get(i, []) for i in range(n)]
 
@@ -142,7 +176,7 @@ def _with_kept(series: Series, findings: list[Finding]) -> Series:
     anchors = np.zeros(series.size, dtype=np.bool_)
     for finding in findings:
         kept[finding.positions] = True
-        if finding.kind in _ANCHOR_KINDS:
+        if finding.kind in _ANCHOR_KINDS and finding.anchor:
             anchors[finding.positions] = True
     return replace(series, anchors=anchors, kept=kept)
 

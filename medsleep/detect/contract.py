@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from medsleep.detect.rules import (
@@ -36,7 +37,8 @@ class Series:
     """One code's readings of one patient, time-ordered, with the code's policy.
 
     ``anchors`` and ``kept`` are filled in for follow-up rules (context) only: which readings
-    a rule or detector kept, and which are kept for any reason.
+    a rule or detector kept, and which are kept for any reason. ``interpretation`` and
+    ``reference_range`` are the source's own judgement, when the frame carries it.
     """
 
     code: str
@@ -46,6 +48,9 @@ class Series:
     artifact_run_min: int = 3
     anchors: BoolArray | None = None
     kept: BoolArray | None = None
+    # The source's own judgement per reading (see fhir.judgement), when the frame has it.
+    interpretation: npt.NDArray[np.object_] | None = None
+    reference_range: npt.NDArray[np.object_] | None = None
 
     @property
     def size(self) -> int:
@@ -100,6 +105,9 @@ class Finding:
     scores: FloatArray | float = float("nan")
     thresholds: FloatArray | float = float("nan")
     context_of: IntArray | None = None
+    # Whether these readings get context (rule and detector findings do, unless they are
+    # lone points: the neighbours of one deviating reading are just normal readings).
+    anchor: bool = True
 
 
 class RetentionRule(Protocol):

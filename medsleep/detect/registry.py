@@ -12,13 +12,17 @@ from medsleep.detect.contract import RetentionRule
 from medsleep.detect.critical import CriticalValues
 from medsleep.detect.news2 import News2Bands
 from medsleep.detect.plausibility import Plausibility
+from medsleep.detect.reference import ReferenceRange
 from medsleep.detect.rhythm import BeatSpikes
+from medsleep.detect.source import SourceJudgement
 from medsleep.detect.statistical import Detector
 
 SERIES_RULES: tuple[RetentionRule, ...] = (
     Plausibility(),
     News2Bands(),
     CriticalValues(),
+    ReferenceRange(),
+    SourceJudgement(),
     Detector(),
     BeatSpikes(),
 )

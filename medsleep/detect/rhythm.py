@@ -9,8 +9,9 @@ successive differences: scale-free, in readings, and the same gate the detectors
 trough right after such a peak is its compensatory pause and is left to context.
 
 Beat level means readings come at least every ``BEAT_LEVEL_SECONDS`` (median interval): per
-beat or per second. Slower series are judged by the other rules only; at one a minute a
-single out-and-back reading is better told apart by the plausibility and NEWS2 rules.
+beat or per second. Below beat level (one a minute) a single out-and-back reading may be noise
+or an artifact: it is kept, but without context; several within ``CLUSTER_READINGS`` readings
+of each other are an oscillation, an event, and get their context.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from medsleep.policy import Policy
 
 MAX_GAP_INTERVALS = 3.0
 """A gap longer than this many median intervals breaks the succession of readings."""
+
+CLUSTER_READINGS = 2
+"""Below beat level, spikes this close (in readings) to another are one event."""
 
 BEAT_LEVEL_SECONDS = 2.0
 """Median interval at or below which a series is read beat by beat (30 or more a minute)."""
@@ -81,14 +85,26 @@ class BeatSpikes:
     def judge(self, series: Series, policy: Policy) -> list[Finding]:
         cp = series.rules
         ok_pos = np.flatnonzero(series.ok).astype(np.int64)
-        if ok_pos.size < MIN_DETECTOR_READINGS:
+        # Statistical like the detectors: off where the policy turns a code's detector off.
+        if not cp.detector or ok_pos.size < MIN_DETECTOR_READINGS:
             return []
         v = series.values[ok_pos]
         z = spike_z(v)
         hit = (z >= cp.min_deviation_z) & _between_neighbours(ok_pos, series.times[ok_pos])
+        lone = np.zeros(hit.size, dtype=np.bool_)
+        if not is_beat_level(series.times[ok_pos]):
+            # Slower than beat by beat, one out-and-back reading is kept but gets no context;
+            # an oscillation (several close together) is an event and does.
+            near = np.convolve(hit.astype(np.int64), np.ones(2 * CLUSTER_READINGS + 1), "same")
+            lone = hit & (near < 2)
         peak = hit & (v > np.roll(v, 1))
         # The compensatory pause right after a premature beat belongs to it: context, not an
         # event of its own. Other troughs (a dropped or blocked beat) are.
         after_peak = np.concatenate(([False], peak[:-1]))
         hit &= peak | ~after_peak
-        return [Finding(ok_pos[hit], "detector", "rhythm-spike", z[hit], cp.min_deviation_z)]
+        gate = cp.min_deviation_z
+        event, point = hit & ~lone, hit & lone
+        return [
+            Finding(ok_pos[event], "detector", "rhythm-spike", z[event], gate),
+            Finding(ok_pos[point], "detector", "rhythm-spike", z[point], gate, anchor=False),
+        ]

@@ -16,8 +16,10 @@ from medsleep.detect.rules import run_lengths
 from medsleep.policy import Policy
 
 STATISTICAL_RULES = ("statistical", "statistical-segment")
+EVENT_READINGS = 2
+"""A detector flag counts when its run of deviating readings is at least this long."""
 BEAT_EVENT_READINGS = 3
-"""At beat level, a detector flag counts when its run of deviating readings is this long."""
+"""... and at beat level (a reading at least every 2 s) this long."""
 
 
 class Detector:
@@ -38,23 +40,32 @@ class Detector:
         )
         positions, scores = flags.positions, flags.scores
         grown, grown_z = flags.segment, flags.segment_z
-        if is_beat_level(series.times[ok_pos]):
-            # Beat by beat, a lone flagged beat is rhythm (the rhythm rule's job) or sinus
-            # variability; an event is a run of deviating beats.
+        lone = np.zeros(positions.size, dtype=np.bool_)
+        if positions.size:
+            # Events, not points. Beat by beat, a lone flagged beat is rhythm (the rhythm
+            # rule's job) or sinus variability: only runs count. Slower, a lone flag is kept
+            # but gets no context: its neighbours are normal readings, summarised anyway.
             member = np.zeros(ok_pos.size, dtype=np.bool_)
             member[np.concatenate((positions, flags.segment))] = True
             runs = run_lengths(member)
-            in_run = runs[positions] >= BEAT_EVENT_READINGS
-            positions, scores = positions[in_run], scores[in_run]
-            in_run = runs[grown] >= BEAT_EVENT_READINGS
-            grown, grown_z = grown[in_run], grown_z[in_run]
+            if is_beat_level(series.times[ok_pos]):
+                in_run = runs[positions] >= BEAT_EVENT_READINGS
+                positions, scores = positions[in_run], scores[in_run]
+                grown_in = runs[grown] >= BEAT_EVENT_READINGS
+                grown, grown_z = grown[grown_in], grown_z[grown_in]
+                lone = lone[in_run]
+            else:
+                lone = runs[positions] < EVENT_READINGS
+        rule = f"{prefix}:{cp.detector}"
         return [
+            Finding(ok_pos[positions[~lone]], "detector", rule, scores[~lone], flags.threshold),
             Finding(
-                ok_pos[positions],
+                ok_pos[positions[lone]],
                 "detector",
-                f"{prefix}:{cp.detector}",
-                scores,
+                rule,
+                scores[lone],
                 flags.threshold,
+                anchor=False,
             ),
             Finding(
                 ok_pos[grown],

@@ -23,6 +23,7 @@ from medsleep.fhir.datatypes import (
     check_id,
     parse_datetime_ms,
 )
+from medsleep.fhir.judgement import interpretation_codes, reference_range
 from medsleep.fhir.units import LOINC, MDC, UnitError, to_canonical
 from medsleep.fhir.validation import model_error
 
@@ -59,6 +60,8 @@ class ParsedReading(NamedTuple):
     orig_value: float
     orig_unit: str
     part: int
+    interpretation: str = ""  # the source's own judgement (see fhir.judgement)
+    reference_range: str = ""
 
 
 class ParseOutcome(NamedTuple):
@@ -299,9 +302,20 @@ def _parse(
             value, unit = to_canonical(code, orig_value, orig_unit)
         except UnitError as exc:
             raise ResourceRejected(f"{field or f'component[{part}]'}: {exc}") from exc
+        where = field or f"component[{part}]"
         readings.append(
             ParsedReading(
-                patient, system, code, effective, value, unit, orig_value, orig_unit, part
+                patient,
+                system,
+                code,
+                effective,
+                value,
+                unit,
+                orig_value,
+                orig_unit,
+                part,
+                interpretation_codes(holder, where),
+                reference_range(holder, where, code, orig_unit),
             )
         )
     if readings:
