@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
+from synth_extended import generate_extended
 
 from medsleep.consolidate.executors import parse_executor
 from medsleep.consolidate.job import ConsolidationReport, consolidate
@@ -215,9 +216,45 @@ def synthetic(policy: Policy, patients: int, days: float, seed: int, executor: s
         )
 
 
+def extended(policy: Policy, executor: str) -> None:
+    """The kinds of series the generator does not make (see ``synth_extended``)."""
+    with tempfile.TemporaryDirectory(prefix="medsleep-quality-ext-") as tmp:
+        work = Path(tmp)
+        path, events = generate_extended(work / "in")
+        readings, kept, summaries, report = run_medsleep([path], work, policy, executor)
+    in_event = _inside(readings, events)
+    print(
+        f"{len(readings):,} readings of the extended kinds, {len(events)} labelled windows; "
+        f"run {report.run_id} {report.status}; series judged clinically "
+        f"{report.series_clinical}, statistically only {report.series_statistical}; "
+        f"kept raw as too sparse {report.sparse}"
+    )
+    target = compression(len(readings), int(kept.sum()), summaries)
+    methods: list[tuple[str, np.ndarray, int]] = [("medsleep", kept, summaries)]
+    for peer in (
+        hourly_downsample(readings),
+        swinging_door_matched(readings, target),
+        closest_rules(readings, policy, target),
+    ):
+        label = f"{peer.name} ({peer.setting})" if peer.setting else peer.name
+        methods.append((label, peer.kept, peer.summaries))
+    kinds = sorted(events["event"].unique())
+    print(f"{'method':40} {'compression':>11} " + " ".join(f"{k:>12}" for k in kinds))
+    for label, kept_mask, n_summaries in methods:
+        by_kind = [
+            _window_score(
+                label, readings, kept_mask, n_summaries, events[events["event"] == k],
+                in_event, in_event,
+            )["event_recall"]
+            for k in kinds
+        ]  # fmt: skip
+        ratio = compression(len(readings), int(kept_mask.sum()), n_summaries)
+        print(f"{label:40} {ratio:10.1f}x " + " ".join(f"{r:12.3f}" for r in by_kind))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="real,synth", help="real, synth or both")
+    parser.add_argument("--cases", default="real,synth,extended", help="real, synth, extended")
     parser.add_argument("--patients", type=int, default=30)
     parser.add_argument("--days", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=11)
@@ -229,6 +266,8 @@ def main() -> None:
         real(policy, args.executor)
     if "synth" in cases:
         synthetic(policy, args.patients, args.days, args.seed, args.executor)
+    if "extended" in cases:
+        extended(policy, args.executor)
 
 
 if __name__ == "__main__":
