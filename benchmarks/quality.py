@@ -42,6 +42,7 @@ from medsleep.evaluate.scoring import compression
 from medsleep.ingest import ingest_paths
 from medsleep.policy import Policy, load_policy
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store
 from medsleep.store.models import Reading, Summary
 from medsleep.synth import generate
 from medsleep.timefmt import parse_iso_ms
@@ -69,9 +70,8 @@ def run_medsleep(
         rows = conn.execute(select(*cols, READING.c.value, READING.c.resource_key)).all()
     readings = pd.DataFrame(rows, columns=["id", "patient", "code", "t", "value", "resource_key"])
     report = consolidate(
-        url,
+        Store.open(url, work / "archive"),
         policy,
-        archive_root=work / "archive",
         until_ms=FAR_FUTURE,
         executor=parse_executor(executor),
     )

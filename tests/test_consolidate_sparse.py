@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 from medsleep.consolidate.job import consolidate
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
+from medsleep.store.handle import Store
 from medsleep.store.models import Retention, Summary
 from medsleep.timefmt import parse_iso_ms
 from tests.helpers import check_conservation, observation, readings, write_ndjson
@@ -50,7 +51,7 @@ def test_sparse_readings_stay_raw_instead_of_one_reading_summaries(
     tmp_path: Path, engine: Engine, db_url: str
 ) -> None:
     ingest_paths(engine, [str(_outpatient(tmp_path))])
-    report = consolidate(db_url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    report = consolidate(Store.open(db_url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert report.summaries == 0
     assert report.collapsed == 0
     assert report.retained == report.readings_in == 8
@@ -72,7 +73,7 @@ def test_dense_cells_are_summarised_and_a_lone_late_reading_stays_raw(
         for m in range(0, 60, 2)
     ]
     ingest_paths(engine, [str(write_ndjson(tmp_path / "a.ndjson", hour))])
-    first = consolidate(db_url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    first = consolidate(Store.open(db_url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert first.summaries == 1
     assert first.sparse == 0
     # Late data into the summarised cell re-collapses it exactly; alone in a new cell it stays raw.
@@ -81,7 +82,7 @@ def test_dense_cells_are_summarised_and_a_lone_late_reading_stays_raw(
         observation("hr-alone", value=71, when="2026-01-05T13:31:00Z"),
     ]
     ingest_paths(engine, [str(write_ndjson(tmp_path / "b.ndjson", late))])
-    second = consolidate(db_url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    second = consolidate(Store.open(db_url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert second.superseded_summaries == 1
     assert second.sparse == 1
     with engine.connect() as conn:
@@ -105,5 +106,5 @@ def test_an_uncatalogued_code_is_counted_as_judged_statistically(
         for m in range(60)
     ]
     ingest_paths(engine, [str(write_ndjson(tmp_path / "x.ndjson", minutes))])
-    report = consolidate(db_url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    report = consolidate(Store.open(db_url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert (report.series_clinical, report.series_statistical) == (0, 1)

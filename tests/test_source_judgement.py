@@ -16,6 +16,7 @@ from medsleep.fhir.parse import ResourceRejected, parse_observation
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
 from medsleep.store.engine import _alembic_config, open_store
+from medsleep.store.handle import Store
 from medsleep.store.tables import READING, RETENTION
 from medsleep.timefmt import parse_iso_ms
 from tests.helpers import observation, quarantined, readings, write_ndjson
@@ -89,7 +90,7 @@ def test_flagged_and_out_of_range_readings_are_retained_and_restored_exactly(
     assert stored["Observation/own-range"]["reference_range"] == "105.0.."
     assert stored["Observation/g0"]["interpretation"] == ""
 
-    consolidate(db_url, POLICY, archive_root=tmp_path / "arch", until_ms=UNTIL)
+    consolidate(Store.open(db_url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     with engine.connect() as conn:
         query = select(READING.c.resource_key, RETENTION.c.rule).join(
             RETENTION, RETENTION.c.reading_id == READING.c.id
@@ -99,7 +100,7 @@ def test_flagged_and_out_of_range_readings_are_retained_and_restored_exactly(
     assert rules["Observation/own-range"] == "source-reference"
 
     before = {r["id"]: r for r in stored.values()}
-    restore(engine, tmp_path / "arch", patient="p1", now_ms=UNTIL)
+    restore(Store(engine, tmp_path / "arch", clock=lambda: UNTIL), patient="p1")
     after = {r["id"]: r for r in readings(engine)}
     for rid, row in before.items():
         for column in ("value", "interpretation", "reference_range", "resource_json"):
