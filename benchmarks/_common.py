@@ -61,6 +61,44 @@ def make_input(out: Path, observations: int, seed: int = 1) -> Path:
     return target / "observations.ndjson"
 
 
+def make_per_second_input(out: Path, patients: int, hours: float, seed: int = 1) -> Path:
+    """``patients`` bedside monitors sending heart rate (MDC_ECG_HEART_RATE) and SpO2 once a
+    second for ``hours``: slow drift, beat-level noise, a tachycardia and a desaturation per
+    patient, and sensor-off zeros. About 7,200 readings per patient-hour."""
+    import numpy as np  # only this generator needs it
+
+    target = out / f"per-second-{patients}p-{hours:g}h-s{seed}" / "observations.ndjson"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n = int(hours * 3600)
+    start_s = 1_767_571_200  # 2026-01-05T00:00:00Z
+    codes = (("147842", "/min", 72.0, 1.0), ("150456", "%", 97.0, 0.4))
+    with target.open("w") as out_file:
+        for p in range(patients):
+            for code, unit, base, noise in codes:
+                drift = np.cumsum(rng.normal(0, 0.02, n))
+                values = base + drift - drift.mean() + rng.normal(0, noise, n)
+                at = int(rng.integers(600, n - 900))
+                values[at : at + 300] += 35 if code == "147842" else -9  # a 5-minute event
+                off = int(rng.integers(0, n - 60))
+                values[off : off + 30] = 0.0  # sensor off for 30 s
+                values = np.round(values, 0 if unit == "/min" else 1)
+                for s in range(n):
+                    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start_s + s))
+                    out_file.write(
+                        f'{{"resourceType":"Observation","id":"ps{p}-{code}-{s}",'
+                        f'"meta":{{"versionId":"1"}},"status":"final","code":{{"coding":'
+                        f'[{{"system":"urn:iso:std:iso:11073:10101","code":"{code}"}}]}},'
+                        f'"subject":{{"reference":"Patient/ps-{p:04d}"}},'
+                        f'"effectiveDateTime":"{when}","valueQuantity":{{"value":'
+                        f'{values[s]:g},"unit":"{unit}","system":"http://unitsofmeasure.org",'
+                        f'"code":"{unit}"}}}}\n'
+                    )
+    return target
+
+
 @dataclass
 class Child:
     """A child process whose result (JSON on its last stdout line) and memory we record."""

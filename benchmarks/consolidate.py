@@ -1,6 +1,10 @@
 """Consolidation speed: the nightly job against "downsample everything" in SQL, same run.
 
     .venv/bin/python benchmarks/consolidate.py [--patients 700] [--executor processes:2]
+    .venv/bin/python benchmarks/consolidate.py --per-second 30 --hours 24
+
+``--per-second N`` replaces the generator's one-a-minute ICU data by N bedside monitors sending
+heart rate and SpO2 (IEEE 11073 MDC codes) once a second for ``--hours``.
 
 Generates ``patients`` ICU patient-days (about 7,270 readings each; 700 give ~5.1M readings),
 ingests them into SQLite once, copies the database, then times on identical copies:
@@ -17,7 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import CONSOLIDATE_CHILD, INGEST_CHILD, copy_db, make_input, run_child
+from _common import (
+    CONSOLIDATE_CHILD,
+    INGEST_CHILD,
+    copy_db,
+    make_input,
+    make_per_second_input,
+    run_child,
+)
 
 BASELINE_SQL = """
 CREATE TABLE hourly AS SELECT patient, code, (effective_ms / 3600000) * 3600000 AS bucket,
@@ -34,11 +45,19 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=700)
     parser.add_argument("--executor", default="processes:2")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--per-second", type=int, default=0, help="monitors at 1 reading/s")
+    parser.add_argument("--hours", type=float, default=24)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="medsleep-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    source = make_input(work, args.patients * 5843, seed=3)
-    template = work / f"template-{args.patients}.db"
+    if args.per_second:
+        source = make_per_second_input(work, args.per_second, args.hours, seed=3)
+        template = work / f"template-ps{args.per_second}-{args.hours:g}h.db"
+        what = f"{args.per_second} monitors x {args.hours:g} h at 1/s"
+    else:
+        source = make_input(work, args.patients * 5843, seed=3)
+        template = work / f"template-{args.patients}.db"
+        what = f"{args.patients} patient-days"
     if not template.exists():
         ingested = run_child(INGEST_CHILD, str(source), f"sqlite:///{template}")
         print(
@@ -63,7 +82,7 @@ def main() -> None:
         conn.executescript(BASELINE_SQL)
     baseline = time.perf_counter() - started
 
-    print(f"readings: {readings:,} ({args.patients} patient-days), executor {args.executor}")
+    print(f"readings: {readings:,} ({what}), executor {args.executor}")
     print(
         f"medsleep consolidate: {seconds:7.1f} s = {readings / seconds * 60:12,.0f} readings/min,"
         f" peak RSS {child.peak_rss_mb:,.0f} MiB (all processes)"

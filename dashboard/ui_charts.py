@@ -28,12 +28,14 @@ KIND_COLOURS = {
     "detector": "#009E73",
     "artifact": "#CC79A7",
     "context": "#999999",
+    "sparse": "#56B4E9",  # too few to summarise: kept raw
 }
 KIND_SHAPES = {
     "rule": "diamond",
     "detector": "triangle-up",
     "artifact": "cross",
     "context": "circle",
+    "sparse": "square",
 }
 # The same y-axis width on every chart keeps the stacked charts' time axes aligned.
 Y_AXIS = {"minExtent": 45, "maxExtent": 45}

@@ -17,6 +17,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import Engine, select, update
 from streamlit.testing.v1 import AppTest
 
+from dashboard.ui_common import time_range
+from medsleep import read
 from medsleep.audit import iter_events
 from medsleep.auth.users import PAGES, ROLE_PAGES, add_user, load_users
 from medsleep.ingest import ingest_paths
@@ -211,13 +213,19 @@ def test_patient_page_draws_every_vital_with_units_and_says_why(dash: Engine) ->
     assert list(table.columns) == ["time", "vital", "value", "unit", "kind", "why", "run_id",
                                    "id", "utc"]  # fmt: skip
     with dash.connect() as conn:
-        kept = conn.execute(
-            select(Reading.__table__.c.id).where(  # type: ignore[attr-defined]
+        rows = conn.execute(
+            select(Reading.__table__.c.id, Reading.__table__.c.effective_ms).where(  # type: ignore[attr-defined]
                 Reading.__table__.c.patient == "icu-0002",  # type: ignore[attr-defined]
                 Reading.__table__.c.state == "retained",  # type: ignore[attr-defined]
             )
-        ).scalars()
-        assert sorted(table["id"]) == sorted(kept)
+        ).all()
+    # The page shows the default 24 h ending at the patient's newest data (a summary's bucket
+    # end at midnight); a reading kept raw as too sparse at the first minute lies just before.
+    span = read.patient_span(dash, "icu-0002")
+    assert span is not None
+    since, _ = time_range(span, "24 h")
+    kept = [i for i, t in rows if t >= since]
+    assert sorted(table["id"]) == sorted(kept)
     assert table["why"].str.len().gt(0).all()
     assert table["time"].str.endswith(("CET", "CEST")).all()
 

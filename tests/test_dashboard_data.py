@@ -69,4 +69,4 @@ def test_sample_retains_readings_for_every_kind_of_reason(sample_engine: Engine)
     table = Retention.__table__  # type: ignore[attr-defined]
     with sample_engine.connect() as conn:
         kinds = dict(conn.execute(select(table.c.kind, func.count()).group_by(table.c.kind)).all())
-    assert set(kinds) == {"rule", "detector", "context", "artifact"}
+    assert set(kinds) == {"rule", "detector", "context", "artifact", "sparse"}

@@ -109,7 +109,7 @@ def test_recent_runs_carry_status_duration_and_counts(store: Store) -> None:
 
 def test_reasons_breakdown_covers_every_retained_reading(store: Store) -> None:
     reasons = reasons_breakdown(store.engine)
-    assert set(reasons["kind"]) == {"rule", "detector", "context", "artifact"}
+    assert set(reasons["kind"]) == {"rule", "detector", "context", "artifact", "sparse"}
     assert reasons["readings"].is_monotonic_decreasing
     retained = store_overview(store.engine).readings_retained
     assert reasons["readings"].sum() >= retained
@@ -268,7 +268,7 @@ def test_news2_range_holds_the_true_aggregate(store: Store, patient: str) -> Non
     span = patient_span(store.engine, patient)
     assert span is not None
     view = patient_view(store.engine, POLICY, patient, span[0], span[1] + 1, UTC)
-    assert set(view.news2_parameters) == {"9279-1", "spo2", "8480-6", "8867-4", "8310-5"}
+    assert set(view.news2_parameters) == {"respiration", "spo2", "systolic", "pulse", "temperature"}
     assert len(view.news2) == 24
     for slot in view.news2.itertuples():
         first = max(int(np.searchsorted(times, slot.start_ms, side="right")) - 1, 0)
@@ -361,14 +361,14 @@ def test_news2_range_counts_the_score_carried_into_a_slot(engine: Engine, tmp_pa
     ingest_paths(engine, [str(write_ndjson(tmp_path / "hr.ndjson", resources))])
     since = parse_iso_ms("2026-01-05T10:00:00+00:00")
     view = patient_view(engine, POLICY, "p1", since, since + 2 * 3_600_000, UTC)
-    assert view.news2_parameters == ("8867-4",)
+    assert view.news2_parameters == ("pulse",)
     assert list(zip(view.news2["low"], view.news2["high"], strict=True)) == [(3, 3), (0, 3)]
 
 
 def test_retained_by_kind_counts_distinct_readings(store: Store) -> None:
     kinds = retained_by_kind(store.engine)
     retained = store_overview(store.engine).readings_retained
-    assert set(kinds) == {"rule", "detector", "context", "artifact"}
+    assert set(kinds) == {"rule", "detector", "context", "artifact", "sparse"}
     assert all(0 < n <= retained for n in kinds.values())
     per_rule = reasons_breakdown(store.engine).groupby("kind")["readings"].sum()
     assert all(kinds[k] <= per_rule[k] for k in kinds)  # a reading may have several rules

@@ -131,7 +131,7 @@ def test_implausible_readings_do_not_reach_the_detector(policy: Policy) -> None:
 
 
 def test_context_is_the_same_code_within_the_window(policy: Policy) -> None:
-    p = replace(rules_only(policy), context_minutes=3)
+    p = replace(rules_only(policy), context_minutes=3, context_readings=10)
     hr = series(HR, [75.0] * 20 + [140.0] + [75.0] * 20)  # critical at minute 20, id 21
     spo2 = series(SPO2, [97.0] * 41, first_id=101)
     decisions = classify_patient(pd.concat([hr, spo2], ignore_index=True), p)
@@ -143,7 +143,7 @@ def test_context_is_the_same_code_within_the_window(policy: Policy) -> None:
 
 
 def test_context_points_at_the_nearest_anchor_and_is_not_extended(policy: Policy) -> None:
-    p = replace(rules_only(policy), context_minutes=2)
+    p = replace(rules_only(policy), context_minutes=2, context_readings=2)
     values = [75.0] * 40
     values[10] = values[15] = 140.0  # ids 11 and 16
     decisions = classify_patient(series(HR, values), p)
@@ -153,6 +153,17 @@ def test_context_points_at_the_nearest_anchor_and_is_not_extended(policy: Policy
     assert context.loc[14, "context_of"] == 16
     # context of context would reach ids 7 or 20
     assert not {7, 8, 19, 20} & set(decisions.retained_ids.tolist())
+
+
+@pytest.mark.parametrize("every_minutes", [1 / 60, 0.77 / 60, 1.0])
+def test_context_is_a_few_readings_whatever_the_rate(policy: Policy, every_minutes: float) -> None:
+    # One a second, one per beat (~78/min) or one a minute: the same readings around the hit,
+    # never "everything within context_minutes" (120 neighbours at one a second).
+    p = replace(rules_only(policy), context_minutes=2, context_readings=2)
+    values = [75.0] * 300
+    values[150] = 140.0  # id 151
+    decisions = classify_patient(series(HR, values, every_minutes=every_minutes), p)
+    assert decisions.retained_ids.tolist() == [149, 150, 151, 152, 153]
 
 
 def test_zero_context_keeps_only_the_anchors(policy: Policy) -> None:
@@ -250,7 +261,7 @@ vital_values = st.one_of(
 @given(st.lists(vital_values, min_size=0, max_size=80), st.integers(min_value=0, max_value=4))
 @settings(deadline=None, max_examples=60)
 def test_invariants_hold_for_any_heart_rate_series(values: list[float], context: int) -> None:
-    policy = replace(load_policy(), context_minutes=context)
+    policy = replace(load_policy(), context_minutes=context, context_readings=context + 1)
     frame = series(HR, values)
     decisions = classify_patient(frame, policy)
     reasons = decisions.reasons

@@ -112,7 +112,8 @@ def test_labs_join_the_episode_they_fall_in(policy: Policy) -> None:
     (episode,) = group_episodes(frame, classify_patient(frame, policy), policy)
     assert episode.codes == tuple(sorted((HR, K)))
     assert episode.worst[K] == 7.1
-    assert set(episode.reasons) == {"news2-critical", "critical-lab"}
+    # 7.1 mmol/L is critical, and outside the reference range of a sparse (6-hourly) series
+    assert set(episode.reasons) == {"news2-critical", "critical-lab", "outside-reference"}
 
 
 def test_no_retained_readings_no_episodes(policy: Policy) -> None:

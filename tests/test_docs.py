@@ -42,8 +42,9 @@ def test_every_policy_setting_is_in_the_readme() -> None:
     keys += [
         f"multivariate.{key}" if key == "detector" else f".{key}" for key in policy["multivariate"]
     ]
-    per_code = {key for table in policy["codes"].values() for key in table}
-    keys += [f".{key}" for key in per_code]
+    per_parameter = {key for table in policy["parameters"].values() for key in table}
+    keys += [f".{key}" for key in per_parameter | set(policy["statistical"])]
+    keys += ["[parameters.", "[codes.", "[statistical]"]
     missing = [k for k in keys if k not in README]
     assert missing == []
 

@@ -51,7 +51,8 @@ else:
     by_kind = ui.retained_by_kind(s.db_url)
     labels = {"rule": "Rules", "detector": "Detectors", "context": "Context"}
     labels["artifact"] = "Artifacts"
-    for col, (kind, label) in zip(st.columns(4), labels.items(), strict=True):
+    labels["sparse"] = "Too sparse"
+    for col, (kind, label) in zip(st.columns(len(labels)), labels.items(), strict=True):
         col.metric(label, f"{by_kind.get(kind, 0):,}", help=f"retained readings kept for {kind}")
     height = 80 + 28 * len(reasons)
     st.vega_lite_chart(spec=ui_charts.reasons_chart(reasons), width="stretch", height=height)

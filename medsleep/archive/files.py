@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from medsleep.errors import ArchiveError
 from medsleep.files import TEMP_SUFFIX, fsync_dir, make_dirs, temp_file
+from medsleep.store.tables import READING_ADDED_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,16 @@ def read_archive_file(
         frame: pd.DataFrame = arrow_table.to_pandas()
     except (OSError, pa.ArrowException) as exc:
         raise ArchiveError(f"archive file {name} is unreadable: {exc}") from exc
+    return frame
+
+
+def read_archived_readings(root: Path, name: str, sha256: str | None) -> pd.DataFrame:
+    """An archive file of readings (checked against ``sha256``), with the reading columns
+    added since it was written filled in with the value its readings had then."""
+    frame = read_archive_file(root, name, sha256)
+    for column, default in READING_ADDED_COLUMNS.items():
+        if column not in frame.columns:
+            frame[column] = default
     return frame
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from medsleep.archive.files import read_archive_file
+from medsleep.archive.files import read_archived_readings
 from medsleep.errors import ArchiveError
 from medsleep.store.tables import ARCHIVE_FILE, READING_COLUMNS, SUMMARY, ArchiveState, SummaryState
 
@@ -78,7 +78,7 @@ def summarised_readings(conn: Connection, root: Path, summaries: Sequence[Any]) 
         sha, state = records[name]
         if state == ArchiveState.PURGED:
             raise ArchiveError(f"archive file {name} was purged under the retention policy")
-        frame = read_archive_file(root, name, sha)
+        frame = read_archived_readings(root, name, sha)
         mask = in_cells(frame, cells_by_file[name])
         parts.append(frame.loc[mask, list(ARCHIVE_COLUMNS)].assign(_file=name))
     rows = pd.concat(parts, ignore_index=True)

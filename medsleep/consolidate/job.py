@@ -47,6 +47,9 @@ class ConsolidationReport:
     superseded_summaries: int = 0
     archive_files: int = 0
     episodes: int = 0
+    sparse: int = 0
+    series_clinical: int = 0
+    series_statistical: int = 0
     until_ms: int = 0
     held_late: list[str] = field(default_factory=list)  # put on hold while the run went on
     failed: list[dict[str, str]] = field(default_factory=list)  # shards skipped, with reasons

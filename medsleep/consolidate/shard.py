@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from medsleep.archive.files import write_archive_file
 from medsleep.archive.holds import is_held
 from medsleep.archive.index import ARCHIVE_COLUMNS, active_cells_of
+from medsleep.consolidate.sparse import sparse_retention_rows, too_sparse
 from medsleep.consolidate.summarize import SUMMARY_COLUMNS, bucket_start_ms, collapse_normal_runs
 from medsleep.detect import classify_patient, group_episodes
 from medsleep.errors import MedsleepError
@@ -99,6 +100,9 @@ class ShardResult:
     archived: int = 0
     archive_files: int = 0
     episodes: int = 0
+    sparse: int = 0  # retained because too few to summarise (part of `retained`)
+    series_clinical: int = 0  # series judged by clinical rules (and statistics)
+    series_statistical: int = 0  # series of codes no catalogue knows: statistics only
     held: int = 0  # 1 when a hold placed during the run stopped this shard
 
 
@@ -147,6 +151,8 @@ def _classify_frame(raw: pd.DataFrame) -> pd.DataFrame:
             "code": raw["code"].to_numpy(dtype=object),
             "t": raw["effective_ms"].to_numpy(dtype=np.int64),
             "value": raw["value"].to_numpy(dtype=np.float64),
+            "interpretation": raw["interpretation"].to_numpy(dtype=object),
+            "reference_range": raw["reference_range"].to_numpy(dtype=object),
         }
     )
 
@@ -190,6 +196,14 @@ def _decide_and_write(
         _cells(collapse, task.policy.bucket_minutes),
     )
     conn.commit()  # end the read transaction; the write below is its own
+    sparse = too_sparse(collapse, late.readings, policy)
+    if sparse.any():
+        # Too few to summarise: they stay raw, retained with their own reason.
+        sparse_rows = collapse.loc[sparse]
+        collapse = collapse.loc[~sparse]
+        retained_ids = np.union1d(retained_ids, sparse_rows["id"].to_numpy(dtype=np.int64))
+    else:
+        sparse_rows = collapse.iloc[:0]
     # Late data re-collapses whole cells: the new readings and those already archived for them.
     combined = pd.concat(
         [collapse.assign(_new=True), late.readings.assign(_new=False)], ignore_index=True
@@ -240,7 +254,13 @@ def _decide_and_write(
             _SUMMARY_INSERT,
             _summary_rows(summaries, files_per_summary, task.run_id),
         )
-        insert_rows(conn, "retention", _RETENTION_INSERT, _retention_rows(decisions, task.run_id))
+        insert_rows(
+            conn,
+            "retention",
+            _RETENTION_INSERT,
+            _retention_rows(decisions, task.run_id)
+            + sparse_retention_rows(sparse_rows, policy, task.run_id),
+        )
         insert_rows(conn, "episode", _EPISODE_INSERT, _episode_rows(episodes, task))
         changed = update_ids(
             conn, "reading", retained_ids.tolist(), "state = 'retained'", "state = 'raw'"
@@ -261,6 +281,9 @@ def _decide_and_write(
         archived=archived,
         archive_files=1 if file_name else 0,
         episodes=len(episodes),
+        sparse=len(sparse_rows),
+        series_clinical=decisions.series_clinical,
+        series_statistical=decisions.series_statistical,
     )
 
 

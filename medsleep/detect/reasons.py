@@ -10,7 +10,7 @@ import pandas as pd
 
 from medsleep.detect.rules import FloatArray, IntArray
 
-KINDS = ("rule", "detector", "artifact", "context")
+KINDS = ("rule", "detector", "artifact", "context", "sparse")
 """Values of ``reasons.kind``."""
 
 ARTIFACT_BAND = "artifact"

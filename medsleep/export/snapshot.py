@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
-from medsleep.archive.files import read_archive_file
+from medsleep.archive.files import read_archived_readings
 from medsleep.archive.index import Cell, in_cells
 from medsleep.export.output import ExportError
 from medsleep.fhir.build import ArchiveFileFacts, AuditFacts, RunFacts, SummaryFacts
@@ -312,7 +312,7 @@ def iter_archived(
         if record.state == ArchiveState.PURGED:
             purged.append(name)
             continue
-        frame = read_archive_file(root, name, record.facts.sha256)
+        frame = read_archived_readings(root, name, record.facts.sha256)
         mask = in_cells(frame, cells.cells_by_file[name])
         times = frame["effective_ms"].astype(np.int64)
         if scope.since_ms is not None:

@@ -23,7 +23,7 @@ from typing import Any, Final, NamedTuple
 
 from medsleep.fhir.datatypes import CODE, ID
 from medsleep.fhir.outcome import issue, operation_outcome
-from medsleep.fhir.units import CATALOGUE, LOINC, UCUM
+from medsleep.fhir.units import CATALOGUE, UCUM
 from medsleep.fhir.validation import model_error
 
 NS: Final = "urn:medsleep"
@@ -231,11 +231,14 @@ def _series(
         _code(unit, "unit")
     info = CATALOGUE.get(code)
     if info is None:
-        # Summaries record the code, not its system; catalogued codes are LOINC, others take
-        # the system their readings came with (``system``), or none rather than a guess.
+        # Catalogued codes carry the catalogue's system; others the system their readings came
+        # with (``system``), or none rather than a guess.
         coding = {"system": _text(system, "system"), "code": code} if system else {"code": code}
         return {"coding": [coding], "text": code}, None
-    concept = {"coding": [{"system": LOINC, "code": code, "display": info.name}], "text": info.name}
+    concept = {
+        "coding": [{"system": info.system, "code": code, "display": info.name}],
+        "text": info.name,
+    }
     category = _CATEGORY_OF_KIND.get(info.kind)
     if category is None:
         return concept, None

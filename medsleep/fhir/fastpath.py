@@ -27,7 +27,7 @@ from medsleep.fhir.parse import (
     _NoPatient,
     _patient,
 )
-from medsleep.fhir.units import LOINC, UnitError, to_canonical
+from medsleep.fhir.units import LOINC, MDC, UnitError, to_canonical
 
 # Statuses whose readings are stored as they are; the rest are skipped by the general path.
 _PLAIN_STATUSES = frozenset(
@@ -65,6 +65,9 @@ class _Component(Struct, gc=False):
     code: _Concept
     valueQuantity: _Quantity | UnsetType = UNSET
     valueInteger: int | UnsetType = UNSET
+    # Seen only to decline: the source's own judgement is read by the general path.
+    interpretation: msgspec.Raw | UnsetType = UNSET
+    referenceRange: msgspec.Raw | UnsetType = UNSET
 
 
 class _Observation(Struct, gc=False):
@@ -78,6 +81,8 @@ class _Observation(Struct, gc=False):
     valueQuantity: _Quantity | UnsetType = UNSET
     valueInteger: int | UnsetType = UNSET
     component: list[_Component] | UnsetType = UNSET
+    interpretation: msgspec.Raw | UnsetType = UNSET
+    referenceRange: msgspec.Raw | UnsetType = UNSET
 
 
 _decode = msgspec.json.Decoder(_Observation).decode
@@ -121,6 +126,8 @@ def fast_parse(
     meta = obs.meta
     if meta is UNSET or meta.tag is not UNSET:
         return None  # no version to go by, or possibly one of medsleep's exported summaries
+    if obs.interpretation is not UNSET or obs.referenceRange is not UNSET:
+        return None  # the source judges the value itself: the general path stores how
     version = meta.versionId or meta.lastUpdated
     if not version or (not numbers_checked and numbers_may_overflow(raw)):
         return None
@@ -142,7 +149,9 @@ def fast_parse(
         if components is not UNSET:
             for index, component in enumerate(components):
                 value = _numeric(component.valueQuantity, component.valueInteger)
-                if value is None:
+                if value is None or component.interpretation is not UNSET:
+                    return None
+                if component.referenceRange is not UNSET:
                     return None
                 readings.append(_reading(shared, _pick_coding(component.code), value, index))
     except (_Declined, DatatypeError, ResourceRejected, _NoPatient, UnitError):
@@ -226,6 +235,8 @@ def _reading(
         version,
         part,
         status,
+        "",  # interpretation and reference range: shapes that carry them decline
+        "",
         text,
     )
 
@@ -239,7 +250,8 @@ def _pick_coding(concept: _Concept) -> tuple[str, str] | None:
             if coding.system == LOINC:
                 chosen = coding
                 break
-            if chosen is None:
+            # A device (MDC) code beats any other system; the first coding beats the rest.
+            if chosen is None or (coding.system == MDC and chosen.system != MDC):
                 chosen = coding
     if chosen is None:
         return None

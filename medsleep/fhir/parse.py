@@ -23,7 +23,8 @@ from medsleep.fhir.datatypes import (
     check_id,
     parse_datetime_ms,
 )
-from medsleep.fhir.units import LOINC, UnitError, to_canonical
+from medsleep.fhir.judgement import interpretation_codes, reference_range
+from medsleep.fhir.units import LOINC, MDC, UnitError, to_canonical
 from medsleep.fhir.validation import model_error
 
 STATUSES = frozenset(
@@ -59,6 +60,8 @@ class ParsedReading(NamedTuple):
     orig_value: float
     orig_unit: str
     part: int
+    interpretation: str = ""  # the source's own judgement (see fhir.judgement)
+    reference_range: str = ""
 
 
 class ParseOutcome(NamedTuple):
@@ -114,7 +117,8 @@ def _pick_coding(concept: object, part: int) -> tuple[str, str] | None:
         if coding.get("system") == LOINC:
             chosen = coding
             break
-        if chosen is None:
+        # A device (MDC) code beats any other system; the first coding beats the rest.
+        if chosen is None or (coding.get("system") == MDC and chosen.get("system") != MDC):
             chosen = coding
     if chosen is None:
         return None
@@ -298,9 +302,20 @@ def _parse(
             value, unit = to_canonical(code, orig_value, orig_unit)
         except UnitError as exc:
             raise ResourceRejected(f"{field or f'component[{part}]'}: {exc}") from exc
+        where = field or f"component[{part}]"
         readings.append(
             ParsedReading(
-                patient, system, code, effective, value, unit, orig_value, orig_unit, part
+                patient,
+                system,
+                code,
+                effective,
+                value,
+                unit,
+                orig_value,
+                orig_unit,
+                part,
+                interpretation_codes(holder, where),
+                reference_range(holder, where, code, orig_unit),
             )
         )
     if readings:

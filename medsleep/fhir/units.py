@@ -1,4 +1,4 @@
-"""The LOINC catalogue of series medsleep knows, and UCUM unit conversion to a canonical unit.
+"""The catalogue of series medsleep knows, and UCUM unit conversion to a canonical unit.
 
 Only conversions between units of the same kind are done (temperature, mass, length, pressure,
 concentration of one analyte); an unknown unit for a catalogued code is an error, never a guess.
@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-LOINC = "http://loinc.org"
+from medsleep.policy import LOINC, MDC, load_catalogue
+
 UCUM = "http://unitsofmeasure.org"
+__all__ = ["CATALOGUE", "LOINC", "MDC", "UCUM", "SeriesInfo", "UnitError", "to_canonical"]
 
 
 @dataclass(frozen=True)
@@ -19,33 +21,16 @@ class SeriesInfo:
     name: str
     unit: str  # canonical UCUM code
     kind: str  # "vital" or "lab" or "body"
+    system: str = LOINC
+    parameter: str = ""
 
 
-def _series(*rows: tuple[str, str, str, str]) -> dict[str, SeriesInfo]:
-    return {code: SeriesInfo(code, name, unit, kind) for code, name, unit, kind in rows}
-
-
-CATALOGUE: dict[str, SeriesInfo] = _series(
-    ("8867-4", "Heart rate", "/min", "vital"),
-    ("9279-1", "Respiratory rate", "/min", "vital"),
-    ("59408-5", "SpO2 (pulse oximetry)", "%", "vital"),
-    ("2708-6", "Oxygen saturation (arterial)", "%", "vital"),
-    ("8310-5", "Body temperature", "Cel", "vital"),
-    ("8480-6", "Systolic blood pressure", "mm[Hg]", "vital"),
-    ("8462-4", "Diastolic blood pressure", "mm[Hg]", "vital"),
-    ("8478-0", "Mean blood pressure", "mm[Hg]", "vital"),
-    ("29463-7", "Body weight", "kg", "body"),
-    ("8302-2", "Body height", "cm", "body"),
-    ("39156-5", "Body mass index", "kg/m2", "body"),
-    ("2823-3", "Potassium", "mmol/L", "lab"),
-    ("6298-4", "Potassium (blood)", "mmol/L", "lab"),
-    ("2951-2", "Sodium", "mmol/L", "lab"),
-    ("2947-0", "Sodium (blood)", "mmol/L", "lab"),
-    ("2345-7", "Glucose", "mg/dL", "lab"),
-    ("2339-0", "Glucose (blood)", "mg/dL", "lab"),
-    ("1994-3", "Calcium, ionized", "mmol/L", "lab"),
-    ("17861-6", "Calcium", "mg/dL", "lab"),
-)
+CATALOGUE: dict[str, SeriesInfo] = {
+    code: SeriesInfo(code, p.name, p.unit, p.kind, system, p.id)
+    for p in load_catalogue()
+    for system, code in p.codes
+}
+"""Every catalogued code (LOINC and IEEE 11073 MDC), from ``fhir/catalogue.toml``."""
 
 _Convert = Callable[[float], float]
 
@@ -76,6 +61,17 @@ _CONVERSIONS: dict[tuple[str, str], _Convert] = {
     ("mmol/L:calcium", "mg/dL"): _scale(4.008),
     ("mg/dL:calcium", "mmol/L"): _scale(1 / 4.008),
     ("kg/m^2", "kg/m2"): _IDENTITY,
+    ("mmol/L:magnesium", "mg/dL"): _scale(2.4305),
+    ("mmol/L:phosphate", "mg/dL"): _scale(3.0974),
+    ("umol/L:creatinine", "mg/dL"): _scale(1 / 88.42),
+    ("mmol/L:urea_nitrogen", "mg/dL"): _scale(2.8014),
+    ("mg/dL:lactate", "mmol/L"): _scale(1 / 9.008),
+    ("g/L", "g/dL"): _scale(0.1),
+    ("ng/L", "ng/mL"): _scale(0.001),
+    ("ug/L", "ng/mL"): _IDENTITY,
+    ("10*9/L", "10*3/uL"): _IDENTITY,
+    ("L/L", "%"): _scale(100.0),
+    ("mmol/mol:hba1c", "%"): lambda ifcc: 0.09148 * ifcc + 2.152,  # IFCC -> NGSP master equation
 }
 
 _ALIASES = {
@@ -94,9 +90,21 @@ _ALIASES = {
     "breaths/min": "/min",
     "min-1": "/min",
     "1/min": "/min",
+    "pH": "[pH]",
 }
 
-_ANALYTE = {"2345-7": "glucose", "2339-0": "glucose", "1994-3": "calcium", "17861-6": "calcium"}
+# Conversions that depend on the substance (molar mass), by catalogue parameter.
+_ANALYTE = {
+    "glucose": "glucose",
+    "calcium": "calcium",
+    "calcium_ionized": "calcium",
+    "magnesium": "magnesium",
+    "phosphate": "phosphate",
+    "creatinine": "creatinine",
+    "urea_nitrogen": "urea_nitrogen",
+    "lactate": "lactate",
+    "hba1c": "hba1c",
+}
 
 
 class UnitError(ValueError):
@@ -136,8 +144,9 @@ def to_canonical(code: str, value: float, unit: str) -> tuple[float, str]:
     if unit == info.unit or not unit:
         return value, info.unit
     convert = _CONVERSIONS.get((unit, info.unit))
-    if convert is None and code in _ANALYTE:
-        convert = _CONVERSIONS.get((f"{unit}:{_ANALYTE[code]}", info.unit))
+    analyte = _ANALYTE.get(info.parameter)
+    if convert is None and analyte is not None:
+        convert = _CONVERSIONS.get((f"{unit}:{analyte}", info.unit))
     if convert is None:
         raise UnitError(f"unit {unit!r} cannot be converted to {info.unit!r} for {code}")
     converted = convert(value)

@@ -100,7 +100,7 @@ def _parse_general(record: InputRecord, options: ParseOptions) -> Parsed:
         return Parsed(*where, None, b"", outcome.skipped, *identity)
     text = record.raw.decode()
     readings = tuple(
-        (*r[:8], key, version, r.part, status, text)  # READING_ROW
+        (*r[:8], key, version, r.part, status, r.interpretation, r.reference_range, text)
         for r in outcome.readings
     )
     return Parsed(*where, None, b"", None, *identity, readings)

@@ -59,6 +59,28 @@ def explain_reason(
     if row.rule == "critical-lab" and threshold is not None:
         side = "below" if value < threshold else "above"
         return f"rule critical-lab: {shown} {side} the critical limit {format_value(threshold)}"
+    if row.kind == "sparse" and score is not None and threshold is not None:
+        return (
+            f"sparse: {shown} kept raw, its bucket held {score:.0f} reading(s) and a summary "
+            f"stands for at least {threshold:.0f}"
+        )
+    if row.rule == "outside-reference" and threshold is not None:
+        side = "below" if value < threshold else "above"
+        return (
+            f"rule outside-reference: {shown} {side} the reference limit {format_value(threshold)}"
+        )
+    if row.rule.startswith("statistical"):
+        model = row.rule.split(":", 1)[-1]
+        return (
+            f"statistical {model}: no clinical rule applies to this code; it stands out from "
+            f"the patient's own baseline"
+            + (f" (score {score:.4g} vs {threshold:.4g})" if score and threshold else "")
+        )
+    if row.rule == "rhythm-spike" and score is not None and threshold is not None:
+        return (
+            f"detector rhythm-spike: {shown} stands out from both neighbouring readings by "
+            f"{score:.3g} robust SDs of the series' steps (needs {threshold:.3g})"
+        )
     if row.kind == "artifact":
         limit = (
             f" (plausible {cp.plausible[0]:g}–{cp.plausible[1]:g})" if cp and cp.plausible else ""

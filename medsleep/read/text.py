@@ -26,7 +26,7 @@ SHORT_NAMES = {
 DISPLAY_UNITS = {"mm[Hg]": "mmHg", "Cel": "°C", "[degF]": "°F", "1": ""}
 """UCUM codes as people write them; others are shown as they are."""
 
-KIND_ORDER = ("rule", "detector", "artifact", "context")
+KIND_ORDER = ("rule", "detector", "artifact", "context", "sparse")
 """Retention kinds, strongest first: a reading kept for several is shown as its strongest."""
 
 

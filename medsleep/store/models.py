@@ -27,6 +27,11 @@ class ReadingBase(SQLModel):
     resource_version: str
     part: int
     status: str
+    # The source's own judgement: its interpretation codes (space-separated, e.g. "H" or
+    # "HH A") and its reference range as "low..high" in the canonical unit (a side may be
+    # empty); "" when the resource gives none.
+    interpretation: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    reference_range: str = Field(default="", sa_column_kwargs={"server_default": ""})
     batch_id: int
     state: str = "raw"
 

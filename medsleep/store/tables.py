@@ -65,8 +65,13 @@ READING_ROW: Final = (
     "resource_version",
     "part",
     "status",
+    "interpretation",
+    "reference_range",
     "resource_json",
 )
+# Columns added after the first archive files were written, with the value a reading written
+# before them has (an old archive file lacks them; reading it fills them in).
+READING_ADDED_COLUMNS: Final = {"interpretation": "", "reference_range": ""}
 assert set(READING_ROW) == set(READING_COLUMNS) - {"id", "batch_id", "state"}
 
 

@@ -1,0 +1,120 @@
+"""The retention-rule contract: one series and its code policy in, findings (reasons) out.
+
+Like PyOD's ``BaseDetector`` for detectors, every rule has the same small shape: a ``name`` and
+``judge(series, policy) -> list[Finding]``. Rules never touch other series or shared arrays;
+``classify_patient`` runs the registered rules (``detect.registry``) and turns their findings
+into reason rows. Facts several rules need (which readings are plausible, their NEWS2
+sub-scores) are computed once, lazily, on the ``Series``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from medsleep.detect.rules import (
+    NO_SCORE,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    implausible_mask,
+    news2_scores,
+    run_lengths,
+)
+from medsleep.policy import CodePolicy, Policy
+
+ARTIFACT_RUN_BAND = -2
+"""Band number of a reading inside a sensor-off run (``reasons.band_labels_of``)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """One code's readings of one patient, time-ordered, with the code's policy.
+
+    ``anchors`` and ``kept`` are filled in for follow-up rules (context) only: which readings
+    a rule or detector kept, and which are kept for any reason. ``interpretation`` and
+    ``reference_range`` are the source's own judgement, when the frame carries it.
+    """
+
+    code: str
+    times: IntArray
+    values: FloatArray
+    rules: CodePolicy
+    artifact_run_min: int = 3
+    anchors: BoolArray | None = None
+    kept: BoolArray | None = None
+    # The source's own judgement per reading (see fhir.judgement), when the frame has it.
+    interpretation: npt.NDArray[np.object_] | None = None
+    reference_range: npt.NDArray[np.object_] | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.values.size)
+
+    @cached_property
+    def implausible(self) -> BoolArray:
+        return implausible_mask(self.values, self.rules.plausible)
+
+    @cached_property
+    def in_artifact_run(self) -> BoolArray:
+        """Implausible readings in a run long enough to be a sensor-off stretch."""
+        run = run_lengths(self.implausible) >= max(self.artifact_run_min, 1)
+        out: BoolArray = self.implausible & run
+        return out
+
+    @cached_property
+    def ok(self) -> BoolArray:
+        """Plausible readings: the only ones clinical rules and detectors look at."""
+        out: BoolArray = ~self.implausible
+        return out
+
+    @cached_property
+    def news2(self) -> IntArray:
+        """NEWS2 sub-score per reading, ``NO_SCORE`` without bands or when implausible."""
+        sub = news2_scores(self.values, self.rules.bands)
+        sub[self.implausible] = NO_SCORE
+        return sub
+
+    @cached_property
+    def band(self) -> IntArray:
+        """Summary band per reading: NEWS2 sub-score, ``ARTIFACT_RUN_BAND`` in a sensor-off run,
+        ``NO_SCORE`` without bands. An isolated artifact takes the band around it so it does
+        not split a summary."""
+        if self.rules.bands:
+            carried = pd.Series(np.where(self.ok, self.news2, np.nan)).ffill().bfill()
+            band: IntArray = np.asarray(carried.fillna(NO_SCORE), dtype=np.int64)
+        else:
+            band = np.full(self.size, NO_SCORE, dtype=np.int64)
+        band[self.in_artifact_run] = ARTIFACT_RUN_BAND
+        return band
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Readings one rule keeps, for one reason: positions into the series, their scores and
+    thresholds (one each, or one for all), and for context the position it is context of."""
+
+    positions: IntArray
+    kind: str
+    rule: str
+    scores: FloatArray | float = float("nan")
+    thresholds: FloatArray | float = float("nan")
+    context_of: IntArray | None = None
+    # Whether these readings get context (rule and detector findings do, unless they are
+    # lone points: the neighbours of one deviating reading are just normal readings).
+    anchor: bool = True
+
+
+class RetentionRule(Protocol):
+    """A retention rule: judges one series and says which readings to keep, and why."""
+
+    name: str
+
+    def judge(self, series: Series, policy: Policy) -> list[Finding]:
+        """Findings for ``series`` (empty when the rule does not apply to its code)."""
+        ...

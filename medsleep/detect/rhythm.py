@@ -1,0 +1,110 @@
+"""Rhythm rule: in a beat-level series, a reading that stands out from both its neighbours.
+
+A premature (ectopic) beat is shorter than the beats around it and is followed by a longer,
+compensatory one: in beat-to-beat heart rate, a reading above both neighbours (a peak) next
+to one below both (a trough); a dropped or blocked beat is a trough. Sinus rhythm changes
+gradually, so its successive differences are small and seldom of opposite sign. A reading is
+kept when it is a peak or trough by at least ``min_deviation_z`` robust SDs of the series' own
+successive differences: scale-free, in readings, and the same gate the detectors use. The
+trough right after such a peak is its compensatory pause and is left to context.
+
+Beat level means readings come at least every ``BEAT_LEVEL_SECONDS`` (median interval): per
+beat or per second. Below beat level (one a minute) a single out-and-back reading may be noise
+or an artifact: it is kept, but without context; several within ``CLUSTER_READINGS`` readings
+of each other are an oscillation, an event, and get their context.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medsleep.detect.contract import Finding, Series
+from medsleep.detect.detectors import MIN_DETECTOR_READINGS
+from medsleep.detect.rules import BoolArray, FloatArray, IntArray
+from medsleep.policy import Policy
+
+MAX_GAP_INTERVALS = 3.0
+"""A gap longer than this many median intervals breaks the succession of readings."""
+
+CLUSTER_READINGS = 2
+"""Below beat level, spikes this close (in readings) to another are one event."""
+
+BEAT_LEVEL_SECONDS = 2.0
+"""Median interval at or below which a series is read beat by beat (30 or more a minute)."""
+
+
+def is_beat_level(times: np.ndarray) -> bool:
+    """True when the median interval between readings is at most ``BEAT_LEVEL_SECONDS``."""
+    if times.size < 2:
+        return False
+    return float(np.median(np.diff(times))) <= BEAT_LEVEL_SECONDS * 1000
+
+
+def spike_z(values: FloatArray) -> FloatArray:
+    """How far each reading stands out from *both* neighbours, in robust SDs of the series'
+    successive differences (0 at the ends and where it lies between them).
+
+    >>> spike_z(np.array([70.0, 71.0, 70.0, 71.0, 95.0, 60.0, 70.0, 71.0])).round(1).tolist()
+    [0.0, 0.7, 0.7, 0.0, 16.2, 6.7, 0.0, 0.0]
+    """
+    z = np.zeros(values.size, dtype=np.float64)
+    if values.size < 3:
+        return z
+    d = np.diff(values)
+    # The typical size of a step (differences centre on 0 by nature): 1.4826 x median |d|,
+    # or the mean |d| when most steps are 0 (integer-valued monitors).
+    step = np.abs(d)
+    median = float(np.median(step))
+    scale = 1.4826 * median if median > 0 else 1.2533 * float(step.mean())
+    if scale <= 0:
+        return z
+    up = np.minimum(d[:-1], -d[1:])  # above both neighbours
+    down = np.minimum(-d[:-1], d[1:])  # below both neighbours
+    z[1:-1] = np.maximum(np.maximum(up, down), 0.0) / scale
+    return z
+
+
+def _between_neighbours(ok_pos: IntArray, times: IntArray) -> BoolArray:
+    """Readings whose plausible neighbours are their real neighbours: no implausible reading
+    and no gap longer than ``MAX_GAP_INTERVALS`` median intervals on either side. Across a
+    sensor-off run or a gap the readings are not successive, and their difference means
+    nothing (a monitor settling after it was reconnected is not a spike)."""
+    out = np.zeros(ok_pos.size, dtype=np.bool_)
+    if ok_pos.size < 3:
+        return out
+    gaps = np.diff(times)
+    limit = MAX_GAP_INTERVALS * max(float(np.median(gaps)), 1.0)
+    step_ok = (np.diff(ok_pos) == 1) & (gaps <= limit)
+    out[1:-1] = step_ok[:-1] & step_ok[1:]
+    return out
+
+
+class BeatSpikes:
+    name = "rhythm"
+
+    def judge(self, series: Series, policy: Policy) -> list[Finding]:
+        cp = series.rules
+        ok_pos = np.flatnonzero(series.ok).astype(np.int64)
+        # Statistical like the detectors: off where the policy turns a code's detector off.
+        if not cp.detector or ok_pos.size < MIN_DETECTOR_READINGS:
+            return []
+        v = series.values[ok_pos]
+        z = spike_z(v)
+        hit = (z >= cp.min_deviation_z) & _between_neighbours(ok_pos, series.times[ok_pos])
+        lone = np.zeros(hit.size, dtype=np.bool_)
+        if not is_beat_level(series.times[ok_pos]):
+            # Slower than beat by beat, one out-and-back reading is kept but gets no context;
+            # an oscillation (several close together) is an event and does.
+            near = np.convolve(hit.astype(np.int64), np.ones(2 * CLUSTER_READINGS + 1), "same")
+            lone = hit & (near < 2)
+        peak = hit & (v > np.roll(v, 1))
+        # The compensatory pause right after a premature beat belongs to it: context, not an
+        # event of its own. Other troughs (a dropped or blocked beat) are.
+        after_peak = np.concatenate(([False], peak[:-1]))
+        hit &= peak | ~after_peak
+        gate = cp.min_deviation_z
+        event, point = hit & ~lone, hit & lone
+        return [
+            Finding(ok_pos[event], "detector", "rhythm-spike", z[event], gate),
+            Finding(ok_pos[point], "detector", "rhythm-spike", z[point], gate, anchor=False),
+        ]

@@ -1,0 +1,90 @@
+"""The rhythm rule and rate-aware judging: beat-to-beat series, 1/s series, unknown codes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medsleep.detect import classify_patient
+from medsleep.detect.rhythm import is_beat_level, spike_z
+from medsleep.policy import load_policy
+
+POLICY = load_policy()
+
+
+def beats(hr: np.ndarray, code: str = "8867-4") -> pd.DataFrame:
+    """One reading per beat: each at the end of its RR interval (60/HR seconds)."""
+    t = np.cumsum(60_000 / hr).astype(np.int64)
+    return pd.DataFrame(
+        {"id": np.arange(1, hr.size + 1), "code": code, "t": t, "value": hr.round(2)}
+    )
+
+
+def sinus(n: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    drift = 72 + 4 * np.sin(np.arange(n) / 40)  # respiratory sinus arrhythmia, slow drift
+    return drift + rng.normal(0, 0.8, n)
+
+
+def test_a_premature_beat_is_kept_and_its_pause_is_its_context() -> None:
+    hr = sinus(600)
+    hr[300] = 95.0  # premature: short RR
+    hr[301] = 58.0  # compensatory pause
+    decisions = classify_patient(beats(hr), POLICY)
+    reasons = decisions.reasons.set_index("reading_id")
+    assert reasons.loc[301, "rule"] == "rhythm-spike"
+    assert reasons.loc[302, "kind"] == "context"
+    assert reasons.loc[302, "context_of"] == 301
+    # A few readings, not the ~80 beats of the surrounding minute.
+    assert decisions.retained_ids.tolist() == [300, 301, 302]
+
+
+def test_a_blocked_beat_is_kept() -> None:
+    hr = sinus(600)
+    hr[400] = 36.0  # a dropped beat: twice the RR
+    decisions = classify_patient(beats(hr), POLICY)
+    assert 401 in decisions.retained_ids
+
+
+@given(st.integers(min_value=0, max_value=10_000))
+@settings(deadline=None, max_examples=15)
+def test_plain_sinus_rhythm_keeps_almost_nothing(seed: int) -> None:
+    decisions = classify_patient(beats(sinus(900, seed)), POLICY)
+    assert decisions.retained_ids.size <= 9  # 1 %: compression stays far above 20x
+
+
+def test_beat_level_is_read_from_the_median_interval() -> None:
+    assert is_beat_level(np.arange(0, 60_000, 800))
+    assert is_beat_level(np.arange(0, 60_000, 1000))
+    assert not is_beat_level(np.arange(0, 3_600_000, 60_000))
+
+
+def test_spikes_are_scaled_by_the_series_own_successive_differences() -> None:
+    quiet = np.tile([70.0, 70.5], 10)
+    noisy = np.tile([70.0, 76.0], 10)
+    quiet[10] = noisy[10] = 76.0 + 5.5
+    assert spike_z(quiet)[10] > 4
+    assert spike_z(noisy)[10] < 4
+
+
+def test_an_uncatalogued_series_is_judged_by_statistics_alone() -> None:
+    # Before the catalogue fix nothing ever looked at a code outside it: recall 0.
+    rng = np.random.default_rng(5)
+    values = 120 + np.cumsum(rng.normal(0, 0.2, 400))
+    values[200:206] += np.array([15.0, -12.0, 14.0, -13.0, 16.0, -11.0])  # a zigzag event
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(1, 401),
+            "code": "local-arterial-line",
+            "t": np.arange(400, dtype=np.int64) * 60_000,
+            "value": values,
+        }
+    )
+    decisions = classify_patient(frame, POLICY)
+    kept = set(decisions.retained_ids.tolist())
+    assert kept & set(range(201, 207))
+    rules = set(decisions.reasons["rule"])
+    assert not rules & {"news2-critical", "news2-transition", "critical-lab"}
+    assert "detector:ECOD" not in rules  # a statistical reason says no clinical rule applied
