@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -435,3 +436,26 @@ def test_post_fhir_needs_a_batch_or_transaction_bundle(
     assert response.status_code == 400
     assert words in outcome_issues(response)[0]["diagnostics"]
     assert counts(svc.engine) == {"reading": 0, "quarantine": 0, "ingest_batch": 0}
+
+
+def test_a_keyed_server_appends_events_that_verify_with_the_key(tmp_path: Path) -> None:
+    """The audit key set at the edge keys the server's events like the CLI's (issue 12)."""
+    from medsleep.audit import verify_chain
+    from tests.http_service import service
+
+    key = b"k" * 32
+    url = f"sqlite:///{tmp_path / 'keyed.db'}"
+    with service(tmp_path, url, audit_key=key) as svc:
+        body = observation("keyed-1")
+        answer = httpx.post(
+            f"{svc.base}/fhir/Observation",
+            json=body,
+            headers={"Authorization": f"Bearer {svc.tokens['writer']}"},
+        )
+        assert answer.status_code == 201, answer.text
+        with svc.engine.connect() as conn:
+            keyed = verify_chain(conn, key=key)
+            wrong = verify_chain(conn, key=b"x" * 32)
+    assert keyed.ok, keyed
+    assert keyed.events >= 1
+    assert not wrong.ok

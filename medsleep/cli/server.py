@@ -24,6 +24,7 @@ from medsleep.cli.common import (
     DbOption,
     TokensOption,
     app,
+    audit_key,
     db_url,
     err,
     fail,
@@ -59,6 +60,7 @@ def _settings(config: dict[str, Any]) -> ServerSettings:
         body_timeout_s=float(config.get("body_timeout", 30.0)),
         export_dir=Path(config["export_dir"]) if config.get("export_dir") else None,
         archive_root=Path(config["archive"]) if config.get("archive") else None,
+        audit_key=audit_key(),
         parse_options=ParseOptions(
             strict=config["strict"], fhir_version=config["fhir_version"], default_tz=tz
         ),

@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from medsleep import __version__
+from medsleep.audit import keyed_engine
 from medsleep.auth.tokens import TokenRegistry
 from medsleep.server.context import Context, ServerSettings
 from medsleep.server.deps import json_only
@@ -52,7 +53,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        ctx.engine = await run_in_threadpool(open_store, settings.db_url)
+        engine = await run_in_threadpool(open_store, settings.db_url)
+        ctx.engine = keyed_engine(engine, settings.audit_key)
         ctx.limiter = anyio.CapacityLimiter(settings.max_concurrent_ingests)
         try:
             yield {HEADER_TIMEOUT_KEY: settings.header_timeout_s}  # for TimedH11Protocol

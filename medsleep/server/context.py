@@ -36,6 +36,9 @@ class ServerSettings:
     # (both needed, or $export answers 501).
     export_dir: Path | None = None
     archive_root: Path | None = None
+    # The audit chain's HMAC key (read at the edge, never stored): events this server appends
+    # are keyed like the CLI's, so `medsleep audit verify --key` checks them too.
+    audit_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
