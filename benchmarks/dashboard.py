@@ -127,13 +127,13 @@ def measure_page(url: str, repeat: int) -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from medsleep.auth.users import User
+    from medsleep.auth.users import SessionUser
 
     os.environ["MEDSLEEP_DB"] = url
     os.environ["MEDSLEEP_DASHBOARD_TZ"] = "Europe/Zurich"
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     at = AppTest.from_file(str(app), default_timeout=300)
-    at.session_state["user"] = User("benchmark", "admin")
+    at.session_state["user"] = SessionUser("benchmark", "admin")
     at.run()
     at.switch_page("app_pages/patient.py").run()
     print(f"{'page, range':>14}  {'median':>8}  {'max':>8}  (AppTest run of app_pages/patient.py)")

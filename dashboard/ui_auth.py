@@ -13,7 +13,7 @@ import ui_common as ui
 from sqlalchemy.exc import SQLAlchemyError
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from medsleep.auth.users import User, authenticate, load_users, record_login
+from medsleep.auth.users import SessionUser, authenticate, record_login
 from medsleep.errors import MedsleepError
 from medsleep.timefmt import wall_clock_ms
 
@@ -39,13 +39,6 @@ def _audit(name: str, ok: bool, method: str, reason: str = "") -> None:
         ui.fail(f"Cannot record the login in the audit log: {exc}")
 
 
-def _users() -> dict[str, User]:
-    try:
-        return load_users(ui.settings().users_file)
-    except MedsleepError as exc:
-        ui.fail(str(exc))
-
-
 def oidc_configured() -> bool:
     try:
         return "auth" in st.secrets
@@ -53,16 +46,22 @@ def oidc_configured() -> bool:
         return False
 
 
-def login_gate() -> User | None:
-    """The logged-in user, or None after drawing the login form (the caller shows nothing
-    else)."""
-    user: User | None = st.session_state.get("user")
+def login_gate() -> SessionUser | None:
+    """The logged-in user (re-checked against the users file on every run), or None after
+    drawing the login form (the caller shows nothing else)."""
+    user = ui.current_user()
     if user is not None:
         return user
-    return _oidc_login() if oidc_configured() else _password_login()
+    ended = st.session_state.pop("session_ended", None)
+    if ended is not None:
+        _audit(ended, False, "session", "user removed from the users file")
+        st.session_state["session_notice"] = f"{ended} no longer has access: log in again."
+    if oidc_configured():
+        return _oidc_login()
+    return _password_login()
 
 
-def _oidc_login() -> User | None:
+def _oidc_login() -> SessionUser | None:
     if not st.user.is_logged_in:
         st.title("medsleep")
         st.write("Log in with your hospital account to see the dashboard.")
@@ -71,7 +70,7 @@ def _oidc_login() -> User | None:
         st.button("Log in", type="primary", on_click=st.login)
         return None
     name = str(st.user.get("email") or st.user.get("name") or "")
-    user = _users().get(name)
+    user = ui.users().get(name)
     if user is None:
         st.title("medsleep")
         if not st.session_state.get("oidc_refused"):
@@ -81,13 +80,16 @@ def _oidc_login() -> User | None:
         st.button("Log out", on_click=st.logout)
         return None
     _audit(name, True, "oidc")
-    st.session_state["user"] = user
-    return user
+    session = SessionUser.of(user)
+    st.session_state["user"] = session
+    return session
 
 
-def _password_login() -> User | None:
+def _password_login() -> SessionUser | None:
     st.title("medsleep")
-    users = _users()
+    if notice := st.session_state.get("session_notice"):
+        st.warning(notice)
+    users = ui.users()
     if not users:
         st.warning(
             f"No users yet in {ui.settings().users_file} — add one with "
@@ -111,13 +113,15 @@ def _password_login() -> User | None:
         return None
     _failures().pop(name, None)
     _audit(name, True, "password")
-    st.session_state["user"] = user
+    st.session_state.pop("session_notice", None)
+    st.session_state["user"] = SessionUser.of(user)  # never the password hash
     st.rerun()
 
 
 def logout() -> None:
     st.session_state.pop("user", None)
     st.session_state.pop("oidc_refused", None)
+    st.session_state.pop("session_notice", None)
     st.session_state.pop("export_report", None)  # the next user must not see it
     if oidc_configured() and st.user.is_logged_in:
         st.logout()

@@ -25,7 +25,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from medsleep import read
-from medsleep.auth.users import User
+from medsleep.auth.users import SessionUser, User, load_users, recheck_session
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy, load_policy
 from medsleep.read.text import local_time, utc_text
@@ -114,9 +114,34 @@ def audit_table(events: Any) -> Any:
     return table[["seq", "at", "actor", "action", "details", "hash"]]
 
 
-def require(page: str) -> User:
+def users() -> dict[str, User]:
+    try:
+        return load_users(settings().users_file)
+    except MedsleepError as exc:
+        fail(str(exc))
+
+
+def current_user() -> SessionUser | None:
+    """The session's user, checked against the users file on every run: a removed user's
+    session ends here, a changed role applies at once. The session keeps name and role only."""
+    session = st.session_state.get("user")
+    if not isinstance(session, SessionUser):
+        st.session_state.pop("user", None)
+        return None
+    fresh = recheck_session(users(), session)
+    if fresh is None:
+        for key in ("user", "export_report"):
+            st.session_state.pop(key, None)
+        st.session_state["session_ended"] = session.name
+        return None
+    if fresh != session:
+        st.session_state["user"] = fresh
+    return fresh
+
+
+def require(page: str) -> SessionUser:
     """The logged-in user, when their role has ``page``; otherwise stop the page here."""
-    user: User | None = st.session_state.get("user")
+    user = current_user()
     if user is None:
         fail("Log in first.")
     if page not in user.pages:

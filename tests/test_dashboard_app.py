@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.ui_common import time_range
 from medsleep import read
 from medsleep.audit import iter_events
-from medsleep.auth.users import PAGES, ROLE_PAGES, add_user, load_users
+from medsleep.auth.users import PAGES, ROLE_PAGES, SessionUser, add_user, load_users
 from medsleep.ingest import ingest_paths
 from medsleep.store.engine import open_store
 from medsleep.store.models import AuditEvent, Reading
@@ -82,7 +82,8 @@ def app(user: str | None = None) -> AppTest:
     """The app, logged in as ``user`` (set in session state, as the login form does)."""
     at = AppTest.from_file(str(APP), default_timeout=60)
     if user is not None:
-        at.session_state["user"] = load_users(Path(os.environ["MEDSLEEP_USERS"]))[user]
+        users = load_users(Path(os.environ["MEDSLEEP_USERS"]))
+        at.session_state["user"] = SessionUser.of(users[user])
     return at.run()
 
 
@@ -170,7 +171,7 @@ def test_each_role_sees_only_its_pages(dash: Engine, user: str) -> None:
 
 def test_a_page_run_directly_still_checks_the_role(dash: Engine) -> None:
     at = AppTest.from_file(str(APP.parent / "app_pages" / "runs.py"), default_timeout=60)
-    at.session_state["user"] = load_users(Path(os.environ["MEDSLEEP_USERS"]))["ana"]
+    at.session_state["user"] = SessionUser.of(load_users(Path(os.environ["MEDSLEEP_USERS"]))["ana"])
     at.run()
     assert [e.value for e in at.error] == ["The clinician role does not include this page."]
     assert no_data_shown(at)
@@ -376,7 +377,7 @@ def test_oidc_user_without_a_role_is_refused_and_audited(dash: Engine) -> None:
 
 def test_a_patient_can_be_linked_to_by_id(dash: Engine) -> None:
     at = AppTest.from_file(str(APP), default_timeout=60)
-    at.session_state["user"] = load_users(Path(os.environ["MEDSLEEP_USERS"]))["ana"]
+    at.session_state["user"] = SessionUser.of(load_users(Path(os.environ["MEDSLEEP_USERS"]))["ana"])
     at.run()
     at.query_params["patient"] = "icu-0003"
     at.switch_page(PAGE_FILES["patient"]).run()

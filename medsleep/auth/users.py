@@ -73,6 +73,29 @@ class User:
         return ROLE_PAGES[self.role]
 
 
+@dataclass(frozen=True)
+class SessionUser:
+    """What a dashboard session keeps about its user: name and role, never the hash."""
+
+    name: str
+    role: str
+
+    @property
+    def pages(self) -> tuple[str, ...]:
+        return ROLE_PAGES[self.role]
+
+    @classmethod
+    def of(cls, user: User) -> SessionUser:
+        return cls(user.name, user.role)
+
+
+def recheck_session(users: dict[str, User], session: SessionUser) -> SessionUser | None:
+    """The session's user as the users file says now: None once they were removed; their
+    current role when it was changed (a demotion takes effect on the next page run)."""
+    user = users.get(session.name)
+    return None if user is None else SessionUser.of(user)
+
+
 def load_users(path: Path) -> dict[str, User]:
     """The users in ``path`` by name; an empty dict when the file does not exist."""
     try:
