@@ -11,12 +11,14 @@ them from its options); the library only receives them as arguments:
   ``medsleep-archive``, as the CLI's ``--archive``)
 - ``MEDSLEEP_EXPORT_DIR``: where the Compliance page writes exports, one new folder each
   (default ``medsleep-exports``)
+- ``MEDSLEEP_NIGHT``: the morning digest's night window, local time (default ``22:00-07:00``)
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,6 +49,17 @@ class Settings:
     tz_name: str
     archive_root: Path
     export_dir: Path
+    night: tuple[time, time]
+
+
+def _night(text: str | None) -> tuple[time, time]:
+    if not text:
+        return read.NIGHT
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        fail(f"MEDSLEEP_NIGHT must look like 22:00-07:00, got {text!r}.")
+    return start, end
 
 
 def settings() -> Settings:
@@ -62,6 +75,7 @@ def settings() -> Settings:
         tz_name=tz_name,
         archive_root=Path(os.environ.get("MEDSLEEP_ARCHIVE") or DEFAULT_ARCHIVE),
         export_dir=Path(os.environ.get("MEDSLEEP_EXPORT_DIR") or DEFAULT_EXPORT_DIR),
+        night=_night(os.environ.get("MEDSLEEP_NIGHT")),
     )
 
 
@@ -198,15 +212,17 @@ def audit(url: str, prefix: str = "", limit: int = 200) -> Any:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def digest(
-    url: str, policy_path: str | None, tz_name: str, run_id: int | None, hours: float
-) -> Any:
-    return read.morning_digest(_engine(url), _policy(policy_path), ZoneInfo(tz_name), run_id, hours)
+def newest(url: str) -> int | None:
+    return read.newest_data_ms(_engine(url))
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def digest_runs(url: str) -> list[int]:
-    return read.digest_run_ids(_engine(url))
+@st.cache_data(ttl=TTL, show_spinner="Scoring the night…")
+def night_digest(
+    url: str, policy_path: str | None, tz_name: str, since_ms: int, until_ms: int, live: bool
+) -> read.NightDigest:
+    return read.night_digest(
+        _engine(url), _policy(policy_path), ZoneInfo(tz_name), since_ms, until_ms, in_progress=live
+    )
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

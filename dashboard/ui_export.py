@@ -14,7 +14,7 @@ import streamlit as st
 import ui_common as ui
 from sqlalchemy.exc import SQLAlchemyError
 
-from medsleep.auth.users import User
+from medsleep.auth.users import SessionUser
 from medsleep.errors import MedsleepError
 from medsleep.export.job import ExportReport, ExportRequest, export
 from medsleep.store.handle import Store
@@ -61,7 +61,7 @@ def _message(exc: Exception) -> str:
 
 
 def run(
-    user: User,
+    user: SessionUser,
     fmt: str,
     patient: str | None,
     first: date | None,

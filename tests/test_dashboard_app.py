@@ -177,19 +177,6 @@ def test_a_page_run_directly_still_checks_the_role(dash: Engine) -> None:
     assert no_data_shown(at)
 
 
-def test_digest_ranks_patients_and_opens_one_in_a_click(dash: Engine) -> None:
-    at = app("ana")
-    ranked = [h.value for h in at.subheader]
-    assert sorted(h.split(". ", 1)[1] for h in ranked) == PATIENTS
-    assert ranked[0].startswith("1. ")
-    top = ranked[0].split(". ", 1)[1]
-    assert "NEWS2" in at.markdown[0].value
-    at.button(key=f"open-{top}").click().run()
-    assert not at.exception
-    assert titles(at) == ["Patient"]
-    assert at.selectbox(key="pick").value == top
-
-
 def test_patient_page_draws_every_vital_with_units_and_says_why(dash: Engine) -> None:
     at = app("ana")
     at.switch_page(PAGE_FILES["patient"]).run()
@@ -314,18 +301,19 @@ def test_an_empty_store_says_what_to_run(
     assert at.success[0].value.startswith("Nothing quarantined")
 
 
-def test_a_store_with_readings_but_no_run_says_to_consolidate(
+def test_a_store_with_readings_but_no_run_is_scored_provisionally(
     tmp_path: Path, users_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'raw.db'}"
     engine = open_store(url)
     path = tmp_path / "one.ndjson"
-    path.write_text(json.dumps(observation("one")) + "\n")
+    path.write_text(json.dumps(observation("one", when="2026-01-05T02:00:00Z")) + "\n")
     ingest_paths(engine, [str(path)])
     engine.dispose()
     _settings(monkeypatch, url, users_template)
     at = app("ana")
-    assert at.info[0].value.startswith("No consolidation runs yet")
+    assert not at.exception  # the digest scores what is not consolidated yet, and says so
+    assert list(at.dataframe[0].value["status"]) == ["provisional: not consolidated yet"]
     at.switch_page(PAGE_FILES["patient"]).run()
     assert at.selectbox(key="pick").value == "p1"
     assert len(at.get("vega_lite_chart")) == 1  # raw readings only: one vital, no NEWS2 range

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from medsleep.detect.episodes import news2_steps
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
 from medsleep.read.audit import audit_chain_status, recent_audit
-from medsleep.read.digest import digest_run_ids, morning_digest
 from medsleep.read.overview import (
     compression_by_day,
     reasons_breakdown,
@@ -142,35 +140,7 @@ def test_audit_chain_of_the_sample_verifies(store: Store) -> None:
     assert list(latest["seq"]) == [status.events]
 
 
-def test_morning_digest_ranks_patients_by_peak_news2(store: Store) -> None:
-    digest = morning_digest(store.engine, POLICY, UTC)
-    assert digest.run_id == 1
-    assert [p.peak_news2 for p in digest.patients] == sorted(
-        (p.peak_news2 for p in digest.patients), reverse=True
-    )
-    assert sorted(p.patient for p in digest.patients) == PATIENTS
-    total = _scalar(store.engine, select(func.count()).select_from(EPISODE))
-    assert sum(len(p.episodes) for p in digest.patients) == total  # the sample is one night
-    line = re.compile(r"^\d\d:\d\d–\d\d:\d\d .+, NEWS2 \d+$")
-    assert all(line.match(text) for p in digest.patients for text in p.episodes)
-    with store.engine.connect() as conn:
-        peaks = dict(
-            conn.execute(
-                select(EPISODE.c.patient, func.max(EPISODE.c.peak_news2)).group_by(
-                    EPISODE.c.patient
-                )
-            ).all()
-        )
-    assert {p.patient: p.peak_news2 for p in digest.patients} == peaks
-    short = morning_digest(store.engine, POLICY, UTC, hours=2)
-    assert sum(len(p.episodes) for p in short.patients) < total
-    assert short.until_ms is not None
-    assert short.since_ms == short.until_ms - 2 * 3_600_000
-
-
-def test_morning_digest_of_an_empty_store_has_no_run(sqlite_engine: Engine) -> None:
-    digest = morning_digest(sqlite_engine, POLICY, UTC)
-    assert (digest.run_id, digest.patients) == (None, ())
+def test_an_empty_store_overview_is_empty(sqlite_engine: Engine) -> None:
     assert store_overview(sqlite_engine).empty
 
 
@@ -343,12 +313,6 @@ def test_quarantine_entries_say_where_and_why(engine: Engine, tmp_path: Path) ->
     assert "{not json" in entry["raw"]
     assert quarantine_entries(engine, search="BAD.NDJSON")[1]["id"].tolist() == [entry["id"]]
     assert quarantine_entries(engine, search="elsewhere")[1].empty
-
-
-def test_digest_of_an_unknown_run_is_empty(store: Store) -> None:
-    assert digest_run_ids(store.engine) == [1]
-    digest = morning_digest(store.engine, POLICY, UTC, run_id=2)
-    assert (digest.run_id, digest.patients) == (None, ())
 
 
 def test_news2_range_counts_the_score_carried_into_a_slot(engine: Engine, tmp_path: Path) -> None:

@@ -2,11 +2,20 @@
 overview, digest, patient views and the plain-words text of every reason.
 
 Queries return plain values (dicts, frozen dataclasses, small frames, epoch-ms times); the front
-ends only lay them out. ``from medsleep import read`` then ``read.morning_digest(...)``.
+ends only lay them out. ``from medsleep import read`` then ``read.night_digest(...)``.
 """
 
 from medsleep.read.audit import AUDIT_COLUMNS, audit_chain_status, recent_audit
-from medsleep.read.digest import DigestPatient, MorningDigest, digest_run_ids, morning_digest
+from medsleep.read.digest import (
+    NIGHT,
+    DigestEpisode,
+    DigestRow,
+    NightDigest,
+    newest_data_ms,
+    night_digest,
+    night_ending,
+    night_window,
+)
 from medsleep.read.explain import describe_reason, explain_reason
 from medsleep.read.overview import (
     StoreOverview,
@@ -25,6 +34,12 @@ from medsleep.read.readings import (
     iter_summaries,
     reasons_for,
 )
+from medsleep.read.reviews import (
+    ReviewError,
+    ReviewMark,
+    add_review,
+    record_patient_view,
+)
 from medsleep.read.runs import RUN_COLUMNS, RunDetail, list_runs, recent_runs, run_detail
 
 __all__ = [
@@ -32,8 +47,12 @@ __all__ = [
     "READING_FIELDS",
     "RUN_COLUMNS",
     "SUMMARY_FIELDS",
-    "DigestPatient",
-    "MorningDigest",
+    "NIGHT",
+    "DigestEpisode",
+    "DigestRow",
+    "NightDigest",
+    "ReviewError",
+    "ReviewMark",
     "PatientView",
     "ReadingFilter",
     "RunDetail",
@@ -41,19 +60,23 @@ __all__ = [
     "audit_chain_status",
     "compression_by_day",
     "describe_reason",
-    "digest_run_ids",
     "explain_reason",
     "iter_readings",
+    "add_review",
     "iter_summaries",
     "list_patients",
     "list_quarantine",
     "list_runs",
-    "morning_digest",
+    "newest_data_ms",
+    "night_digest",
+    "night_ending",
+    "night_window",
     "patient_span",
     "patient_view",
     "quarantine_entries",
     "reasons_breakdown",
     "reasons_for",
+    "record_patient_view",
     "recent_audit",
     "recent_runs",
     "retained_by_kind",

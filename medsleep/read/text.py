@@ -72,6 +72,16 @@ def wall_clock(ms: int, tz: tzinfo) -> datetime:
     return ms_to_datetime(ms).astimezone(tz).replace(tzinfo=None)
 
 
+def span_text(start_ms: int, end_ms: int, tz: tzinfo) -> str:
+    """A dated local span: ``31 Jan 02:14–02:31``, or ``31 Jan 23:50–1 Feb 00:10``."""
+    start = ms_to_datetime(start_ms).astimezone(tz)
+    end = ms_to_datetime(end_ms).astimezone(tz)
+    first = f"{start.day} {start:%b %H:%M}"
+    if end.date() == start.date():
+        return f"{first}–{end:%H:%M}"
+    return f"{first}–{end.day} {end:%b %H:%M}"
+
+
 def utc_text(ms: int) -> str:
     return iso(ms)
 

@@ -206,3 +206,18 @@ class LegalHold(SQLModel, table=True):
     created_ms: int = Field(sa_type=BigInteger)
     created_by: str
     released_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Review(SQLModel, table=True):
+    """A clinician's mark that a patient's night (or one episode of it) was reviewed."""
+
+    __tablename__ = "review"
+    __table_args__ = (Index("ix_review_patient_night", "patient", "night_start_ms"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    patient: str
+    night_start_ms: int = Field(sa_type=BigInteger)
+    night_end_ms: int = Field(sa_type=BigInteger)
+    episode_start_ms: int | None = Field(default=None, sa_type=BigInteger)  # None: whole night
+    reviewer: str
+    comment: str = Field(default="", sa_type=Text)
+    created_ms: int = Field(sa_type=BigInteger)

@@ -24,6 +24,7 @@ from medsleep.store.models import (
     Reading,
     ResourceSeen,
     Retention,
+    Review,
     Run,
     Summary,
 )
@@ -46,6 +47,7 @@ RETENTION: Final = table_of(Retention)
 EPISODE: Final = table_of(Episode)
 ARCHIVE_FILE: Final = table_of(ArchiveFileRecord)
 LEGAL_HOLD: Final = table_of(LegalHold)
+REVIEW: Final = table_of(Review)
 
 # The reading's columns in table order: the ingest writer's rows, the archive's Parquet files
 # and restore's inserts all use this one order.

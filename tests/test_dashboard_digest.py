@@ -1,0 +1,68 @@
+"""The Morning digest page through AppTest: one row per patient for the real night window,
+the last night with data when the store is behind (and it says so), reviews that are audited
+and shown to the next viewer."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+import tests.test_dashboard_app as dashboard_app
+from tests.test_dashboard_app import app, events, titles
+from tests.test_dashboard_data import PATIENTS
+
+dash, users_template = dashboard_app.dash, dashboard_app.users_template  # the same fixtures
+
+
+def test_digest_has_one_row_per_patient_for_the_last_night_with_data(dash: Engine) -> None:
+    at = app("ana")
+    assert not at.exception
+    assert titles(at) == ["Morning digest"]
+    assert "No readings for the real last night yet" in at.warning[0].value
+    assert at.date_input(key="night_day").value.isoformat() == "2026-01-06"
+    table = at.dataframe[0].value
+    assert sorted(table["patient"]) == PATIENTS
+    assert list(table.columns) == ["risk", "patient", "peak NEWS2", "peak at", "worst values",
+                                   "serious", "minor", "status", "reviewed"]  # fmt: skip
+    assert (table["status"] == "consolidated").all()
+    assert table["peak at"].str.match(r"^(—|\d\d [A-Z][a-z]{2} \d\d:\d\d)$").all()
+    caption = at.caption[0].value
+    assert caption.startswith("Mon 05 Jan 22:00 – Tue 06 Jan 07:00 CET")
+    cards = [m.value for m in at.markdown if m.value.startswith("**icu-")]
+    assert [c.split("**")[1] for c in cards] == list(table["patient"])  # the same order
+
+
+def test_a_night_without_readings_says_so(dash: Engine) -> None:
+    at = app("ana")
+    at.date_input(key="night_day").set_value(__import__("datetime").date(2025, 6, 1)).run()
+    assert not at.exception
+    assert at.info[0].value.startswith("No readings in this night window")
+
+
+def test_open_patient_goes_to_that_patient(dash: Engine) -> None:
+    at = app("ana")
+    top = at.dataframe[0].value["patient"].iloc[0]
+    at.button(key=f"open-{top}").click().run()
+    assert not at.exception
+    assert titles(at) == ["Patient"]
+    assert at.selectbox(key="pick").value == top
+
+
+def test_marking_a_night_reviewed_is_audited_and_shown_to_the_next_viewer(dash: Engine) -> None:
+    at = app("ana")
+    at.text_input(key="review-comment-icu-0002").input("seen at the morning round")
+    at.button(key="review-submit-icu-0002").click().run()
+    assert not at.exception
+    actor, action, details = events(dash)[-1]
+    assert (actor, action) == ("ana", "review.add")
+    assert details["patient"] == "icu-0002"
+    assert details["comment"] == "seen at the morning round"
+    assert "episode_start_ms" not in details  # the whole night
+
+    other = app("root")  # another clinician's session, later
+    notes = [c.value for c in other.caption if c.value.startswith("✓")]
+    assert len(notes) == 1
+    assert notes[0].startswith("✓ night reviewed by ana")
+    assert notes[0].endswith("“seen at the morning round”")
+    table = other.dataframe[0].value.set_index("patient")
+    assert table.loc["icu-0002", "reviewed"] == "ana"
+    assert table.loc["icu-0001", "reviewed"] == "—"
