@@ -9,7 +9,7 @@ Okabe–Ito (safe for colour-blind readers) and retention kinds also differ by s
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import numpy as np
@@ -20,9 +20,7 @@ from medsleep.read.patient import PatientView
 from medsleep.read.text import KIND_ORDER, display_unit, vital_name
 
 Spec = dict[str, Any]
-SUMMARY_FILL, SUMMARY_MEAN, HOT_FILL, HOT, NEWS2_FILL = (
-    "#56B4E9", "#0072B2", "#7F7F7F", "#000000", "#E69F00",
-)  # fmt: skip
+SUMMARY_FILL, SUMMARY_MEAN, HOT_FILL, HOT = "#56B4E9", "#0072B2", "#7F7F7F", "#000000"
 KIND_COLOURS = {
     "rule": "#D55E00",
     "detector": "#009E73",
@@ -69,12 +67,15 @@ def with_times(frame: pd.DataFrame, tz: tzinfo, column: str, text: bool = True) 
 
 
 def _x(field: str, domain: list[int], title: str) -> Spec:
+    years = {datetime.fromtimestamp(ms / 1000, UTC).year for ms in domain}
+    long_range = domain[1] - domain[0] > 60 * 86_400_000
+    fmt = "%d %b %Y" if long_range else ("%d %b %Y %H:%M" if len(years) > 1 else "%d %b %H:%M")
     return {
         "field": field,
         "type": "temporal",
         "title": title,
         "scale": {"type": "utc", "domain": domain},
-        "axis": {"format": "%d %b %H:%M", "labelOverlap": True},
+        "axis": {"format": fmt, "labelOverlap": True},
     }
 
 
@@ -96,7 +97,9 @@ def vital_chart(
     Only the chart with ``legend`` shows one, above the plot: legends beside a plot would make
     the stacked charts' time axes differ in length."""
     cp = policy.for_code(code)
-    frames = {"summary": view.bands, "hot": view.hot, "kept": view.retained}
+    provisional = view.provisional if view.provisional is not None else view.retained.iloc[:0]
+    frames = {"summary": view.bands, "hot": view.hot, "kept": view.clinical,
+              "artifacts": view.artifacts, "provisional": provisional}  # fmt: skip
     mine = {name: frame[frame["code"] == code] for name, frame in frames.items()}
     units = [u for frame in mine.values() for u in frame["unit"][:1]]
     unit = display_unit(units[0] if units else (cp.unit if cp else ""))
@@ -105,7 +108,8 @@ def vital_chart(
     y_scale = _y_scale(mine, cp.plausible if cp else None)
     slot_tips = [
         _tip("start_ms_local", "from"), _tip("start_ms_utc", "from (UTC)"),
-        _tip("n", "readings", "quantitative"), _tip("min", f"min ({unit})", "quantitative"),
+        _tip("total", "readings", "quantitative"), _tip("kept", "of them retained", "quantitative"),
+        _tip("min", f"min ({unit})", "quantitative"),
         _tip("mean", f"mean ({unit})", "quantitative", ".1f"),
         _tip("max", f"max ({unit})", "quantitative"),
     ]  # fmt: skip
@@ -115,7 +119,8 @@ def vital_chart(
         if mine[name].empty:
             continue
         data = with_times(with_times(mine[name], tz, "start_ms"), tz, "end_ms", text=False)
-        datasets[name] = data[["start_ms_x", "end_ms_x", "n", "min", "max", "mean",
+        data = data.assign(total=data["n"] + data["kept"])
+        datasets[name] = data[["start_ms_x", "end_ms_x", "total", "kept", "min", "max", "mean",
                                "start_ms_local", "start_ms_utc"]]  # fmt: skip
         y = {"field": "min", "type": "quantitative", "title": y_title, "scale": y_scale}
         layers.append({
@@ -131,18 +136,95 @@ def vital_chart(
                 "encoding": {"x": x, "x2": {"field": "end_ms_x"}, "y": y | {"field": "mean"}},
             }
         )
+    point_x = x | {"field": "t_ms_x"}
     if legend or not mine["kept"].empty:
         data = with_times(mine["kept"], tz, "t_ms")
         datasets["kept"] = data[["t_ms_x", "t_ms_local", "t_ms_utc", "value", "kind", "why", "id"]]
-        layers.append(_kept_layer(x | {"field": "t_ms_x"}, y_title, y_scale, unit, legend))
+        layers.append(_kept_layer(point_x, y_title, y_scale, unit, legend))
+    if not mine["provisional"].empty:
+        data = with_times(mine["provisional"], tz, "t_ms")
+        datasets["provisional"] = data[["t_ms_x", "t_ms_local", "t_ms_utc", "value", "kind",
+                                        "why", "id"]]  # fmt: skip
+        layer = _kept_layer(point_x, y_title, y_scale, unit, False, "provisional")
+        layer["mark"] |= {"filled": False, "strokeWidth": 2, "size": 70}
+        layers.append(layer)
+    if cp is not None and cp.critical is not None and not cp.bands:
+        layers.extend(_lab_layers(mine, cp.critical, point_x, y_scale, unit, tz, datasets))
+    if not mine["artifacts"].empty:
+        layers.append(_artifact_lane(mine["artifacts"], point_x, y_scale, unit, tz, datasets))
     return {"title": y_title, "datasets": datasets, "layer": layers}
 
 
-def _kept_layer(x: Spec, y_title: str, y_scale: Spec, unit: str, legend: bool) -> Spec:
+def _lab_layers(mine: dict[str, pd.DataFrame], critical: tuple[float, float], x: Spec,
+                y_scale: Spec, unit: str, tz: tzinfo, datasets: dict[str, pd.DataFrame],
+                ) -> list[Spec]:  # fmt: skip
+    """A lab's results as labelled points (a 1-minute slot is too thin to see) and its
+    critical limits as labelled dashed lines."""
+    results = pd.concat(
+        [
+            mine["hot"].rename(columns={"start_ms": "t_ms", "mean": "value"}),
+            mine["summary"].rename(columns={"start_ms": "t_ms", "mean": "value"}),
+        ]
+    )
+    data = with_times(results[["t_ms", "value"]].reset_index(drop=True), tz, "t_ms")
+    data["label"] = data["value"].map(lambda v: f"{v:.3g}")
+    datasets["lab"] = data[["t_ms_x", "t_ms_local", "t_ms_utc", "value", "label"]]
+    datasets["limits"] = pd.DataFrame(
+        {
+            "limit": list(critical),
+            "meaning": [
+                f"critical low {critical[0]:g} {unit}",
+                f"critical high {critical[1]:g} {unit}",
+            ],
+        }
+    )
+    y = {"field": "value", "type": "quantitative", "scale": y_scale, "axis": Y_AXIS}
+    tips = [
+        _tip("t_ms_local", "time"),
+        _tip("t_ms_utc", "UTC"),
+        _tip("value", f"result ({unit})", "quantitative"),
+    ]
+    return [
+        {"data": {"name": "limits"}, "mark": {"type": "rule", "strokeDash": [4, 4],
+                                              "color": KIND_COLOURS["rule"]},
+         "encoding": {"y": {"field": "limit", "type": "quantitative", "scale": y_scale},
+                      "tooltip": _tip("meaning", "limit")}},
+        {"data": {"name": "limits"}, "mark": {"type": "text", "align": "left", "dx": 3,
+                                              "dy": -6, "x": 0, "color": "#555555"},
+         "encoding": {"y": {"field": "limit", "type": "quantitative", "scale": y_scale},
+                      "text": {"field": "meaning"}}},
+        {"data": {"name": "lab"}, "mark": {"type": "point", "filled": True, "color": HOT},
+         "encoding": {"x": x, "y": y, "tooltip": tips}},
+        {"data": {"name": "lab"}, "mark": {"type": "text", "dy": -10, "fontSize": 10},
+         "encoding": {"x": x, "y": y, "text": {"field": "label"}}},
+    ]  # fmt: skip
+
+
+def _artifact_lane(frame: pd.DataFrame, x: Spec, y_scale: Spec, unit: str, tz: tzinfo,
+                   datasets: dict[str, pd.DataFrame]) -> Spec:  # fmt: skip
+    """Readings kept as artifacts, as crosses along the top edge: out of the axis range (a
+    300 /min spike would flatten the trend) and never mistaken for a real value."""
+    data = with_times(frame, tz, "t_ms")
+    datasets["artifacts"] = data[["t_ms_x", "t_ms_local", "t_ms_utc", "value", "why"]]
+    top = y_scale.get("domain", [0, 1])[1]
+    return {
+        "data": {"name": "artifacts"},
+        "mark": {"type": "point", "shape": "cross", "color": KIND_COLOURS["artifact"],
+                 "size": 60, "filled": True},
+        "encoding": {"x": x, "y": {"datum": top, "type": "quantitative", "scale": y_scale},
+                     "tooltip": [_tip("t_ms_local", "time"), _tip("t_ms_utc", "UTC"),
+                                 _tip("value", f"artifact value ({unit}), not counted",
+                                      "quantitative"), _tip("why", "why")]},
+    }  # fmt: skip
+
+
+def _kept_layer(
+    x: Spec, y_title: str, y_scale: Spec, unit: str, legend: bool, data: str = "kept"
+) -> Spec:
     kinds = list(KIND_ORDER)
     shown = {"orient": "top", "direction": "horizontal"} if legend else None
     return {
-        "data": {"name": "kept"},
+        "data": {"name": data},
         "mark": {"type": "point", "filled": True, "size": 45, "opacity": 0.9},
         "encoding": {
             "x": x,
@@ -167,8 +249,9 @@ def _y_scale(mine: dict[str, pd.DataFrame], plausible: tuple[float, float] | Non
     instead of squashing the rest (their tooltips keep the true value)."""
     values = np.concatenate(
         [mine["summary"][["min", "max"]].to_numpy().ravel(),
-         mine["hot"][["min", "max"]].to_numpy().ravel(), mine["kept"]["value"].to_numpy()]
-    ).astype(np.float64)  # fmt: skip
+         mine["hot"][["min", "max"]].to_numpy().ravel(), mine["kept"]["value"].to_numpy(),
+         mine["provisional"]["value"].to_numpy()]
+    ).astype(np.float64)  # fmt: skip  # artifacts left out: they have their own lane
     if plausible is not None:
         values = values[(values >= plausible[0]) & (values <= plausible[1])]
     if values.size == 0:
@@ -181,18 +264,33 @@ def _y_scale(mine: dict[str, pd.DataFrame], plausible: tuple[float, float] | Non
 def news2_chart(view: PatientView, tz: tzinfo, tz_name: str) -> Spec:
     """Lowest–highest NEWS2 aggregate per slot, with the 5 (urgent) and 7 (emergency) lines."""
     data = with_times(with_times(view.news2, tz, "start_ms"), tz, "end_ms", text=False)
+    # A slot at 0 is a strip around 0, not nothing: no gap where the patient was fine.
+    data = data.assign(y0=data["low"] - 0.3, y1=data["high"] + 0.3, risk=data["high"].map(_risk))
     top = max(10, int(view.news2["high"].max()) + 1) if not view.news2.empty else 10
-    y = {"field": "low", "type": "quantitative", "title": "NEWS2 aggregate (points)",
-         "scale": {"domain": [0, top]}, "axis": Y_AXIS}  # fmt: skip
-    levels = pd.DataFrame({"level": [5, 7], "meaning": ["urgent response (5)", "emergency (7)"]})
+    y = {
+        "field": "y0",
+        "type": "quantitative",
+        "title": "NEWS2 aggregate (points)",
+        "scale": {"domain": [-0.5, top]},
+        "axis": Y_AXIS | {"values": list(range(0, top + 1))},
+    }
+    levels = pd.DataFrame({"level": [5, 7], "meaning": ["5 urgent response", "7 emergency"]})
+    risks = list(NEWS2_RISK)
     band = {
         "data": {"name": "news2"},
-        "mark": {"type": "rect", "color": NEWS2_FILL, "opacity": 0.6},
+        "mark": {"type": "rect", "opacity": 0.8},
         "encoding": {
             "x": _x("start_ms_x", x_domain(view, tz), f"time ({tz_name})"),
             "x2": {"field": "end_ms_x"},
             "y": y,
-            "y2": {"field": "high"},
+            "y2": {"field": "y1"},
+            "color": {
+                "field": "risk",
+                "type": "nominal",
+                "title": "highest possible",
+                "scale": {"domain": risks, "range": [NEWS2_RISK[r] for r in risks]},
+                "legend": {"orient": "top", "direction": "horizontal"},
+            },
             "tooltip": [
                 _tip("start_ms_local", "from"),
                 _tip("start_ms_utc", "from (UTC)"),
@@ -209,8 +307,23 @@ def news2_chart(view: PatientView, tz: tzinfo, tz_name: str) -> Spec:
             "tooltip": _tip("meaning", "threshold"),
         },  # fmt: skip
     }
+    labels = {
+        "data": {"name": "levels"},
+        "mark": {"type": "text", "align": "left", "x": 3, "dy": -7, "color": "#333333"},
+        "encoding": {"y": {"field": "level", "type": "quantitative"},
+                     "text": {"field": "meaning"}},
+    }  # fmt: skip
     return {"title": "NEWS2 aggregate", "datasets": {"news2": data, "levels": levels},
-            "layer": [band, lines]}  # fmt: skip
+            "layer": [band, lines, labels]}  # fmt: skip
+
+
+NEWS2_RISK = {"0": "#BBBBBB", "1–4 low": "#F0E442", "5–6 medium": "#E69F00", "≥ 7 high": "#D55E00"}
+
+
+def _risk(points: int) -> str:
+    if points >= 7:
+        return "≥ 7 high"
+    return "5–6 medium" if points >= 5 else ("1–4 low" if points >= 1 else "0")
 
 
 def compression_chart(frame: pd.DataFrame) -> Spec:

@@ -198,8 +198,10 @@ def test_patient_page_draws_every_vital_with_units_and_says_why(dash: Engine) ->
     tips = {t["field"] for t in hr["layer"][2]["encoding"]["tooltip"]}
     assert {"why", "t_ms_utc", "t_ms_local", "value", "kind"} <= tips
     table = at.dataframe[0].value
-    assert list(table.columns) == ["time", "vital", "value", "unit", "kind", "why", "run_id",
-                                   "id", "utc"]  # fmt: skip
+    assert list(table.columns) == ["time", "vital", "value", "unit", "kept because", "why",
+                                   "run", "reading", "UTC"]  # fmt: skip
+    assert "mm[Hg]" not in set(table["unit"])  # units as people write them
+    assert "mmHg" in set(table["unit"])
     with dash.connect() as conn:
         rows = conn.execute(
             select(Reading.__table__.c.id, Reading.__table__.c.effective_ms).where(  # type: ignore[attr-defined]
@@ -213,7 +215,7 @@ def test_patient_page_draws_every_vital_with_units_and_says_why(dash: Engine) ->
     assert span is not None
     since, _ = time_range(span, "24 h")
     kept = [i for i, t in rows if t >= since]
-    assert sorted(table["id"]) == sorted(kept)
+    assert sorted(table["reading"]) == sorted(kept)
     assert table["why"].str.len().gt(0).all()
     assert table["time"].str.endswith(("CET", "CEST")).all()
 

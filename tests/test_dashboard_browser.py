@@ -142,7 +142,7 @@ def test_clinician_logs_in_opens_a_patient_and_sees_why(
             table.scroll_into_view_if_needed()
             table.locator("[role=columnheader]").first.wait_for(state="attached")  # a11y grid
             headers = table.locator("[role=columnheader]").all_text_contents()
-            assert headers[:6] == ["time", "vital", "value", "unit", "kind", "why"]
+            assert headers[:6] == ["time", "vital", "value", "unit", "kept because", "why"]
             cells = table.locator("[role=gridcell]").all_text_contents()
             assert any(c.startswith(("rule ", "context", "detector", "artifact")) for c in cells)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 import ui_charts
 import ui_common as ui
+import ui_patient
 
 from medsleep.read.text import parameter_name, vital_name
 
-ui.require("patient")
+user = ui.require("patient")
 s, policy, tz = ui.settings(), ui.policy(), ui.tz()
 st.title("Patient")
 if ui.overview(s.db_url).empty:
@@ -28,12 +29,13 @@ patient = pick.selectbox(
     "Patient", choices, index=choices.index(wanted) if wanted in choices else 0, key="pick"
 )
 st.session_state["patient"] = patient  # ?patient= is read above, never written: no ids in URLs
-choice = span_choice.segmented_control("Time range", list(ui.RANGES), default="24 h", key="range")
 span = ui.patient_span(s.db_url, patient)
 if span is None:
     st.info(f"No readings for {patient} — run `medsleep ingest` for this patient.")
     st.stop()
-since, until = ui.time_range(span, choice or "24 h")
+with span_choice:
+    since, until = ui_patient.pick_range(span, tz)
+ui_patient.audit_view(user, patient, since, until)
 view = ui.patient_view(s.db_url, s.policy_path, s.tz_name, patient, since, until)
 
 st.caption(f"{ui.when(since)} – {ui.when(until)} · times in {s.tz_name}, UTC in tooltips")
@@ -70,27 +72,15 @@ for i, code in enumerate(view.codes):
 st.caption(
     f"Blue bands: min–max of summarised readings per {view.summary_resolution_ms // 60_000} min "
     f"with their mean; black: hot readings per {view.hot_resolution_ms // 60_000} min; points: "
-    "retained readings (hover for why)."
+    "retained readings (hover for why); hollow: not consolidated yet, what consolidation "
+    "would keep (provisional); crosses along the top: probable sensor artifacts, left out of "
+    "the axis and of NEWS2."
     + (
         f" {view.artifact_summaries} sensor-off stretches are not drawn."
         if view.artifact_summaries
         else ""
-    )
+    )  # fmt: skip
 )
 
 st.subheader("Retained readings and why")
-if view.retained.empty:
-    st.info("No retained readings in this time range.")
-else:
-    table = ui_charts.with_times(view.retained, tz, "t_ms").rename(
-        columns={"t_ms_local": "time", "t_ms_utc": "utc"}
-    )
-    table["vital"] = table["code"].map({c: vital_name(c, policy) for c in view.codes})
-    st.dataframe(
-        table[["time", "vital", "value", "unit", "kind", "why", "run_id", "id", "utc"]],
-        hide_index=True,
-        key="why_table",
-        column_config={"why": st.column_config.TextColumn("why", width="large")},
-    )
-    if view.retained_total > len(view.retained):
-        st.caption(f"Showing the {len(view.retained):,} strongest of {view.retained_total:,}.")
+ui_patient.retained_table(view, policy, tz)

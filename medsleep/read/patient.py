@@ -25,6 +25,7 @@ from medsleep.archive.holds import is_held
 from medsleep.policy import Policy
 from medsleep.read.explain import explain_reason
 from medsleep.read.news2 import news2_ranges
+from medsleep.read.provisional import provisional_readings
 from medsleep.read.text import KIND_ORDER, describe_episode
 from medsleep.store.tables import (
     EPISODE,
@@ -42,16 +43,17 @@ _retention = RETENTION
 _episode = EPISODE
 _MINUTE = 60_000
 _STEPS_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
-BAND_COLUMNS = ("code", "unit", "start_ms", "end_ms", "n", "min", "max", "mean")
-RETAINED_COLUMNS = ("id", "code", "unit", "t_ms", "value", "kind", "why", "run_id")
+BAND_COLUMNS = ("code", "unit", "start_ms", "end_ms", "n", "kept", "min", "max", "mean")
+RETAINED_COLUMNS = ("id", "code", "unit", "t_ms", "value", "kind", "why", "run_id", "artifact")
 
 
 @dataclass(frozen=True)
 class PatientView:
     """One patient over ``[since_ms, until_ms)``; times are epoch ms UTC.
 
-    ``bands``: summaries per (code, unit, slot of ``summary_resolution_ms``) with ``n``, ``min``,
-    ``max`` and the n-weighted ``mean`` (sensor-off artifact summaries left out, counted in
+    ``bands``: summaries per (code, unit, slot of ``summary_resolution_ms``) with ``n`` (readings
+    summarised), ``kept`` (retained readings of the same slot, artifacts aside), and ``min``,
+    ``max`` and ``mean`` over both (sensor-off artifact summaries left out, counted in
     ``artifact_summaries``). ``hot``: raw readings per slot of ``hot_resolution_ms``, same
     columns (a one-minute slot is one reading). ``retained``: one row per retained reading with
     its strongest ``kind`` and every reason in ``why``. ``news2``: lowest and highest possible
@@ -73,6 +75,17 @@ class PatientView:
     artifact_summaries: int
     retained_total: int
     on_hold: bool
+    provisional: pd.DataFrame | None = None  # raw readings consolidation would keep
+
+    @property
+    def artifacts(self) -> pd.DataFrame:
+        """Retained readings kept (also) as artifacts: drawn in their own lane."""
+        return self.retained[self.retained["artifact"].astype(bool)]
+
+    @property
+    def clinical(self) -> pd.DataFrame:
+        """Retained readings that are not artifacts."""
+        return self.retained[~self.retained["artifact"].astype(bool)]
 
     @property
     def empty(self) -> bool:
@@ -143,6 +156,8 @@ def patient_view(
         news2, parameters = news2_ranges(conn, policy, patient, since_ms, until_ms, summary_res)
         episodes = _episodes(conn, policy, patient, since_ms, until_ms, tz)
         on_hold = is_held(conn, patient)
+        provisional = provisional_readings(conn, policy, patient, since_ms, until_ms, tz)
+    bands = _with_retained(bands, retained, summary_res)
     present = set(bands["code"]) | set(hot["code"]) | set(retained["code"])
     order = {code: i for i, code in enumerate(policy.codes)}
     codes = tuple(sorted(present, key=lambda c: (order.get(c, len(order)), c)))
@@ -162,7 +177,30 @@ def patient_view(
         artifact_summaries=artifacts,
         retained_total=total,
         on_hold=on_hold,
+        provisional=provisional,
     )
+
+
+def _with_retained(bands: pd.DataFrame, retained: pd.DataFrame, res: int) -> pd.DataFrame:
+    """Each summary slot's count, min, max and mean with the retained (non-artifact) readings
+    of the same code and slot folded in: a slot's band is what all its readings spanned."""
+    kept = retained[~retained["artifact"].astype(bool)]
+    if bands.empty or kept.empty:
+        return bands
+    per_slot = (
+        kept.assign(start_ms=kept["t_ms"].astype(np.int64) // res * res)
+        .groupby(["code", "start_ms"])["value"]
+        .agg(k="count", kmin="min", kmax="max", ksum="sum")
+    )
+    merged = bands.join(per_slot, on=["code", "start_ms"])
+    has = merged["k"].notna()
+    k = merged["k"].fillna(0).astype(np.int64)
+    total = merged["mean"] * merged["n"] + merged["ksum"].fillna(0.0)
+    merged["kept"] = k
+    merged["mean"] = total / (merged["n"] + k)
+    merged.loc[has, "min"] = np.minimum(merged.loc[has, "min"], merged.loc[has, "kmin"])
+    merged.loc[has, "max"] = np.maximum(merged.loc[has, "max"], merged.loc[has, "kmax"])
+    return merged[list(BAND_COLUMNS)]
 
 
 def _slot_frame(rows: Sequence[Any], res: int) -> pd.DataFrame:
@@ -173,6 +211,7 @@ def _slot_frame(rows: Sequence[Any], res: int) -> pd.DataFrame:
     frame["end_ms"] = frame["start_ms"] + res
     frame["n"] = frame["n"].astype(np.int64)
     frame["mean"] = frame["total"].astype(np.float64) / frame["n"]
+    frame["kept"] = np.int64(0)
     for column in ("min", "max"):
         frame[column] = frame[column].astype(np.float64)
     return frame[list(BAND_COLUMNS)].sort_values(["code", "start_ms"], ignore_index=True)
@@ -300,8 +339,10 @@ def _retained(
                 "kind": row.kind,
                 "why": [],
                 "run_id": int(row.run_id),
+                "artifact": False,
             },
         )
+        entry["artifact"] = entry["artifact"] or row.kind == "artifact"
         if KIND_ORDER.index(row.kind) < KIND_ORDER.index(entry["kind"]):
             entry["kind"] = row.kind
         entry["why"].append(why)
