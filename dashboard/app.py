@@ -20,6 +20,8 @@ PAGES = {
     "runs": ("app_pages/runs.py", "Runs", ":material/nightlight:"),
     "quarantine": ("app_pages/quarantine.py", "Quarantine", ":material/block:"),
     "compliance": ("app_pages/compliance.py", "Compliance", ":material/verified_user:"),
+    "archive": ("app_pages/archive.py", "Collapsed stretches", ":material/inventory_2:"),
+    "holds": ("app_pages/holds.py", "Legal holds", ":material/gavel:"),
 }
 
 st.set_page_config(page_title="medsleep", page_icon=":material/bedtime:", layout="wide")

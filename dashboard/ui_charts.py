@@ -326,23 +326,27 @@ def _risk(points: int) -> str:
     return "5–6 medium" if points >= 5 else ("1–4 low" if points >= 1 else "0")
 
 
-def compression_chart(frame: pd.DataFrame) -> Spec:
-    data = frame.assign(day=pd.to_datetime(frame["day_ms"], unit="ms").dt.strftime("%Y-%m-%d"))
+def compression_chart(frame: pd.DataFrame, tz: tzinfo, tz_name: str) -> Spec:
+    """Readings per stored row, one bar per day, on a real time axis (in the display zone)."""
+    data = with_times(frame, tz, "day_ms").assign(end_x=lambda d: d["day_ms_x"] + 86_400_000)
+    data["day"] = data["day_ms_local"].str.slice(0, 10)
     return {
         "data": {"name": "days"},
-        "datasets": {"days": data},
-        "mark": {"type": "bar", "color": SUMMARY_MEAN},
+        "datasets": {"days": data[["day_ms_x", "end_x", "day", "readings", "rows", "ratio"]]},
+        "mark": {"type": "rect", "color": SUMMARY_MEAN},
         "encoding": {
-            "x": {"field": "day", "type": "ordinal", "title": "day of readings (UTC)"},
+            "x": {"field": "day_ms_x", "type": "temporal", "title": f"day ({tz_name})",
+                  "scale": {"type": "utc"}, "axis": {"format": "%d %b %Y", "labelOverlap": True}},
+            "x2": {"field": "end_x"},
             "y": {"field": "ratio", "type": "quantitative", "title": "readings per row (×)"},
             "tooltip": [
-                _tip("day", "day (UTC)"),
+                _tip("day", "day"),
                 _tip("readings", "readings", "quantitative", ","),
                 _tip("rows", "rows stored", "quantitative", ","),
                 _tip("ratio", "compression (×)", "quantitative", ".1f"),
-            ],  # fmt: skip
+            ],
         },
-    }
+    }  # fmt: skip
 
 
 def reasons_chart(frame: pd.DataFrame) -> Spec:

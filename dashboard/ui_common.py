@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +32,8 @@ from medsleep.errors import MedsleepError
 from medsleep.policy import Policy, load_policy
 from medsleep.read.text import local_time, utc_text
 from medsleep.store.engine import DEFAULT_DB_URL, open_store
+from medsleep.store.handle import Store
+from medsleep.timefmt import ms_to_datetime, to_ms
 
 DEFAULT_USERS_FILE = "medsleep-users.json"
 DEFAULT_ARCHIVE = "medsleep-archive"  # the CLI's --archive default (medsleep.cli.common)
@@ -101,6 +103,11 @@ def engine() -> Engine:
         fail(f"Cannot open the store: {exc}")
 
 
+def store(actor: str) -> Store:
+    """The store as the archive verbs take it, acting as the logged-in user."""
+    return Store(engine(), settings().archive_root, actor=actor)
+
+
 def policy() -> Policy:
     return _policy(settings().policy_path)  # settings() has loaded it, or stopped the page
 
@@ -116,6 +123,14 @@ def tz() -> ZoneInfo:
 def when(ms: int | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
     """Local time for people; UTC goes in tooltips and tables next to it."""
     return "—" if ms is None else local_time(int(ms), tz(), fmt)
+
+
+def local_date(ms: int) -> date:
+    return ms_to_datetime(ms).astimezone(tz()).date()
+
+
+def local_midnight(day: date) -> int:
+    return to_ms(datetime.combine(day, time.min, tzinfo=tz()))
 
 
 def when_utc(ms: int | None) -> str:
@@ -207,8 +222,17 @@ def chain_status(url: str) -> Any:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def audit(url: str, prefix: str = "", limit: int = 200) -> Any:
-    return read.recent_audit(_engine(url), limit, prefix)
+def audit(
+    url: str, prefix: str = "", limit: int = 200, actor: str = "", text: str = "",
+    since_ms: int | None = None, until_ms: int | None = None,
+) -> Any:  # fmt: skip
+    return read.recent_audit(_engine(url), limit, prefix, actor=actor, text=text,
+                             since_ms=since_ms, until_ms=until_ms)  # fmt: skip
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def audit_actions(url: str) -> list[str]:
+    return read.audit_actions(_engine(url))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

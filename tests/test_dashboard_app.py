@@ -36,6 +36,8 @@ TITLES = {
     "runs": "Consolidation runs",
     "quarantine": "Quarantine",
     "compliance": "Compliance",
+    "archive": "Collapsed stretches",
+    "holds": "Legal holds",
 }
 PASSWORDS = {"ana": "clinician-pw-1", "cleo": "compliance-pw", "root": "admin-password"}
 ROLES = {"ana": "clinician", "cleo": "compliance", "root": "admin"}

@@ -21,6 +21,7 @@ from medsleep.policy import load_policy
 from medsleep.read.digest import night_digest, night_ending, night_window, risk_band
 from medsleep.read.reviews import ReviewError, add_review, record_patient_view
 from medsleep.store.engine import open_store
+from medsleep.store.handle import Store
 from medsleep.store.models import Reading, Retention
 from medsleep.timefmt import iso, ms_to_datetime, parse_iso_ms
 from tests.helpers import observation, write_ndjson
@@ -149,7 +150,7 @@ def test_artifacts_never_count_toward_episodes_or_news2(engine: Engine, tmp_path
 
 def test_held_patients_are_listed_even_without_readings(engine: Engine, tmp_path: Path) -> None:
     _ingest(engine, tmp_path, _minutes("p1", "8867-4", "/min", {}, 72))
-    add_hold(engine, "p9", "case 12", by="legal", now_ms=0)
+    add_hold(Store(engine, clock=lambda: 0, actor="legal"), "p9", "case 12")
     rows = {r.patient: r for r in night_digest(engine, POLICY, UTC, *NIGHT).rows}
     assert set(rows) == {"p1", "p9"}
     assert rows["p9"].status == "held"

@@ -106,9 +106,12 @@ def test_a_missing_file_has_no_users_and_a_broken_one_is_an_error(users_file: Pa
 
 def test_each_role_sees_only_its_pages() -> None:
     assert ROLE_PAGES["clinician"] == ("digest", "patient")
-    assert set(ROLE_PAGES["compliance"]) == {"overview", "runs", "quarantine", "compliance"}
+    assert set(ROLE_PAGES["compliance"]) == {
+        "overview", "runs", "quarantine", "compliance", "archive", "holds",
+    }  # fmt: skip
     assert ROLE_PAGES["admin"] == PAGES
-    assert not set(ROLE_PAGES["clinician"]) & {"runs", "quarantine", "compliance"}
+    assert not set(ROLE_PAGES["clinician"]) & {"runs", "quarantine", "compliance", "archive",
+                                                "holds"}  # fmt: skip
 
 
 def test_logins_and_failures_join_the_audit_chain(engine: Engine) -> None:

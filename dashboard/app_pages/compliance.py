@@ -33,10 +33,18 @@ else:
     st.caption(f"{failed} failed of the last {len(logins)} login attempts.")
     st.dataframe(ui.audit_table(logins).drop(columns=["hash"]), hide_index=True)
 
-st.subheader("Recent audit entries")
-events = ui.audit(s.db_url, "", 200)
+st.subheader("Audit entries")
+f = st.columns(4)
+action = f[0].selectbox("Action", ui.audit_actions(s.db_url), index=None, key="audit_action",
+                        placeholder="any")  # fmt: skip
+actor = f[1].text_input("Who", key="audit_actor")
+text = f[2].text_input("Details contain (patient, file)", key="audit_text")
+day = f[3].date_input("Day", value=None, key="audit_day")
+window = (ui.local_midnight(day), ui.local_midnight(day) + 86_400_000) if day else (None, None)
+events = ui.audit(s.db_url, action or "", 500, actor.strip(), text.strip(), *window)
+st.caption(f"{len(events)} entries (newest first, at most 500).")
 if not events.empty:
-    st.dataframe(ui.audit_table(events), hide_index=True)
+    st.dataframe(ui.audit_table(events), hide_index=True, key="audit_table")
 
 st.subheader("Export")
 st.caption(

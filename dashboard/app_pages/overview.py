@@ -28,7 +28,10 @@ st.caption(
 
 st.subheader("Compression over time")
 compression = ui.compression(s.db_url)
-st.vega_lite_chart(spec=ui_charts.compression_chart(compression), width="stretch", height=260)
+chart = ui_charts.compression_chart(compression, ui.tz(), s.tz_name)
+st.vega_lite_chart(spec=chart, width="stretch", height=260)
+st.caption("Per UTC day of readings: readings represented ÷ rows kept for them (summaries and "
+           "hot readings); bars drawn on the display zone's calendar.")  # fmt: skip
 
 st.subheader("Last runs")
 runs = ui.runs(s.db_url, 10)
@@ -54,5 +57,9 @@ else:
     labels["sparse"] = "Too sparse"
     for col, (kind, label) in zip(st.columns(len(labels)), labels.items(), strict=True):
         col.metric(label, f"{by_kind.get(kind, 0):,}", help=f"retained readings kept for {kind}")
+    st.caption(
+        "A reading can be kept for several reasons (a rule and a detector, or as "
+        "context of another), so these counts add up to more than the retained readings."
+    )
     height = 80 + 28 * len(reasons)
     st.vega_lite_chart(spec=ui_charts.reasons_chart(reasons), width="stretch", height=height)

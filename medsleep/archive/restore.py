@@ -101,8 +101,10 @@ def restore(
     patient: str | None = None,
     since_ms: int | None = None,
     until_ms: int | None = None,
+    reason: str = "",
 ) -> RestoreReport:
-    """Restore the readings behind the active summaries in scope, exactly as they were."""
+    """Restore the readings behind the active summaries in scope, exactly as they were;
+    ``reason`` (why, in the restorer's words) goes into the audit event."""
     engine, archive_root = store.engine, store.archive_root
     if run_id is None and patient is None:
         raise RestoreScopeError("restore needs a run (--run) or a patient (--patient)")
@@ -143,6 +145,7 @@ def restore(
                 "since_ms": since_ms,
                 "until_ms": until_ms,
                 **report.as_json(),
+                **({"reason": reason} if reason else {}),
             },
             at_ms=store.now_ms(),
         )

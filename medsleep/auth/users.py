@@ -30,10 +30,12 @@ from medsleep.errors import MedsleepError
 from medsleep.files import write_atomic
 
 ROLES = ("clinician", "compliance", "admin")
-PAGES = ("digest", "overview", "patient", "runs", "quarantine", "compliance")
+PAGES = (
+    "digest", "overview", "patient", "runs", "quarantine", "compliance", "archive", "holds",
+)  # fmt: skip
 ROLE_PAGES: dict[str, tuple[str, ...]] = {
     "clinician": ("digest", "patient"),
-    "compliance": ("overview", "runs", "quarantine", "compliance"),
+    "compliance": ("overview", "runs", "quarantine", "compliance", "archive", "holds"),
     "admin": PAGES,
 }
 """The pages each role sees, landing page first."""

@@ -5,7 +5,7 @@ Queries return plain values (dicts, frozen dataclasses, small frames, epoch-ms t
 ends only lay them out. ``from medsleep import read`` then ``read.night_digest(...)``.
 """
 
-from medsleep.read.audit import AUDIT_COLUMNS, audit_chain_status, recent_audit
+from medsleep.read.audit import AUDIT_COLUMNS, audit_actions, audit_chain_status, recent_audit
 from medsleep.read.digest import (
     NIGHT,
     DigestEpisode,
@@ -17,6 +17,7 @@ from medsleep.read.digest import (
     night_window,
 )
 from medsleep.read.explain import describe_reason, explain_reason
+from medsleep.read.forgotten import STRETCH_COLUMNS, collapsed_stretches, verify_file
 from medsleep.read.overview import (
     StoreOverview,
     compression_by_day,
@@ -46,6 +47,7 @@ __all__ = [
     "AUDIT_COLUMNS",
     "READING_FIELDS",
     "RUN_COLUMNS",
+    "STRETCH_COLUMNS",
     "SUMMARY_FIELDS",
     "NIGHT",
     "DigestEpisode",
@@ -57,7 +59,9 @@ __all__ = [
     "ReadingFilter",
     "RunDetail",
     "StoreOverview",
+    "audit_actions",
     "audit_chain_status",
+    "collapsed_stretches",
     "compression_by_day",
     "describe_reason",
     "explain_reason",
@@ -82,4 +86,5 @@ __all__ = [
     "retained_by_kind",
     "run_detail",
     "store_overview",
+    "verify_file",
 ]
