@@ -28,7 +28,9 @@ st.set_page_config(page_title="medsleep", page_icon=":material/bedtime:", layout
 ui.engine()  # an unreachable store stops here with a message, before any page asks for data
 user = ui_auth.login_gate()
 if user is None:
-    st.navigation([st.Page(lambda: None, title="Log in", url_path="login")], position="hidden")
+    # Every page's path leads to the login form, so a deep link is not "page not found".
+    stubs = [st.Page(lambda: None, title="Log in", url_path=name) for name in ("login", *PAGES)]
+    st.navigation(stubs, position="hidden")
     st.stop()
 
 pages = [
@@ -41,4 +43,11 @@ with st.sidebar:
     st.caption(f"Logged in as **{user.name}** ({user.role})")
     st.button("Log out", on_click=ui_auth.logout, key="logout")
     st.caption(f"Times in {ui.settings().tz_name}; UTC in tooltips.")
-st.navigation(pages).run()
+navigation = st.navigation(pages)
+if (link := ui_auth.destination(user.pages)) is not None:  # a deep link opened before login
+    page, patient = link
+    if patient:
+        st.session_state["patient"] = patient
+    if page != user.pages[0] or patient:
+        st.switch_page(PAGES[page][0])
+navigation.run()

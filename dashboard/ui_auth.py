@@ -7,12 +7,15 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections import defaultdict, deque
+from urllib.parse import urlsplit
 
 import streamlit as st
+import streamlit.components.v1 as components
 import ui_common as ui
 from sqlalchemy.exc import SQLAlchemyError
 from streamlit.errors import StreamlitSecretNotFoundError
 
+from medsleep.auth.sessions import COOKIE, TTL_MS, read_session, session_key, sign_session
 from medsleep.auth.users import SessionUser, authenticate, record_login
 from medsleep.errors import MedsleepError
 from medsleep.timefmt import wall_clock_ms
@@ -48,10 +51,13 @@ def oidc_configured() -> bool:
 
 def login_gate() -> SessionUser | None:
     """The logged-in user (re-checked against the users file on every run), or None after
-    drawing the login form (the caller shows nothing else)."""
-    user = ui.current_user()
+    drawing the login form (the caller shows nothing else). A browser reload comes back
+    through the signed session cookie; the page asked for before login is remembered."""
+    user = ui.current_user() or _from_cookie()
     if user is not None:
+        _write_cookie()
         return user
+    _remember_destination()
     ended = st.session_state.pop("session_ended", None)
     if ended is not None:
         _audit(ended, False, "session", "user removed from the users file")
@@ -59,6 +65,64 @@ def login_gate() -> SessionUser | None:
     if oidc_configured():
         return _oidc_login()
     return _password_login()
+
+
+def _key() -> bytes:
+    try:
+        return session_key(ui.settings().session_key_file)
+    except MedsleepError as exc:
+        ui.fail(str(exc))
+
+
+def _from_cookie() -> SessionUser | None:
+    """The user of a valid session cookie, still in the users file; not after a logout in
+    this browser session (the browser still sends the cookie until the page reloads)."""
+    token = st.context.cookies.get(COOKIE)
+    if not isinstance(token, str) or st.session_state.get("logged_out") or oidc_configured():
+        return None
+    name = read_session(token, _key(), now_ms=wall_clock_ms())
+    user = ui.users().get(name) if name else None
+    if user is None:
+        return None
+    _audit(user.name, True, "session cookie")
+    session = SessionUser.of(user)
+    st.session_state["user"] = session
+    return session
+
+
+def _cookie_script(value: str, max_age: int) -> None:
+    url = st.context.url
+    secure = "; Secure" if isinstance(url, str) and url.startswith("https:") else ""
+    components.html(
+        f"<script>window.parent.document.cookie = '{COOKIE}={value}; path=/; "
+        f"max-age={max_age}; SameSite=Strict{secure}';</script>",
+        height=0,
+    )
+
+
+def _write_cookie() -> None:
+    """On every run while logged in by password: a run that switches pages discards what it
+    drew, and drawing the same script again does not reload its frame."""
+    token = st.session_state.get("set_cookie")
+    if token:
+        _cookie_script(token, TTL_MS // 1000)
+
+
+def _remember_destination() -> None:
+    """Before login: the page and patient the URL asked for (a deep link), opened after it."""
+    if "after_login" in st.session_state:
+        return
+    url = st.context.url
+    path = urlsplit(url if isinstance(url, str) else "").path.strip("/").rsplit("/", 1)[-1]
+    st.session_state["after_login"] = (path, st.query_params.get("patient", ""))
+
+
+def destination(pages: tuple[str, ...]) -> tuple[str, str] | None:
+    """The deep link to open now that the user is logged in, once, if their role has it."""
+    wanted = st.session_state.pop("after_login", None)
+    if not wanted or wanted[0] not in pages:
+        return None
+    return wanted[0], wanted[1]
 
 
 def _oidc_login() -> SessionUser | None:
@@ -87,6 +151,9 @@ def _oidc_login() -> SessionUser | None:
 
 def _password_login() -> SessionUser | None:
     st.title("medsleep")
+    if st.session_state.get("logged_out") and not st.session_state.get("cookie_cleared"):
+        _cookie_script("", 0)
+        st.session_state["cookie_cleared"] = True
     if notice := st.session_state.get("session_notice"):
         st.warning(notice)
     users = ui.users()
@@ -113,7 +180,10 @@ def _password_login() -> SessionUser | None:
         return None
     _failures().pop(name, None)
     _audit(name, True, "password")
-    st.session_state.pop("session_notice", None)
+    expires = wall_clock_ms() + TTL_MS
+    st.session_state["set_cookie"] = sign_session(name, _key(), expires_ms=expires)
+    for key in ("logged_out", "cookie_cleared", "session_notice"):
+        st.session_state.pop(key, None)
     st.session_state["user"] = SessionUser.of(user)  # never the password hash
     st.rerun()
 
@@ -123,5 +193,7 @@ def logout() -> None:
     st.session_state.pop("oidc_refused", None)
     st.session_state.pop("session_notice", None)
     st.session_state.pop("export_report", None)  # the next user must not see it
+    st.session_state["logged_out"] = True  # and the cookie is cleared on the next run
+    st.session_state.pop("set_cookie", None)
     if oidc_configured() and st.user.is_logged_in:
         st.logout()

@@ -53,6 +53,11 @@ class Settings:
     export_dir: Path
     night: tuple[time, time]
 
+    @property
+    def session_key_file(self) -> Path:
+        """The key that signs session cookies, beside the users file (owner-only)."""
+        return self.users_file.with_name(self.users_file.name + ".session-key")
+
 
 def _night(text: str | None) -> tuple[time, time]:
     if not text:
