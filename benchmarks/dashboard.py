@@ -44,11 +44,11 @@ HOUR = 3_600_000
 RANGES = {"24 h": 24, "7 days": 168, "30 days": 720, "all": None}
 
 
-def build_store(url: str, work: Path, days: float, seed: int) -> dict[str, Any]:
-    """Generate, ingest and consolidate one patient; returns counts and timings."""
-    data = work / f"synth-{days:g}d-seed{seed}"
+def build_store(url: str, work: Path, days: float, seed: int, patients: int = 1) -> dict[str, Any]:
+    """Generate, ingest and consolidate ``patients``; returns counts and timings."""
+    data = work / f"synth-{patients}p-{days:g}d-seed{seed}"
     started = time.perf_counter()
-    generate(data, patients=1, days=days, seed=seed)
+    generate(data, patients=patients, days=days, seed=seed)
     engine = open_store(url)
     ingest_paths(engine, [str(data)])
     ingested = time.perf_counter()
@@ -119,17 +119,22 @@ def measure(url: str, repeat: int) -> None:
         )
 
 
-def measure_page(url: str, repeat: int) -> None:
+def measure_page(url: str, repeat: int, work: Path) -> None:
     """The whole Patient page script as Streamlit runs it (views, Altair charts, table), on a
     cold ``st.cache_data``, through AppTest: server time, without the browser's rendering."""
     import os
 
     import streamlit as st
+    from argon2 import PasswordHasher
     from streamlit.testing.v1 import AppTest
 
-    from medsleep.auth.users import SessionUser
+    from medsleep.auth.users import SessionUser, add_user
 
+    users = work / "bench-users.json"
+    if not users.exists():  # the page re-checks its user against the users file
+        add_user(users, "benchmark", "admin", None, hasher=PasswordHasher(1, 8, 1))
     os.environ["MEDSLEEP_DB"] = url
+    os.environ["MEDSLEEP_USERS"] = str(users)
     os.environ["MEDSLEEP_DASHBOARD_TZ"] = "Europe/Zurich"
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     at = AppTest.from_file(str(app), default_timeout=300)
@@ -160,6 +165,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL")
+    parser.add_argument("--patients", type=int, default=1)
+    parser.add_argument(
+        "--browser", action="store_true",
+        help="also time login → digest → patient → range switch in headless Chromium",
+    )  # fmt: skip
     args = parser.parse_args()
     with ExitStack() as stack:
         if args.postgres:
@@ -170,14 +180,14 @@ def main() -> None:
             url = create_database(stack.enter_context(postgres_server(base)))
             work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         else:
-            work = OUT / f"dashboard-{args.days:g}d-seed{args.seed}"
+            work = OUT / f"dashboard-{args.patients}p-{args.days:g}d-seed{args.seed}"
             url = f"sqlite:///{work / 'store.db'}"
         done = work / "built.ok"  # a half-built store (interrupted) is rebuilt, not measured
         if args.postgres or not done.exists():
             if not args.postgres and work.exists():
                 shutil.rmtree(work)
             work.mkdir(parents=True, exist_ok=True)
-            built = build_store(url, work, args.days, args.seed)
+            built = build_store(url, work, args.days, args.seed, args.patients)
             done.touch()
             print(
                 f"built: {built['readings']:,} readings ingested in {built['ingest_s']:.0f} s, "
@@ -185,13 +195,19 @@ def main() -> None:
             )
         counts = store_counts(url)
         print(
-            f"{'PostgreSQL' if args.postgres else 'SQLite'} store, 1 patient × {args.days:g} "
+            f"{'PostgreSQL' if args.postgres else 'SQLite'} store, {args.patients} patients × "
+            f"{args.days:g} "
             f"days: {counts['summarised']:,} readings summarised, {counts['retained']:,} "
             f"retained, {counts['raw']:,} raw (hot), "
             f"{sum(counts.values()):,} in all"
         )
+        if args.browser:
+            from benchmarks.dashboard_browser import measure_browser
+
+            measure_browser(url, work, args.repeat)
+            return
         measure(url, args.repeat)
-        measure_page(url, args.repeat)
+        measure_page(url, args.repeat, work)
 
 
 if __name__ == "__main__":

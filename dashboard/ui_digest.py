@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medsleep.auth.users import SessionUser
 from medsleep.errors import MedsleepError
+from medsleep.export.night_report import night_report_pdf
 from medsleep.read.digest import DigestRow, NightDigest, night_ending, night_window
 from medsleep.read.reviews import add_review
 from medsleep.read.text import local_time
@@ -123,7 +124,26 @@ def card(r: DigestRow, tz: ZoneInfo, user: SessionUser, night: tuple[int, int]) 
             note = f": “{mark.comment}”" if mark.comment else ""
             st.caption(f"✓ {what} reviewed by {mark.reviewer}, "
                        f"{local_time(mark.created_ms, tz, '%d %b %H:%M')}{note}")  # fmt: skip
-        _review_form(r, tz, user, night)
+        review, report = st.columns([1, 5])
+        with review:
+            _review_form(r, tz, user, night)
+        with report:
+            _report_button(r, tz, user, night)
+
+
+def _report_button(r: DigestRow, tz: ZoneInfo, user: SessionUser, night: tuple[int, int]) -> None:
+    """Make the night's PDF on request (audited), then offer it for download."""
+    key = f"report-{r.patient}-{night[0]}"
+    if st.button("Night report (PDF)", key=f"make-{key}"):
+        try:
+            st.session_state[key] = night_report_pdf(
+                ui.engine(), ui.policy(), tz, r.patient, night, by=user.name, now_ms=wall_clock_ms()
+            )
+        except (MedsleepError, SQLAlchemyError) as exc:
+            st.error(f"Cannot make the report: {exc}")
+    if (data := st.session_state.get(key)) is not None:
+        st.download_button("Download PDF", data, file_name=f"night-{r.patient}.pdf",
+                           mime="application/pdf", key=f"get-{key}")  # fmt: skip
 
 
 def _review_form(r: DigestRow, tz: ZoneInfo, user: SessionUser, night: tuple[int, int]) -> None:

@@ -165,14 +165,17 @@ def night_digest(
     until_ms: int,
     *,
     in_progress: bool = False,
+    patient: str | None = None,
 ) -> NightDigest:
     """Every patient with readings in ``[since_ms, until_ms)``, or on legal hold, ranked by
-    RCP risk band, then peak NEWS2, then serious episodes."""
+    RCP risk band, then peak NEWS2, then serious episodes (or only ``patient``'s row)."""
     with engine.connect() as conn:
-        readings = _hot_readings(conn, since_ms - LOOKBACK_MS, until_ms)
-        artifact_ids = _retained_artifacts(conn, since_ms - LOOKBACK_MS, until_ms)
-        summaries = _summary_ends(conn, since_ms - LOOKBACK_MS, until_ms)
+        readings = _hot_readings(conn, since_ms - LOOKBACK_MS, until_ms, patient)
+        artifact_ids = _retained_artifacts(conn, since_ms - LOOKBACK_MS, until_ms, patient)
+        summaries = _summary_ends(conn, since_ms - LOOKBACK_MS, until_ms, patient)
         held = held_patients(conn)
+        if patient is not None:
+            held &= {patient}
         in_window = set(readings.loc[readings["t"] >= since_ms, "patient"]) | set(
             summaries.loc[summaries["t"] >= since_ms, "patient"]
         )
@@ -203,20 +206,23 @@ def night_digest(
     return NightDigest(since_ms, until_ms, in_progress, newest, tuple(rows))
 
 
-def _hot_readings(conn: Connection, since_ms: int, until_ms: int) -> pd.DataFrame:
+def _hot_readings(
+    conn: Connection, since_ms: int, until_ms: int, patient: str | None
+) -> pd.DataFrame:
     r = _reading.c
-    rows = conn.execute(
-        select(r.patient, r.id, r.code, r.effective_ms, r.value, r.state).where(
-            r.state.in_(HOT_STATES),
-            r.effective_ms >= since_ms,
-            r.effective_ms < until_ms,
-        )
-    ).all()
+    query = select(r.patient, r.id, r.code, r.effective_ms, r.value, r.state).where(
+        r.state.in_(HOT_STATES),
+        r.effective_ms >= since_ms,
+        r.effective_ms < until_ms,
+    )
+    rows = conn.execute(query if patient is None else query.where(r.patient == patient)).all()
     frame = pd.DataFrame(rows, columns=["patient", "id", "code", "t", "value", "state"])
     return frame.astype({"id": np.int64, "t": np.int64, "value": np.float64})
 
 
-def _retained_artifacts(conn: Connection, since_ms: int, until_ms: int) -> set[int]:
+def _retained_artifacts(
+    conn: Connection, since_ms: int, until_ms: int, patient: str | None
+) -> set[int]:
     """Retained readings whose latest run kept them (also) as an artifact."""
     r, t = _reading.c, _retention.c
     latest = (
@@ -233,21 +239,24 @@ def _retained_artifacts(conn: Connection, since_ms: int, until_ms: int) -> set[i
             t.kind == "artifact",
         )
     )
+    if patient is not None:
+        query = query.where(r.patient == patient)
     return {int(i) for i in conn.execute(query).scalars()}
 
 
-def _summary_ends(conn: Connection, since_ms: int, until_ms: int) -> pd.DataFrame:
+def _summary_ends(
+    conn: Connection, since_ms: int, until_ms: int, patient: str | None
+) -> pd.DataFrame:
     """The first and last reading of every active, non-artifact summary in the window, as
     readings (id -1): what a collapsed stretch contributes to NEWS2."""
     s = _summary.c
-    rows = conn.execute(
-        select(s.patient, s.code, s.first_ms, s.first_value, s.last_ms, s.last_value).where(
-            s.state == SummaryState.ACTIVE,
-            s.band != "artifact",
-            s.bucket_end_ms > since_ms,
-            s.bucket_start_ms < until_ms,
-        )
-    ).all()
+    query = select(s.patient, s.code, s.first_ms, s.first_value, s.last_ms, s.last_value).where(
+        s.state == SummaryState.ACTIVE,
+        s.band != "artifact",
+        s.bucket_end_ms > since_ms,
+        s.bucket_start_ms < until_ms,
+    )
+    rows = conn.execute(query if patient is None else query.where(s.patient == patient)).all()
     ends = [(p, c, int(t0), float(v0)) for p, c, t0, v0, _, _ in rows]
     ends += [(p, c, int(t1), float(v1)) for p, c, _, _, t1, v1 in rows]
     frame = pd.DataFrame(ends, columns=["patient", "code", "t", "value"])
