@@ -27,8 +27,9 @@ def test_digest_has_one_row_per_patient_for_the_last_night_with_data(dash: Engin
     assert table["peak at"].str.match(r"^(—|\d\d [A-Z][a-z]{2} \d\d:\d\d)$").all()
     caption = at.caption[0].value
     assert caption.startswith("Mon 05 Jan 22:00 – Tue 06 Jan 07:00 CET")
+    assert at.selectbox(key="digest_patient").options == list(table["patient"])  # same order
     cards = [m.value for m in at.markdown if m.value.startswith("**icu-")]
-    assert [c.split("**")[1] for c in cards] == list(table["patient"])  # the same order
+    assert [c.split("**")[1] for c in cards] == [table["patient"].iloc[0]]  # the worst first
 
 
 def test_a_night_without_readings_says_so(dash: Engine) -> None:
@@ -49,6 +50,7 @@ def test_open_patient_goes_to_that_patient(dash: Engine) -> None:
 
 def test_marking_a_night_reviewed_is_audited_and_shown_to_the_next_viewer(dash: Engine) -> None:
     at = app("ana")
+    at.selectbox(key="digest_patient").select("icu-0002").run()
     at.text_input(key="review-comment-icu-0002").input("seen at the morning round")
     at.button(key="review-submit-icu-0002").click().run()
     assert not at.exception
@@ -59,6 +61,7 @@ def test_marking_a_night_reviewed_is_audited_and_shown_to_the_next_viewer(dash: 
     assert "episode_start_ms" not in details  # the whole night
 
     other = app("root")  # another clinician's session, later
+    other.selectbox(key="digest_patient").select("icu-0002").run()
     notes = [c.value for c in other.caption if c.value.startswith("✓")]
     assert len(notes) == 1
     assert notes[0].startswith("✓ night reviewed by ana")

@@ -54,6 +54,7 @@ def test_the_report_holds_the_night_and_is_audited(dash: Engine, tmp_path: Path)
 def test_the_digest_offers_the_report_for_download(dash: Engine) -> None:
     at = app("ana")
     key = f"report-icu-0001-{NIGHT[0]}"
+    at.selectbox(key="digest_patient").select("icu-0001").run()
     at.button(key=f"make-{key}").click().run()
     assert not at.exception
     assert at.session_state[key].startswith(b"%PDF-")

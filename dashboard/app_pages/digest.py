@@ -1,4 +1,5 @@
-"""Morning digest: last night, one row per patient, highest NEWS2 risk first."""
+"""Morning digest: last night, one row per patient, highest NEWS2 risk first; one patient's
+details (episodes, reviews, report) below."""
 
 from __future__ import annotations
 
@@ -22,5 +23,7 @@ if not digest.rows:
     st.info("No readings in this night window — pick another night.")
     st.stop()
 ui_digest.table(digest, tz)
-for row in digest.rows:
-    ui_digest.card(row, tz, user, (digest.since_ms, digest.until_ms))
+# One patient's card at a time (the worst first): twenty cards with their forms took seconds.
+by_patient = {row.patient: row for row in digest.rows}
+chosen = st.selectbox("Details for", list(by_patient), key="digest_patient")
+ui_digest.card(by_patient[chosen or digest.rows[0].patient], tz, user, (since, until))
