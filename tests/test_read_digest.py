@@ -211,3 +211,22 @@ def test_the_consolidated_sample_lists_every_patient_as_assessed(
 )
 def test_rcp_risk_bands(aggregate: int, worst: int, band: str) -> None:
     assert risk_band(aggregate, worst) == band
+
+
+def test_an_old_store_gains_the_review_table_on_open(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from medsleep.store.engine import _alembic_config, create_store_engine
+
+    old = create_store_engine(db_url)
+    with old.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0004")  # the schema before this change
+    assert "review" not in inspect(old).get_table_names()
+    old.dispose()
+    store = open_store(db_url)
+    try:
+        assert "review" in inspect(store).get_table_names()
+        add_review(store, patient="p1", night=NIGHT, by="ana", now_ms=0)
+    finally:
+        store.dispose()
