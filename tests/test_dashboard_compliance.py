@@ -29,6 +29,7 @@ def test_holds_are_added_and_released_with_who_and_why(dash: Engine) -> None:
     assert list(table["patient"]) == ["icu-0002"]
     assert list(table["by"]) == ["cleo"]
     assert list(table["reason"]) == ["case 2026-17"]
+    assert table["since"].str.endswith(("CET", "CEST")).all()  # one time zone throughout
     assert events(dash)[-1] == ("cleo", "hold.add", {"patient": "icu-0002",
                                                      "reason": "case 2026-17"})  # fmt: skip
 

@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medsleep.archive import add_hold, list_holds, release_hold
 from medsleep.errors import MedsleepError
+from medsleep.timefmt import parse_iso_ms
 
 user = ui.require("holds")
 st.title("Legal holds")
@@ -30,8 +31,9 @@ def change(action: str, patient: str, reason: str = "") -> None:
 
 
 holds = list_holds(ui.engine())
-if holds:
-    st.dataframe(holds, hide_index=True, key="holds_table")
+if holds:  # the display time zone, as everywhere else (list_holds says UTC)
+    shown = [{**h, "since": ui.when(parse_iso_ms(h["since"]))} for h in holds]
+    st.dataframe(shown, hide_index=True, key="holds_table")
 else:
     st.info("No patient is on legal hold.")
 
