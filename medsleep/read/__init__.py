@@ -26,18 +26,22 @@ from medsleep.read.readings import (
     reasons_for,
 )
 from medsleep.read.runs import RUN_COLUMNS, RunDetail, list_runs, recent_runs, run_detail
+from medsleep.read.space import ArchiveMonth, StoreStats, TableSpace, store_stats
 
 __all__ = [
     "AUDIT_COLUMNS",
     "READING_FIELDS",
     "RUN_COLUMNS",
     "SUMMARY_FIELDS",
+    "ArchiveMonth",
     "DigestPatient",
     "MorningDigest",
     "PatientView",
     "ReadingFilter",
     "RunDetail",
     "StoreOverview",
+    "StoreStats",
+    "TableSpace",
     "audit_chain_status",
     "compression_by_day",
     "describe_reason",
@@ -59,4 +63,5 @@ __all__ = [
     "retained_by_kind",
     "run_detail",
     "store_overview",
+    "store_stats",
 ]
