@@ -46,9 +46,11 @@ def test_consolidation_returns_the_freed_pages(sqlite_url: str, tmp_path: Path) 
     assert report.collapsed > 0.9 * report.readings_in
     assert report.space_returned
     assert report.store_bytes_before >= before
-    assert report.store_bytes_after == store_bytes(engine)
+    # measured before the run's row and audit events are written: a few pages more since
+    slack = 64 * 1024
+    assert report.store_bytes_after <= store_bytes(engine) <= report.store_bytes_after + slack
     after = _file_bytes(sqlite_url)
-    assert after == report.store_bytes_after
+    assert after <= report.store_bytes_after + slack
     assert after < 0.25 * before  # the sample is almost all normal: most of it is archived
     engine.dispose()
 
