@@ -10,6 +10,8 @@ Generates ``patients`` ICU patient-days (about 7,270 readings each; 700 give ~5.
 ingests them into SQLite once, copies the database, then times on identical copies:
   * medsleep consolidate (detect, summarise, archive with fsync + verify, commit per patient);
   * the baseline: INSERT INTO hourly SELECT ... GROUP BY patient, code, hour; DELETE FROM reading.
+It also prints the hot store's bytes per reading, table by table, and the database file's size
+before and after the night (target: after <= 20 % of before).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from _common import (
     make_per_second_input,
     run_child,
 )
+
+from medsleep.read.space import store_stats
+from medsleep.store.engine import open_store
 
 BASELINE_SQL = """
 CREATE TABLE hourly AS SELECT patient, code, (effective_ms / 3600000) * 3600000 AS bucket,
@@ -67,12 +72,15 @@ def main() -> None:
 
     db = work / "medsleep.db"
     copy_db(template, db)
+    _bytes_per_reading(f"sqlite:///{db}")
+    file_before = db.stat().st_size
     archive = work / "archive"
     shutil.rmtree(archive, ignore_errors=True)
     child = run_child(CONSOLIDATE_CHILD, f"sqlite:///{db}", str(archive), args.executor)
     report = child.result
     seconds = float(report["seconds"])  # type: ignore[arg-type]
     readings = int(report["readings_in"])  # type: ignore[call-overload]
+    file_after = _file_bytes(db)
 
     base = work / "baseline.db"
     copy_db(template, base)
@@ -95,6 +103,30 @@ def main() -> None:
         f"retained {report['retained']:,}, summaries {report['summaries']:,}, "
         f"compression {readings / (int(report['retained']) + int(report['summaries'])):.1f}x"
     )  # type: ignore[call-overload]
+    share = file_after / file_before
+    print(
+        f"database file: {file_before / 2**20:,.1f} MiB before, {file_after / 2**20:,.1f} MiB "
+        f"after = {share:.1%} (target <= 20%: {'met' if share <= 0.2 else 'NOT met'})"
+    )
+
+
+def _file_bytes(db: Path) -> int:
+    """The database file's size once its WAL is folded in."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db.stat().st_size
+
+
+def _bytes_per_reading(url: str) -> None:
+    engine = open_store(url)
+    stats = store_stats(engine)
+    engine.dispose()
+    n = stats.hot_readings
+    print(f"hot store before the night: {n:,} readings, {stats.store_bytes / n:,.0f} bytes each")
+    for table in stats.tables:
+        if table.bytes and table.bytes / n >= 0.5:
+            per = table.bytes / n
+            print(f"  {table.table:16} {table.rows:>12,} rows {per:8,.1f} bytes/reading")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ingest.py [--observations 500000] [--baseline 20000]
                                           [--strict 20000] [--big-gb 0] [--repeat 1]
+                                          [--plain 200000]
 
 The naive baseline validates each resource with fhir.resources and adds it through the
 SQLModel ORM, committing every 1,000 — what one writes first. Every run writes to a fresh
@@ -11,6 +12,12 @@ concurrently. ``--strict N`` also ingests N Observations with ``--strict`` on on
 with ``--workers 2``. ``--big-gb 1`` ingests a ~1 GB file and reports how flat peak RSS
 stays. ``--repeat`` runs each medsleep row that many times and keeps the median (the
 machines here are noisy).
+
+``--plain N`` takes the first N one-value Observations (no panels) of the input, the plain
+monitoring NDJSON a bedside gateway sends, and reports on it: the hot store's bytes per
+reading table by table (also for the whole mixed input), and whole-process time against
+``sqlite-utils insert --nl`` of the same file — installed only into a venv of its own under
+the benchmark's work folder, never into medsleep's.
 """
 
 from __future__ import annotations
@@ -19,11 +26,19 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from itertools import islice
 from pathlib import Path
 
 from _common import make_input, run_child
+
+from medsleep.read.space import store_stats
+from medsleep.store.engine import open_store
+
+SQLITE_UTILS = "sqlite-utils==4.2.1"
 
 MEDSLEEP = """
 import json, os, sys, time
@@ -96,6 +111,56 @@ def _medsleep(
     return statistics.median(rates), max(peaks)
 
 
+def _bytes_per_reading(label: str, db: Path) -> None:
+    engine = open_store(f"sqlite:///{db}")
+    stats = store_stats(engine)
+    engine.dispose()
+    n = stats.hot_readings
+    tables = ", ".join(
+        f"{t.table} {t.bytes / n:,.0f}" for t in stats.tables if t.bytes and t.bytes / n >= 0.5
+    )
+    print(
+        f"hot store, {label}: {n:,} readings, {stats.store_bytes / n:,.0f} bytes each "
+        f"(target <= 250: {_met(stats.store_bytes / n <= 250)}); per table: {tables}"
+    )
+
+
+def _plain_input(path: Path, work: Path, n: int) -> Path:
+    plain = work / f"plain-{n}.ndjson"
+    if not plain.exists():
+        with path.open("rb") as source, plain.open("wb") as out:
+            out.writelines(islice((line for line in source if b'"component"' not in line), n))
+    return plain
+
+
+def _sqlite_utils_seconds(plain: Path, work: Path) -> float:
+    """Whole-process seconds of ``sqlite-utils insert --nl`` from its own venv."""
+    venv = work / "sqlite-utils-venv"
+    tool = venv / "bin" / "sqlite-utils"
+    if not tool.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", SQLITE_UTILS]
+        subprocess.run(pip, check=True)
+    db = work / "sqlite-utils.db"
+    _fresh(db)
+    started = time.perf_counter()
+    subprocess.run([str(tool), "insert", str(db), "observations", str(plain), "--nl"], check=True)
+    return time.perf_counter() - started
+
+
+def _plain_comparison(path: Path, work: Path, n: int) -> None:
+    plain = _plain_input(path, work, n)
+    db = work / "plain.db"
+    child = run_child(MEDSLEEP, str(plain), _fresh(db), "0", "-", "-")
+    _bytes_per_reading(f"plain monitoring ({plain.stat().st_size / 2**20:,.0f} MiB NDJSON)", db)
+    tool = _sqlite_utils_seconds(plain, work)
+    ratio = tool / child.seconds
+    print(
+        f"plain, whole process: medsleep {child.seconds:.1f} s, sqlite-utils insert --nl "
+        f"{tool:.1f} s: medsleep {ratio:.1f}x faster (target >= 3x: {_met(ratio >= 3)})"
+    )
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -107,6 +172,7 @@ def main() -> None:
     parser.add_argument("--strict", type=int, default=20_000, help="resources for --strict runs")
     parser.add_argument("--big-gb", type=float, default=0.0, help="also ingest a file this big")
     parser.add_argument("--repeat", type=int, default=1, help="runs per row (median)")
+    parser.add_argument("--plain", type=int, default=200_000, help="0: skip the plain rows")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="medsleep-bench-"))
@@ -153,6 +219,9 @@ def main() -> None:
     )
     if strict_rows:
         print(f"--strict --workers 2 vs one core: {strict_rows[1][1] / strict_rows[0][1]:.2f}x")
+    _bytes_per_reading("mixed input", work / "m.db")
+    if args.plain:
+        _plain_comparison(path, work, args.plain)
 
     if args.big_gb:
         big = make_input(work, int(args.big_gb * 2**30 / 593), seed=2)

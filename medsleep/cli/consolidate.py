@@ -61,8 +61,13 @@ def _consolidation_report_line(report: Any) -> str:
         f"{report.retained:,} retained, {report.collapsed:,} collapsed into "
         f"{report.summaries:,} summaries, {report.archived:,} archived, {report.held:,} held, "
         f"{report.episodes:,} episodes, {report.shards_done}/{report.shards} patients "
-        f"in {report.seconds:.1f} s"
+        f"in {report.seconds:.1f} s; store {_mib(report.store_bytes_before)} → "
+        f"{_mib(report.store_bytes_after)} MiB"
     )
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:,.1f}"
 
 
 @app.command()

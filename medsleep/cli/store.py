@@ -1,17 +1,23 @@
-"""``medsleep db``: the database schema."""
+"""``medsleep db``: the database schema, what the store holds, and giving space back."""
 
 from __future__ import annotations
 
+import json
+
 import typer
+from rich.table import Table
 
 from medsleep.cli.common import (
     DbOption,
+    JsonOption,
     app,
     err,
+    open_db,
+    table_console,
 )
 from medsleep.store.engine import DEFAULT_DB_URL, upgrade_schema
 
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema, size and space.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
@@ -26,3 +32,55 @@ def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
         err.print(f"schema at revision {current_revision(engine)}")
     finally:
         engine.dispose()
+
+
+def _mib(nbytes: int | None) -> str:
+    return "?" if nbytes is None else f"{nbytes / 2**20:,.1f}"
+
+
+@db_app.command("stats")
+def db_stats(db: DbOption = DEFAULT_DB_URL, json_out: JsonOption = False) -> None:
+    """Readings per state, rows and bytes per table, archive files per month."""
+    from medsleep.read.space import store_stats
+
+    engine = open_db(db)
+    try:
+        stats = store_stats(engine)
+    finally:
+        engine.dispose()
+    if json_out:
+        typer.echo(json.dumps(stats.as_json()))
+        return
+    console = table_console()
+    console.print(
+        f"store {_mib(stats.store_bytes)} MiB ({_mib(stats.free_bytes)} MiB free, "
+        f"auto-vacuum {stats.auto_vacuum}); {stats.hot_readings:,} readings in the hot store: "
+        + ", ".join(f"{n:,} {state}" for state, n in stats.readings_by_state.items())
+    )
+    tables = Table("table", "rows", "MiB", "bytes/row", title="tables (with their indexes)")
+    for t in stats.tables:
+        per_row = "" if t.bytes is None or not t.rows else f"{t.bytes / t.rows:,.0f}"
+        tables.add_row(t.table, f"{t.rows:,}", _mib(t.bytes), per_row)
+    console.print(tables)
+    if stats.archive:
+        months = Table("month", "state", "files", "readings", "MiB", title="archive")
+        for m in stats.archive:
+            months.add_row(m.month, m.state, f"{m.files:,}", f"{m.rows:,}", _mib(m.bytes))
+        console.print(months)
+
+
+@db_app.command("vacuum")
+def db_vacuum(db: DbOption = DEFAULT_DB_URL) -> None:
+    """Rewrite a SQLite store whole and switch it to incremental auto-vacuum (once, for a
+    store created before medsleep set it; needs free disk about the store's size)."""
+    from medsleep.store.space import vacuum
+
+    engine = open_db(db)
+    try:
+        done = vacuum(engine)
+    finally:
+        engine.dispose()
+    if not done.returned:
+        err.print("nothing to do: PostgreSQL reclaims space with autovacuum (docs/deploy.md)")
+        return
+    err.print(f"store {_mib(done.bytes_before)} → {_mib(done.bytes_after)} MiB")

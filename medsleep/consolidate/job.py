@@ -23,6 +23,7 @@ from medsleep.detect import check_detector_name, warm_up_detectors
 from medsleep.policy import Policy
 from medsleep.store.handle import Clock, Store
 from medsleep.store.locking import consolidation_lock
+from medsleep.store.space import return_space, store_bytes
 from medsleep.store.tables import READING, RUN, ReadingState, RunStatus
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ class ConsolidationReport:
     until_ms: int = 0
     held_late: list[str] = field(default_factory=list)  # put on hold while the run went on
     failed: list[dict[str, str]] = field(default_factory=list)  # shards skipped, with reasons
+    # The hot store's bytes when the run began and after it returned the freed pages
+    # (SQLite: the database file; see store.space).
+    store_bytes_before: int = 0
+    store_bytes_after: int = 0
+    space_returned: bool = False
 
     def add(self, result: ShardResult | ShardFailure) -> None:
         if isinstance(result, ShardFailure):
@@ -205,8 +211,9 @@ def consolidate(
     spec = executor or ExecutorSpec("local")
     until = default_until_ms(policy, store.now_ms()) if until_ms is None else until_ms
     with consolidation_lock(store.engine):
+        bytes_before = store_bytes(store.engine)
         _close_interrupted_runs(store.engine, store.clock)
-        report = _run_shards(store, policy, until, deadline_ms, spec, progress)
+        report = _run_shards(store, policy, until, deadline_ms, spec, progress, bytes_before)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -218,6 +225,7 @@ def _run_shards(
     deadline_ms: int | None,
     spec: ExecutorSpec,
     progress: Progress | None,
+    bytes_before: int,
 ) -> ConsolidationReport:
     engine, actor, clock = store.engine, store.actor, store.clock
     held = held_patients(engine)
@@ -225,7 +233,14 @@ def _run_shards(
     todo = [patient for patient in backlog if patient not in held]
     held_readings = raw_count(engine, [p for p in backlog if p in held], until)
     if not todo:
-        return ConsolidationReport(None, "nothing-to-do", held=held_readings, until_ms=until)
+        return ConsolidationReport(
+            None,
+            "nothing-to-do",
+            held=held_readings,
+            until_ms=until,
+            store_bytes_before=bytes_before,
+            store_bytes_after=bytes_before,
+        )
 
     with engine.begin() as conn:
         inserted = conn.execute(
@@ -255,7 +270,12 @@ def _run_shards(
             at_ms=clock(),
         )
     report = ConsolidationReport(
-        run_id, RunStatus.RUNNING, held=held_readings, shards=len(todo), until_ms=until
+        run_id,
+        RunStatus.RUNNING,
+        held=held_readings,
+        shards=len(todo),
+        until_ms=until,
+        store_bytes_before=bytes_before,
     )
     tasks = (
         ShardTask(
@@ -281,12 +301,16 @@ def _run_shards(
     except BaseException as exc:
         report.status = RunStatus.FAILED
         report.seconds = time.perf_counter() - started
+        report.store_bytes_after = bytes_before
         _finish(engine, report, actor, clock, error=f"{type(exc).__name__}: {exc}")
         raise
     finished = report.shards_done + len(report.held_late)
     report.status = RunStatus.COMMITTED if finished == report.shards else RunStatus.PARTIAL
     if report.failed and not finished:
         report.status = RunStatus.FAILED
+    # After the shards and before the run's row, so the report and audit say what was returned
+    space = return_space(engine)
+    report.store_bytes_after, report.space_returned = space.bytes_after, space.returned
     report.seconds = time.perf_counter() - started
     error = None
     if report.failed:

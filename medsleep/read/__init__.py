@@ -42,6 +42,7 @@ from medsleep.read.reviews import (
     record_patient_view,
 )
 from medsleep.read.runs import RUN_COLUMNS, RunDetail, list_runs, recent_runs, run_detail
+from medsleep.read.space import ArchiveMonth, StoreStats, TableSpace, store_stats
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -49,9 +50,12 @@ __all__ = [
     "RUN_COLUMNS",
     "STRETCH_COLUMNS",
     "SUMMARY_FIELDS",
-    "NIGHT",
+    "ArchiveMonth",
     "DigestEpisode",
+    "DigestPatient",
     "DigestRow",
+    "MorningDigest",
+    "NIGHT",
     "NightDigest",
     "ReviewError",
     "ReviewMark",
@@ -59,6 +63,8 @@ __all__ = [
     "ReadingFilter",
     "RunDetail",
     "StoreOverview",
+    "StoreStats",
+    "TableSpace",
     "audit_actions",
     "audit_chain_status",
     "collapsed_stretches",
@@ -86,5 +92,6 @@ __all__ = [
     "retained_by_kind",
     "run_detail",
     "store_overview",
+    "store_stats",
     "verify_file",
 ]

@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from medsleep.errors import StoreUnavailableError
 from medsleep.store.checkpoint import DEFAULT_AUTOCHECKPOINT
+from medsleep.store.space import INCREMENTAL
 
 log = logging.getLogger(__name__)
 DEFAULT_DB_URL = "sqlite:///medsleep.db"
@@ -34,6 +35,8 @@ def _alembic_config(connection: Connection) -> Config:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA page_size=8192")  # takes effect only on a new, empty database
+    # Also only on a new database: lets a night hand freed pages back (see store.space).
+    cursor.execute(f"PRAGMA auto_vacuum={INCREMENTAL}")
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages stay hot during bulk writes
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
