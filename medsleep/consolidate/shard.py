@@ -29,7 +29,14 @@ from medsleep.errors import MedsleepError
 from medsleep.policy import Policy
 from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
-from medsleep.store.tables import ARCHIVE_FILE, READING, SUMMARY, ReadingState, SummaryState
+from medsleep.store.tables import (
+    ARCHIVE_FILE,
+    READING,
+    SUMMARY,
+    ArchiveState,
+    ReadingState,
+    SummaryState,
+)
 from medsleep.timefmt import ms_to_datetime
 
 log = logging.getLogger(__name__)
@@ -239,7 +246,7 @@ def _decide_and_write(
                     rows=written.rows,
                     bytes=written.bytes,
                     created_ms=task.now_ms,
-                    state=SummaryState.ACTIVE,
+                    state=ArchiveState.ACTIVE,
                 )
             )
         if superseded:
