@@ -164,6 +164,7 @@ def _lab_layers(mine: dict[str, pd.DataFrame], critical: tuple[float, float], x:
         [
             mine["hot"].rename(columns={"start_ms": "t_ms", "mean": "value"}),
             mine["summary"].rename(columns={"start_ms": "t_ms", "mean": "value"}),
+            mine["kept"][["t_ms", "value"]],  # retained results are labelled too
         ]
     )
     data = with_times(results[["t_ms", "value"]].reset_index(drop=True), tz, "t_ms")

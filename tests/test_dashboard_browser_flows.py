@@ -101,6 +101,10 @@ def test_a_deep_link_opens_its_patient_through_the_login_and_a_reload_keeps_it(
     assert page.get_by_label("User name").count() == 0  # still logged in
     page.get_by_role("button", name="Log out").click()
     page.get_by_label("User name").wait_for()
+    for _ in range(100):  # the login page's script clears the cookie once its frame has run
+        if not [c for c in page.context.cookies() if c["name"] == "medsleep_session"]:
+            break
+        page.wait_for_timeout(100)
     page.reload()
     page.get_by_label("User name").wait_for()  # logged out stays logged out
 
