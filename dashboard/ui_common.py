@@ -27,6 +27,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from medsleep import read
+from medsleep.audit import audit_key_from, keyed_engine
 from medsleep.auth.users import SessionUser, User, load_users, recheck_session
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy, load_policy
@@ -93,7 +94,8 @@ def fail(message: str) -> NoReturn:
 
 @st.cache_resource(show_spinner=False)
 def _engine(url: str) -> Engine:
-    return open_store(url)
+    # Events the dashboard appends (logins, views, reviews, holds) are keyed like the CLI's.
+    return keyed_engine(open_store(url), audit_key_from(os.environ))
 
 
 @st.cache_resource(show_spinner=False)

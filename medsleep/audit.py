@@ -16,7 +16,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +52,37 @@ class ChainStatus:
 def key_id(key: bytes) -> str:
     """A short public name for a key (stored with each keyed event; reveals nothing)."""
     return "k-" + hashlib.sha256(b"medsleep audit key id\0" + key).hexdigest()[:16]
+
+
+AUDIT_KEY_ENV, AUDIT_KEY_FILE_ENV = "MEDSLEEP_AUDIT_KEY", "MEDSLEEP_AUDIT_KEY_FILE"
+MIN_KEY_BYTES = 16
+
+
+def audit_key_file(path: Path) -> bytes:
+    """The HMAC key kept in ``path`` (at least 16 bytes, surrounding whitespace ignored)."""
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise InputError(f"cannot read audit key file {path}: {exc.strerror}") from exc
+    if len(key) < MIN_KEY_BYTES:
+        raise InputError(f"audit key in {path} is shorter than {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def audit_key_from(environ: Mapping[str, str]) -> bytes | None:
+    """The audit HMAC key, kept outside the database: the file named by
+    MEDSLEEP_AUDIT_KEY_FILE, or the key itself in MEDSLEEP_AUDIT_KEY; None (unkeyed) when
+    neither is set. Every edge (CLI, server, dashboard) passes its own environment in, so
+    they all key the events they append alike."""
+    path = environ.get(AUDIT_KEY_FILE_ENV)
+    if path:
+        return audit_key_file(Path(path))
+    value = environ.get(AUDIT_KEY_ENV)
+    if not value:
+        return None
+    if len(value.encode()) < MIN_KEY_BYTES:
+        raise InputError(f"{AUDIT_KEY_ENV} is shorter than {MIN_KEY_BYTES} bytes")
+    return value.encode()
 
 
 def keyed_engine(engine: Engine, key: bytes | None) -> Engine:

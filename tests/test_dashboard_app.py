@@ -398,3 +398,22 @@ def test_a_broken_policy_is_an_error_not_a_traceback(
     at = app("ana")
     assert not at.exception
     assert at.error[0].value.startswith("Cannot load the policy:")
+
+
+def test_a_keyed_dashboard_appends_events_that_verify_with_the_key(
+    dash: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit key in the dashboard's environment keys its events like the CLI's."""
+    from medsleep.audit import verify_chain
+
+    key = "dashboard-audit-key-0123456789"
+    monkeypatch.setenv("MEDSLEEP_AUDIT_KEY", key)
+    st.cache_resource.clear()
+    at = login(app(), "ana", PASSWORDS["ana"])
+    assert not at.exception
+    assert events(dash)[-1][1] == "dashboard.login"
+    with dash.connect() as conn:
+        keyed = verify_chain(conn, key=key.encode())
+        wrong = verify_chain(conn, key=b"another-key-0123456789")
+    assert keyed.ok, keyed
+    assert not wrong.ok

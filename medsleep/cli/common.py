@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
+from medsleep.audit import audit_key_file, audit_key_from
 from medsleep.errors import AuditChainBrokenError, InputError, LockHeldError, MedsleepError
 from medsleep.store.engine import open_store
 from medsleep.store.handle import Store
@@ -151,36 +152,16 @@ JsonLinesOption = Annotated[
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
-AUDIT_KEY_ENV, AUDIT_KEY_FILE_ENV, AUDIT_ANCHOR_ENV = (
-    "MEDSLEEP_AUDIT_KEY",
-    "MEDSLEEP_AUDIT_KEY_FILE",
-    "MEDSLEEP_AUDIT_ANCHOR",
-)
-_MIN_KEY_BYTES = 16
+AUDIT_ANCHOR_ENV = "MEDSLEEP_AUDIT_ANCHOR"
 
 
 def read_key_file(path: Path) -> bytes:
-    try:
-        key = path.read_bytes().strip()
-    except OSError as exc:
-        raise InputError(f"cannot read audit key file {path}: {exc.strerror}") from exc
-    if len(key) < _MIN_KEY_BYTES:
-        raise InputError(f"audit key in {path} is shorter than {_MIN_KEY_BYTES} bytes")
-    return key
+    return audit_key_file(path)
 
 
 def audit_key() -> bytes | None:
-    """The audit HMAC key, kept outside the database: a file named by MEDSLEEP_AUDIT_KEY_FILE,
-    or the key itself in MEDSLEEP_AUDIT_KEY; None (unkeyed) when neither is set."""
-    path = os.environ.get(AUDIT_KEY_FILE_ENV)
-    if path:
-        return read_key_file(Path(path))
-    value = os.environ.get(AUDIT_KEY_ENV)
-    if not value:
-        return None
-    if len(value.encode()) < _MIN_KEY_BYTES:
-        raise InputError(f"{AUDIT_KEY_ENV} is shorter than {_MIN_KEY_BYTES} bytes")
-    return value.encode()
+    """The audit HMAC key the environment names (see ``medsleep.audit.audit_key_from``)."""
+    return audit_key_from(os.environ)
 
 
 # Stores this command opened, with their audit chain head at the time: after the command,
