@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))  # for tests.pg (the same throwaway server the tes
 
 from medsleep.ingest.parsing import ParseOptions, parse_chunk  # noqa: E402
 from medsleep.ingest.sources import InputRecord  # noqa: E402
+from medsleep.store.tables import READING_ROW  # noqa: E402
 from medsleep.synth import iter_ndjson  # noqa: E402
 from tests.pg import _as_postgres_user, _free_port, create_database, find_pg_bin  # noqa: E402
 
@@ -96,6 +97,9 @@ class Input:
     bytes: int
 
 
+_PART = READING_ROW.index("part")
+
+
 def make_input(work: Path, observations: int, clients: int, chunk: int, days: float) -> Input:
     """Synthetic Observations as ``clients`` NDJSON files, chunks dealt round-robin, and the
     readings they must yield (parsed by the pipeline's own parser, outside the timed run)."""
@@ -114,7 +118,7 @@ def make_input(work: Path, observations: int, clients: int, chunk: int, days: fl
             assert parsed.error is None, parsed.error
             if parsed.skipped is None:
                 keys.add(parsed.key)
-                expected.update((parsed.key, int(r[8])) for r in parsed.readings)
+                expected.update((parsed.key, int(r[_PART])) for r in parsed.readings)
         data = b"".join(pending)
         handles[dealt % clients].write(data)
         size += len(data)
