@@ -1,6 +1,6 @@
 """The CapabilityStatement (``GET /fhir/metadata``): what this server does, and no more.
 
-Each claim here is checked against the running server by ``tests/test_server_capability.py``.
+Each claim here is checked against the running server by ``tests/server/test_server_capability.py``.
 """
 
 from __future__ import annotations

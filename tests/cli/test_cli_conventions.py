@@ -29,7 +29,7 @@ from tests.conftest import SAMPLE
 from tests.helpers import ndjson_of, observation
 
 runner = CliRunner()
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 MEDSLEEP = [sys.executable, "-m", "medsleep"]
 
 

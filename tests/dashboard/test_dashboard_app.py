@@ -24,10 +24,10 @@ from medsleep.auth.users import PAGES, ROLE_PAGES, SessionUser, add_user, load_u
 from medsleep.ingest import ingest_paths
 from medsleep.store.engine import open_store
 from medsleep.store.models import AuditEvent, Reading
+from tests.dashboard.test_dashboard_data import PATIENTS, consolidated_sample, copy_store
 from tests.helpers import observation
-from tests.test_dashboard_data import PATIENTS, consolidated_sample, copy_store
 
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGE_FILES = {name: f"app_pages/{name}.py" for name in PAGES}
 TITLES = {
     "digest": "Morning digest",

@@ -15,7 +15,7 @@ from medsleep.auth.users import ROLES
 from medsleep.cli import app
 from medsleep.cli.dashboard import APP_PATH, DashboardMissingError, streamlit_invocation
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "dashboard.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard.md"
 runner = CliRunner()
 
 

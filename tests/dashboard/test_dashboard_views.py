@@ -34,9 +34,9 @@ from medsleep.store.engine import open_store
 from medsleep.store.handle import Store as Handle
 from medsleep.store.models import Episode, Reading, Summary
 from medsleep.timefmt import parse_iso_ms
+from tests.dashboard.test_dashboard_data import PATIENTS, build_sample, consolidated_sample
 from tests.helpers import observation, write_ndjson
 from tests.pg import create_database
-from tests.test_dashboard_data import PATIENTS, build_sample, consolidated_sample
 
 POLICY = load_policy()
 UTC = ZoneInfo("UTC")

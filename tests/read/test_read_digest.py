@@ -24,8 +24,8 @@ from medsleep.store.engine import open_store
 from medsleep.store.handle import Store
 from medsleep.store.models import Reading, Retention
 from medsleep.timefmt import iso, ms_to_datetime, parse_iso_ms
+from tests.dashboard.test_dashboard_data import PATIENTS, consolidated_sample
 from tests.helpers import observation, write_ndjson
-from tests.test_dashboard_data import PATIENTS, consolidated_sample
 
 POLICY = load_policy()
 UTC, ZURICH = ZoneInfo("UTC"), ZoneInfo("Europe/Zurich")

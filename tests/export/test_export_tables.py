@@ -14,7 +14,7 @@ import pytest
 
 from medsleep.export.tables import AUDIT_SCHEMA, READING_SCHEMA, SUMMARY_SCHEMA
 from medsleep.fhir.build import is_summary
-from tests.test_export import Store, archived_rows, hot_rows, ndjson, run_export, store  # noqa: F401
+from tests.export.test_export import Store, archived_rows, hot_rows, ndjson, run_export, store  # noqa: F401
 
 
 def read_table(path: Path) -> list[dict[str, Any]]:

@@ -18,8 +18,14 @@ import pytest
 from argon2 import PasswordHasher
 
 from medsleep.auth.users import add_user
-from tests.test_dashboard_browser import CHROMIUM_ARGS, WAIT_MS, _free_port, _wait_healthy, chromium
-from tests.test_dashboard_data import consolidated_sample, copy_store
+from tests.dashboard.test_dashboard_browser import (
+    CHROMIUM_ARGS,
+    WAIT_MS,
+    _free_port,
+    _wait_healthy,
+    chromium,
+)
+from tests.dashboard.test_dashboard_data import consolidated_sample, copy_store
 
 PASSWORDS = {"ana": "browser-test-pw", "cleo": "compliance-pw"}
 pytestmark = pytest.mark.slow

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-import tests.test_dashboard_app as dashboard_app
+import tests.dashboard.test_dashboard_app as dashboard_app
 from medsleep.auth.users import SessionUser, add_user, remove_user
-from tests.test_dashboard_app import FAST, PASSWORDS, app, events, login, titles
+from tests.dashboard.test_dashboard_app import FAST, PASSWORDS, app, events, login, titles
 
 dash, users_template = dashboard_app.dash, dashboard_app.users_template  # the same fixtures
 

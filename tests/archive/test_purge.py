@@ -21,7 +21,7 @@ from medsleep.store.handle import Store as Handle
 from medsleep.store.locking import consolidation_lock
 from medsleep.store.models import ArchiveFileRecord, AuditEvent, Summary
 from medsleep.timefmt import iso, parse_iso_ms, wall_clock_ms
-from tests.test_export import Store, store  # noqa: F401
+from tests.export.test_export import Store, store  # noqa: F401
 
 ARCHIVE = ArchiveFileRecord.__table__  # type: ignore[attr-defined]
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]

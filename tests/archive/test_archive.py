@@ -289,7 +289,7 @@ def test_a_crash_mid_write_leaves_no_visible_file_and_a_retry_succeeds(root: Pat
         capture_output=True,
         text=True,
         check=False,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 9, result.stderr
     assert not (root / NAME).exists()

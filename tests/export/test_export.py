@@ -601,7 +601,7 @@ def test_cli_export_rejects_a_bad_format_and_a_used_folder(store: Store, tmp_pat
 def test_every_export_and_purge_option_is_documented() -> None:
     import typer.main
 
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "compliance.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "compliance.md").read_text()
     group = typer.main.get_command(app)
     for name in ("export", "purge"):
         command = group.commands[name]  # type: ignore[attr-defined]

@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine
 
-import tests.test_dashboard_app as dashboard_app
+import tests.dashboard.test_dashboard_app as dashboard_app
 from medsleep.audit import iter_events
 from medsleep.export.night_report import night_report_pdf
 from medsleep.policy import load_policy
 from medsleep.read.digest import night_ending
 from medsleep.read.reviews import add_review
-from tests.test_dashboard_app import app, events
+from tests.dashboard.test_dashboard_app import app, events
 
 dash, users_template = dashboard_app.dash, dashboard_app.users_template  # the same fixtures
 ZURICH = ZoneInfo("Europe/Zurich")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-import tests.test_dashboard_app as dashboard_app
+import tests.dashboard.test_dashboard_app as dashboard_app
 from medsleep.store.tables import READING
-from tests.test_dashboard_app import PAGE_FILES, app, events, titles
+from tests.dashboard.test_dashboard_app import PAGE_FILES, app, events, titles
 
 dash, users_template = dashboard_app.dash, dashboard_app.users_template  # the same fixtures
 

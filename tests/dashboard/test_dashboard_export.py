@@ -22,7 +22,7 @@ from medsleep.export.job import ExportRequest, export
 from medsleep.store.engine import open_store
 from medsleep.store.handle import Store
 from medsleep.timefmt import parse_iso_ms
-from tests.test_dashboard_app import (
+from tests.dashboard.test_dashboard_app import (
     FAST,
     PAGE_FILES,
     PASSWORDS,
@@ -31,7 +31,7 @@ from tests.test_dashboard_app import (
     events,
     login,
 )
-from tests.test_dashboard_data import consolidated_sample, copy_store
+from tests.dashboard.test_dashboard_data import consolidated_sample, copy_store
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from medsleep.auth.users import add_user
-from tests.test_dashboard_data import consolidated_sample, copy_store
+from tests.dashboard.test_dashboard_data import consolidated_sample, copy_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

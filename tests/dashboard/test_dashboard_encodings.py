@@ -18,10 +18,10 @@ from medsleep.read.patient import patient_view
 from medsleep.store.engine import open_store
 from medsleep.store.tables import READING, RETENTION
 from medsleep.timefmt import iso, parse_iso_ms
+from tests.dashboard.test_dashboard_data import consolidated_sample
 from tests.helpers import observation, write_ndjson
-from tests.test_dashboard_data import consolidated_sample
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dashboard"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dashboard"))
 import ui_charts  # noqa: E402
 
 POLICY = load_policy()

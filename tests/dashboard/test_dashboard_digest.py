@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-import tests.test_dashboard_app as dashboard_app
-from tests.test_dashboard_app import app, events, titles
-from tests.test_dashboard_data import PATIENTS
+import tests.dashboard.test_dashboard_app as dashboard_app
+from tests.dashboard.test_dashboard_app import app, events, titles
+from tests.dashboard.test_dashboard_data import PATIENTS
 
 dash, users_template = dashboard_app.dash, dashboard_app.users_template  # the same fixtures
 
