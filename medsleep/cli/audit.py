@@ -18,7 +18,6 @@ from medsleep.cli.common import (
     audit_key,
     err,
     open_db,
-    read_key_file,
     table_console,
     when,
 )
@@ -65,7 +64,7 @@ def audit_verify(
     json_out: JsonOption = False,
 ) -> None:
     """Verify the hash chain; exit 5 naming the first broken entry."""
-    from medsleep.audit import read_anchors, verify_chain
+    from medsleep.audit import audit_key_file, read_anchors, verify_chain
 
     expected = None
     if head is not None:
@@ -73,7 +72,7 @@ def audit_verify(
         if not seq.isdigit() or len(digest) != 64:
             raise typer.BadParameter("expected SEQ:SHA256", param_hint="--head")
         expected = (int(seq), digest)
-    secret = read_key_file(key) if key is not None else audit_key()
+    secret = audit_key_file(key) if key is not None else audit_key()
     heads = read_anchors(anchor, secret) if anchor is not None else []
     with open_db(db).connect() as conn:
         status = verify_chain(conn, expected, key=secret, heads=heads)

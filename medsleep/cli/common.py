@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
-from medsleep.audit import audit_key_file, audit_key_from
+from medsleep.audit import audit_key_from
 from medsleep.errors import AuditChainBrokenError, InputError, LockHeldError, MedsleepError
 from medsleep.store.engine import open_store
 from medsleep.store.handle import Store
@@ -153,10 +153,6 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 
 
 AUDIT_ANCHOR_ENV = "MEDSLEEP_AUDIT_ANCHOR"
-
-
-def read_key_file(path: Path) -> bytes:
-    return audit_key_file(path)
 
 
 def audit_key() -> bytes | None:
