@@ -63,7 +63,7 @@ from itertools import islice
 from fhir.resources.R4B.observation import Observation
 from sqlmodel import Session
 from medsleep.store import open_store
-from medsleep.store.models import Reading
+from medsleep.store.models import Reading, ResourceSeen
 path, db, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
 engine = open_store(db)
 t = time.perf_counter()
@@ -80,8 +80,9 @@ with Session(engine) as session, open(path) as lines:
                 effective_ms=int(obs.effectiveDateTime.timestamp() * 1000),
                 value=float(qty.value), unit=qty.code, orig_value=float(qty.value),
                 orig_unit=qty.code, resource_key=f"Observation/{obs.id}", resource_version="1",
-                part=i if obs.component else -1, status=obs.status, batch_id=0, state="raw",
-                resource_json=line))
+                part=i if obs.component else -1, status=obs.status, batch_id=0, state="raw"))
+        session.add(ResourceSeen(resource_key=f"Observation/{obs.id}", resource_version="1",
+                                 batch_id=0, body=line.encode()))
         n += 1
         if n % 1000 == 0:
             session.commit()

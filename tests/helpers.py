@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
 
+from medsleep.store.bodies import texts_of
 from medsleep.store.models import Quarantine, Reading
 
 READING = Reading.__table__  # type: ignore[attr-defined]
@@ -15,11 +17,18 @@ QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
 
 
 def readings(engine: Engine, **where: Any) -> list[dict[str, Any]]:
+    """The hot store's readings, each with its resource's text as ``resource_json``."""
     query = select(READING).order_by(READING.c.id)
     for column, value in where.items():
         query = query.where(READING.c[column] == value)
     with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        return with_texts(conn, [dict(row._mapping) for row in conn.execute(query)])
+
+
+def with_texts(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` of the reading table with their resource's original text added."""
+    texts = texts_of(conn, {(r["resource_key"], r["resource_version"]) for r in rows})
+    return [{**r, "resource_json": texts[(r["resource_key"], r["resource_version"])]} for r in rows]
 
 
 def quarantined(engine: Engine) -> list[dict[str, Any]]:

@@ -19,8 +19,8 @@ from medsleep.store.tables import ARCHIVE_FILE, READING_COLUMNS, SUMMARY, Archiv
 
 _archive = ARCHIVE_FILE
 _summary = SUMMARY
-# An archive row is a reading plus where it was summarised.
-ARCHIVE_COLUMNS = (*READING_COLUMNS, "band", "bucket_start_ms", "run_id")
+# An archive row is a reading, its resource's original text, and where it was summarised.
+ARCHIVE_COLUMNS = (*READING_COLUMNS, "resource_json", "band", "bucket_start_ms", "run_id")
 
 
 def file_records(conn: Connection, names: Iterable[str]) -> dict[str, tuple[str, str]]:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select, update
 from medsleep.archive.index import summarised_readings
 from medsleep.audit import append_event
 from medsleep.errors import MedsleepError
+from medsleep.store.bodies import put_back_bodies
 from medsleep.store.bulk import insert_rows
 from medsleep.store.handle import Store
 from medsleep.store.tables import (
@@ -128,6 +129,15 @@ def restore(
         }
         fresh = rows.loc[~rows["id"].isin(present)]
         insert_rows(conn, "reading", READING_COLUMNS, _reading_tuples(fresh))
+        pairs = list(
+            zip(fresh["resource_key"].tolist(), fresh["resource_version"].tolist(), strict=True)
+        )
+        put_back_bodies(
+            conn,
+            dict(zip(pairs, fresh["resource_json"].tolist(), strict=True)),
+            dict(zip(pairs, (int(b) for b in fresh["batch_id"].tolist()), strict=True)),
+            store.now_ms(),
+        )
         conn.execute(
             update(_summary)
             .where(_summary.c.id.in_([int(s.id) for s in summaries]))

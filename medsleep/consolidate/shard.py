@@ -27,6 +27,7 @@ from medsleep.consolidate.summarize import SUMMARY_COLUMNS, bucket_start_ms, col
 from medsleep.detect import classify_patient, group_episodes
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy
+from medsleep.store.bodies import release_bodies, texts_of
 from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
 from medsleep.store.tables import (
@@ -194,6 +195,12 @@ def _decide_and_write(
     keep = np.isin(frame["id"].to_numpy(), retained_ids)
     raw = raw.assign(band=decisions.band.to_numpy(dtype=object))
     collapse = raw.loc[~keep]
+    # The archive keeps each collapsed reading with its resource's text (read once per resource)
+    pairs = list(
+        zip(collapse["resource_key"].tolist(), collapse["resource_version"].tolist(), strict=True)
+    )
+    texts = texts_of(conn, pairs)
+    collapse = collapse.assign(resource_json=np.array([texts[p] for p in pairs], dtype=object))
     episodes = group_episodes(frame, decisions, policy) if retained_ids.size else []
 
     late = active_cells_of(
@@ -278,6 +285,8 @@ def _decide_and_write(
                 f"shard {task.patient}: expected {len(retained_ids)}/{len(collapse)} raw "
                 f"readings, found {changed}/{deleted}"
             )
+        # texts no reading refers to any more: the archive file just written holds them
+        release_bodies(conn, collapse["resource_key"].unique().tolist())
     return ShardResult(
         patient=task.patient,
         readings_in=len(raw),

@@ -24,6 +24,7 @@ from medsleep.archive.files import read_archived_readings
 from medsleep.archive.index import Cell, in_cells
 from medsleep.export.output import ExportError
 from medsleep.fhir.build import ArchiveFileFacts, AuditFacts, RunFacts, SummaryFacts
+from medsleep.store.bodies import texts_of
 from medsleep.store.tables import (
     ARCHIVE_FILE,
     AUDIT_EVENT,
@@ -130,20 +131,25 @@ def iter_hot_resources(conn: Connection, scope: ExportScope) -> Iterator[list[st
     query = _scoped(
         select(
             _reading.c.resource_key,
-            _reading.c.resource_json,
-            _reading.c.patient,
             _reading.c.resource_version,
+            _reading.c.patient,
         ).where(_reading.c.state.in_(CURRENT)),
         scope,
     ).order_by(_reading.c.resource_key)
     previous = None
     for batch in _batches(conn, query):
-        lines = []
-        for key, text, patient, version in batch:
+        pairs = []
+        patients = []
+        for key, version, patient in batch:
             if key != previous:  # readings of one resource are adjacent in key order
-                lines.append(one_line(resolved_subject(text, patient, version)))
+                pairs.append((str(key), str(version)))
+                patients.append(str(patient))
                 previous = key
-        yield lines
+        texts = texts_of(conn, pairs)
+        yield [
+            one_line(resolved_subject(texts[pair], patient, pair[1]))
+            for pair, patient in zip(pairs, patients, strict=True)
+        ]
 
 
 def iter_hot_rows(conn: Connection, scope: ExportScope) -> Iterator[Sequence[Any]]:

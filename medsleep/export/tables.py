@@ -40,6 +40,7 @@ from medsleep.export.snapshot import (
     load_runs,
 )
 from medsleep.read.readings import reasons_for
+from medsleep.store.bodies import texts_of
 from medsleep.store.tables import ReadingState
 from medsleep.timefmt import iso
 
@@ -235,6 +236,7 @@ def write_tables(
 def _hot_rows(conn: Connection, batch: Sequence[Any]) -> list[tuple[Any, ...]]:
     retained = [int(r.id) for r in batch if r.state == ReadingState.RETAINED]
     reasons = reasons_for(conn, retained) if retained else {}
+    texts = texts_of(conn, {(str(r.resource_key), str(r.resource_version)) for r in batch})
     out = []
     for r in batch:
         m = r._mapping
@@ -247,7 +249,7 @@ def _hot_rows(conn: Connection, batch: Sequence[Any]) -> list[tuple[Any, ...]]:
                 m["state"],
                 "; ".join(reasons.get(int(m["id"]), ())),
                 None,
-                m["resource_json"],
+                texts[(str(m["resource_key"]), str(m["resource_version"]))],
             )
         )
     return out

@@ -28,6 +28,7 @@ from medsleep.fhir.parse import (
     _patient,
 )
 from medsleep.fhir.units import LOINC, MDC, UnitError, to_canonical
+from medsleep.store.search_tokens import CATEGORY, IDENTIFIER, Token
 
 # Statuses whose readings are stored as they are; the rest are skipped by the general path.
 _PLAIN_STATUSES = frozenset(
@@ -49,6 +50,11 @@ class _Quantity(Struct, gc=False):
     unit: str | UnsetType = UNSET
     code: str | UnsetType = UNSET
     comparator: str | UnsetType = UNSET
+
+
+class _Identifier(Struct, gc=False):
+    system: str | UnsetType = UNSET
+    value: str | UnsetType = UNSET
 
 
 class _Reference(Struct, gc=False):
@@ -83,15 +89,19 @@ class _Observation(Struct, gc=False):
     component: list[_Component] | UnsetType = UNSET
     interpretation: msgspec.Raw | UnsetType = UNSET
     referenceRange: msgspec.Raw | UnsetType = UNSET
+    category: list[_Concept] | UnsetType = UNSET  # for search: see store.search_tokens
+    identifier: list[_Identifier] | UnsetType = UNSET
 
 
 _decode = msgspec.json.Decoder(_Observation).decode
 _MS_OF_DATETIME: dict[tzinfo | None, dict[str, int]] = {}  # vitals of one minute share a time
 _DATETIME_CACHE_LIMIT = 50_000
 
-# What ``fast_parse`` returns: key, version, status and the readings as store rows
-# (``medsleep.store.tables.READING_ROW`` order, which ends with the resource's JSON text).
-FastResult = tuple[str, str, str, tuple[tuple[object, ...], ...]]
+# What ``fast_parse`` returns: key, version, status, the readings as store rows
+# (``medsleep.store.tables.READING_ROW`` order), the resource's original bytes and its
+# search tokens (``medsleep.store.search_tokens.tokens_of``).
+FastResult = tuple[str, str, str, tuple[tuple[object, ...], ...], bytes, tuple[Token, ...]]
+_TOKENS_OF_CATEGORY: dict[tuple[tuple[str, str], ...], tuple[Token, ...]] = {}
 
 # digits -> "0", e/E -> "e", signs -> "s", any other byte -> "x"
 _NUMBER_SHAPE = bytes(
@@ -116,7 +126,7 @@ def fast_parse(
     """
     try:
         obs = _decode(raw)
-        text = raw.decode()  # msgspec does not check the UTF-8 of fields it skips
+        raw.decode()  # msgspec does not check the UTF-8 of fields it skips
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
     except RecursionError:  # msgspec's depth guard; orjson's (1024) then names the error
@@ -142,7 +152,7 @@ def fast_parse(
         if main is None and (components is UNSET or not components):
             return None
         # what every reading of the resource shares: (patient, effective), (key, version), tail
-        shared = (patient, effective, key, version, status, text)
+        shared = (patient, effective, key, version, status)
         readings: list[tuple[object, ...]] = []
         if main is not None:
             readings.append(_reading(shared, main_coding, main, MAIN_VALUE))
@@ -156,7 +166,35 @@ def fast_parse(
                 readings.append(_reading(shared, _pick_coding(component.code), value, index))
     except (_Declined, DatatypeError, ResourceRejected, _NoPatient, UnitError):
         return None
-    return key, version, status, tuple(readings)
+    return key, version, status, tuple(readings), raw, _tokens(obs)
+
+
+def _tokens(obs: _Observation) -> tuple[Token, ...]:
+    """``tokens_of`` the decoded resource; a source's few categories are built once."""
+    found: list[Token] = []
+    if obs.category is not UNSET:
+        pairs = tuple(
+            ("" if c.system is UNSET else c.system, c.code)
+            for concept in obs.category
+            if concept.coding is not UNSET
+            for c in concept.coding
+            if c.code is not UNSET
+        )
+        known = _TOKENS_OF_CATEGORY.get(pairs)
+        if known is None:
+            known = tuple(dict.fromkeys((CATEGORY, s, c) for s, c in pairs))
+            if len(_TOKENS_OF_CATEGORY) < _DATETIME_CACHE_LIMIT:
+                _TOKENS_OF_CATEGORY[pairs] = known
+        if obs.identifier is UNSET:
+            return known
+        found.extend(known)
+    if obs.identifier is not UNSET:
+        found.extend(
+            (IDENTIFIER, "" if i.system is UNSET else i.system, i.value)
+            for i in obs.identifier
+            if i.value is not UNSET
+        )
+    return tuple(dict.fromkeys(found))
 
 
 def numbers_may_overflow(raw: bytes) -> bool:
@@ -210,7 +248,7 @@ def _numeric(quantity: _Quantity | UnsetType, integer: int | UnsetType) -> tuple
 
 
 def _reading(
-    shared: tuple[str, int, str, str, str, str],
+    shared: tuple[str, int, str, str, str],
     coding: tuple[str, str] | None,
     found: tuple[float, str],
     part: int,
@@ -218,7 +256,7 @@ def _reading(
     """One store row (``READING_ROW`` order)."""
     if coding is None:
         raise _Declined  # uncoded: the general path names the reason
-    patient, effective, key, version, status, text = shared
+    patient, effective, key, version, status = shared
     system, code = coding
     orig_value, orig_unit = found
     value, unit = to_canonical(code, orig_value, orig_unit)
@@ -237,7 +275,6 @@ def _reading(
         status,
         "",  # interpretation and reference range: shapes that carry them decline
         "",
-        text,
     )
 
 

@@ -14,6 +14,7 @@ import orjson
 from medsleep.fhir.fastpath import FastResult, fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.sources import InputRecord
+from medsleep.store.search_tokens import Token, tokens_of
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Parsed(NamedTuple):
     version: str = ""
     status: str = ""
     readings: tuple[tuple[Any, ...], ...] = ()  # rows in READING_ROW order
+    body: bytes = b""  # the resource's original text, stored once for all its readings
+    tokens: tuple[Token, ...] = ()  # what search by category and identifier matches
 
     @property
     def retracts(self) -> bool:
@@ -98,12 +101,11 @@ def _parse_general(record: InputRecord, options: ParseOptions) -> Parsed:
     key, version, status = identity = (outcome.resource_key, outcome.version, outcome.status)
     if outcome.skipped is not None:
         return Parsed(*where, None, b"", outcome.skipped, *identity)
-    text = record.raw.decode()
     readings = tuple(
-        (*r[:8], key, version, r.part, status, r.interpretation, r.reference_range, text)
+        (*r[:8], key, version, r.part, status, r.interpretation, r.reference_range)
         for r in outcome.readings
     )
-    return Parsed(*where, None, b"", None, *identity, readings)
+    return Parsed(*where, None, b"", None, *identity, readings, record.raw, tokens_of(resource))
 
 
 def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parsed]:

@@ -169,4 +169,4 @@ def entry_results(engine: Engine, batch_id: int, parsed: Sequence[Parsed]) -> li
 
 def _lean(item: Parsed) -> Parsed:
     # Per-entry results need the identity and outcome, not the bytes, JSON or readings.
-    return item._replace(raw=b"", readings=())
+    return item._replace(raw=b"", readings=(), body=b"", tokens=())

@@ -13,7 +13,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from medsleep.ingest.parsing import Parsed
+from medsleep.store.bodies import BodyWriter
 from medsleep.store.bulk import insert_rows, select_in
+from medsleep.store.search_tokens import encode, token_ids
 from medsleep.store.tables import (
     HOT_STATES,
     QUARANTINE,
@@ -29,7 +31,7 @@ _seen = RESOURCE_SEEN
 _quarantine = QUARANTINE
 _ACTIVE = HOT_STATES
 _IN_CLAUSE = 500
-SEEN_COLUMNS = ("resource_key", "resource_version", "batch_id")
+SEEN_COLUMNS = ("resource_key", "resource_version", "batch_id", "body", "search_tokens")
 _KEY, _VERSION = READING_ROW.index("resource_key"), READING_ROW.index("resource_version")
 _RETRIES = 5
 
@@ -96,7 +98,7 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
     counts = ChunkCounts()
     keys = list({p.key for p in parsed if p.key})
     known = _known_versions(conn, keys) if keys else {}
-    seen_rows: list[tuple[str, str, int]] = []
+    stored_items: list[Parsed] = []
     rows: list[tuple[object, ...]] = []  # READING_ROW order, state raw
     late_rows: list[tuple[object, ...]] = []  # older versions arriving late: never active
     quarantine_rows: list[dict[str, object]] = []
@@ -144,7 +146,7 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
             else:
                 late_rows.extend(item.readings)
             versions.add(version)
-        seen_rows.append((key, version, batch_id))
+        stored_items.append(item)
         stored += 1
     counts.stored, counts.duplicates, counts.skipped = stored, duplicates, skipped
 
@@ -174,7 +176,21 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
             ReadingState.SUPERSEDED: superseded,
             ReadingState.RETRACTED: retracted,
         }
-    insert_rows(conn, "resource_seen", SEEN_COLUMNS, seen_rows)
+    if stored_items:
+        # Each stored version's text once, for all its readings (see store.bodies).
+        bodies = BodyWriter(conn, [item.body for item in stored_items], now_ms)
+        ids = token_ids(conn, {t for item in stored_items for t in item.tokens})
+        seen_rows = [
+            (
+                item.key,
+                item.version,
+                batch_id,
+                bodies.compress(item.body),
+                encode([ids[t] for t in item.tokens]) if item.tokens else None,
+            )
+            for item in stored_items
+        ]
+        insert_rows(conn, "resource_seen", SEEN_COLUMNS, seen_rows)
     for state, state_rows in by_state.items():
         insert_rows(
             conn,

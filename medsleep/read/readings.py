@@ -71,7 +71,7 @@ def _filtered(query: Select[Any], table: Any, where: ReadingFilter, time_col: st
 
 def iter_readings(engine: Engine, where: ReadingFilter) -> Iterator[dict[str, Any]]:
     """Readings in the hot store (not superseded or retracted), oldest first per series."""
-    columns = [c for c in _reading.c if c.name not in ("resource_json",)]
+    columns = list(_reading.c)
     query = select(*columns).where(_reading.c.state.in_(STATES[where.state]))
     query = _filtered(query, _reading, where, "effective_ms")
     query = query.order_by(_reading.c.patient, _reading.c.code, _reading.c.effective_ms)

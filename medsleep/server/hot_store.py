@@ -1,22 +1,24 @@
 """Observations in the hot store, as the server reads them: search, read, and the versions
 an update or a delete builds on.
 
-A hot-store Observation is the ``resource_json`` its readings keep (one row per numeric part of
-the resource, all with the same JSON). Search matches readings and answers each matching
-resource once, oldest effective time first (or newest, for ``_sort=-date``).
+A hot-store Observation is the original text its resource version keeps once for all its
+readings (one row per numeric part of the resource; ``store.bodies``). Search matches readings,
+never the compressed text (category and identifier through ``store.search_tokens``), and
+answers each matching resource once, oldest effective time first (or newest, ``_sort=-date``).
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
-import orjson
-from sqlalchemy import Engine, and_, func, or_, select, text
+from sqlalchemy import Engine, and_, exists, false, func, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from medsleep.server.fhir_http import keys_for_id
 from medsleep.server.search_params import ObservationSearch, Token
+from medsleep.store.bodies import texts_of
+from medsleep.store.search_tokens import CATEGORY, IDENTIFIER, matching_ids
 from medsleep.store.tables import HOT_STATES, INGEST_BATCH, READING, RESOURCE_SEEN
 
 _reading = READING
@@ -67,53 +69,20 @@ def _codes(codes: tuple[Token, ...]) -> ColumnElement[bool]:
     )
 
 
-class _JsonMatch:
-    """Conditions on the stored JSON (category, identifier), one SQL dialect's way."""
-
-    def __init__(self, dialect: str) -> None:
-        self.postgres = dialect == "postgresql"
-        self.names = itertools.count()
-
-    def _param(self) -> str:
-        return f"j{next(self.names)}"
-
-    def category(self, system: str | None, code: str) -> ColumnElement[bool]:
-        coding = {"code": code} | ({"system": system} if system else {})
-        if self.postgres:
-            return self._contains({"category": [{"coding": [coding]}]})
-        return self._sqlite(
-            "json_each(reading.resource_json, '$.category') AS c, "
-            "json_each(c.value, '$.coding') AS k",
-            "k.value",
-            {"$.code": code} | ({"$.system": system} if system else {}),
-        )
-
-    def identifier(self, system: str | None, value: str) -> ColumnElement[bool]:
-        wanted = {"value": value} | ({"system": system} if system else {})
-        if self.postgres:
-            return self._contains({"identifier": [wanted]})
-        return self._sqlite(
-            "json_each(reading.resource_json, '$.identifier') AS i",
-            "i.value",
-            {"$.value": value} | ({"$.system": system} if system else {}),
-        )
-
-    def _contains(self, document: object) -> ColumnElement[bool]:
-        name = self._param()
-        clause = text(f"CAST(reading.resource_json AS jsonb) @> CAST(:{name} AS jsonb)")
-        return clause.bindparams(**{name: orjson.dumps(document).decode()})  # type: ignore[return-value]
-
-    def _sqlite(self, tables: str, item: str, paths: dict[str, str]) -> ColumnElement[bool]:
-        tests, binds = [], {}
-        for path, wanted in paths.items():
-            name = self._param()
-            tests.append(f"json_extract({item}, '{path}') = :{name}")
-            binds[name] = wanted
-        clause = text(f"EXISTS (SELECT 1 FROM {tables} WHERE {' AND '.join(tests)})")
-        return clause.bindparams(**binds)  # type: ignore[return-value]
+def _token_match(conn: Connection, kind: str, wanted: tuple[Token, ...]) -> ColumnElement[bool]:
+    """Readings whose resource version has a category (identifier) token among ``wanted``:
+    columns extracted at ingest (store.search_tokens), since the stored JSON is compressed."""
+    ids = matching_ids(conn, kind, wanted)
+    if not ids:
+        return false()
+    return exists().where(
+        _seen.c.resource_key == _reading.c.resource_key,
+        _seen.c.resource_version == _reading.c.resource_version,
+        or_(*(_seen.c.search_tokens.like(f"% {i} %") for i in ids)),
+    )
 
 
-def _conditions(search: ObservationSearch, dialect: str) -> list[ColumnElement[bool]]:
+def _conditions(conn: Connection, search: ObservationSearch) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [_reading.c.state.in_(HOT)]
     if search.patients:
         conditions.append(_reading.c.patient.in_(search.patients))
@@ -125,21 +94,19 @@ def _conditions(search: ObservationSearch, dialect: str) -> list[ColumnElement[b
         conditions.append(_reading.c.resource_key.in_(keys))
     if search.statuses:
         conditions.append(_reading.c.status.in_(search.statuses))
-    json = _JsonMatch(dialect)
     if search.categories:
-        conditions.append(or_(*(json.category(s, c) for s, c in search.categories)))
+        conditions.append(_token_match(conn, CATEGORY, search.categories))
     if search.identifiers:
-        conditions.append(or_(*(json.identifier(s, v) for s, v in search.identifiers)))
+        conditions.append(_token_match(conn, IDENTIFIER, search.identifiers))
     return conditions
 
 
-def _stored(conn: object, row_ids: list[int]) -> dict[int, StoredObservation]:
+def _stored(conn: Connection, row_ids: list[int]) -> dict[int, StoredObservation]:
     if not row_ids:
         return {}
     query = (
         select(
             _reading.c.id,
-            _reading.c.resource_json,
             _reading.c.resource_key,
             _reading.c.resource_version,
             _reading.c.patient,
@@ -148,22 +115,29 @@ def _stored(conn: object, row_ids: list[int]) -> dict[int, StoredObservation]:
         .select_from(_reading.outerjoin(_batch, _batch.c.id == _reading.c.batch_id))
         .where(_reading.c.id.in_(row_ids))
     )
+    rows = conn.execute(query).all()
+    texts = texts_of(conn, [(str(r.resource_key), str(r.resource_version)) for r in rows])
     return {
         int(r.id): StoredObservation(
-            str(r.resource_json),
-            str(r.resource_key),
-            str(r.resource_version),
+            texts[pair],
+            *pair,
             str(r.patient),
             int(r.started_ms or 0),
         )
-        for r in conn.execute(query)  # type: ignore[attr-defined]
+        for r in rows
+        if (pair := (str(r.resource_key), str(r.resource_version))) in texts
     }
 
 
 def search_observations(engine: Engine, search: ObservationSearch) -> SearchPage:
     """The matching Observations on the page, the total number of matches, and whether
     there is a next page."""
-    conditions = _conditions(search, engine.dialect.name)
+    with engine.connect() as conn:
+        return _search(conn, search)
+
+
+def _search(conn: Connection, search: ObservationSearch) -> SearchPage:
+    conditions = _conditions(conn, search)
     total = select(func.count(func.distinct(_reading.c.resource_key))).where(*conditions)
     first = func.min(_reading.c.effective_ms).label("first_ms")
     order = (
@@ -182,11 +156,10 @@ def search_observations(engine: Engine, search: ObservationSearch) -> SearchPage
         .limit(search.count + 1)
         .offset(search.offset)
     )
-    with engine.connect() as conn:
-        matches = int(conn.execute(total).scalar_one())
-        rows = conn.execute(page).all() if search.count and not search.summary_count else []
-        ids = [int(row.row_id) for row in rows[: search.count]]
-        found = _stored(conn, ids)
+    matches = int(conn.execute(total).scalar_one())
+    rows = conn.execute(page).all() if search.count and not search.summary_count else []
+    ids = [int(row.row_id) for row in rows[: search.count]]
+    found = _stored(conn, ids)
     return SearchPage([found[i] for i in ids if i in found], matches, len(rows) > search.count)
 
 

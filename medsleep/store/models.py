@@ -7,7 +7,7 @@ builds rows from untrusted input validates with the data model or the FHIR layer
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
@@ -48,17 +48,42 @@ class Reading(ReadingBase, table=True):
     )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     effective_ms: int = Field(sa_type=BigInteger)
-    resource_json: str = Field(sa_type=Text)
 
 
 class ResourceSeen(SQLModel, table=True):
-    """Every resource version ever stored, so re-ingest is idempotent after archiving."""
+    """Every resource version ever stored, so re-ingest is idempotent after archiving; with
+    its original JSON (zstd, see store.bodies) while any of its readings is hot."""
 
     __tablename__ = "resource_seen"
     __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one B-tree, not two
     resource_key: str = Field(primary_key=True)
     resource_version: str = Field(primary_key=True)
     batch_id: int
+    body: bytes | None = Field(default=None, sa_type=LargeBinary)
+    # ids of its category codings and identifiers for search, see store.search_tokens
+    search_tokens: str | None = Field(default=None, sa_type=Text)
+
+
+class SearchToken(SQLModel, table=True):
+    """A category coding or identifier some stored resource has (see store.search_tokens)."""
+
+    __tablename__ = "search_token"
+    __table_args__ = (UniqueConstraint("kind", "system", "code", name="uq_search_token"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    kind: str  # category, identifier
+    system: str  # "" when none
+    code: str  # the coding's code, the identifier's value
+
+
+class BodyDictionary(SQLModel, table=True):
+    """A zstd dictionary the bodies of ``resource_seen`` are compressed with."""
+
+    __tablename__ = "body_dictionary"
+    dict_id: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    data: bytes = Field(sa_type=LargeBinary)
+    created_ms: int = Field(sa_type=BigInteger)
 
 
 class IngestBatch(SQLModel, table=True):

@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 from medsleep.store.models import (
     ArchiveFileRecord,
     AuditEvent,
+    BodyDictionary,
     Episode,
     IngestBatch,
     LegalHold,
@@ -26,6 +27,7 @@ from medsleep.store.models import (
     Retention,
     Review,
     Run,
+    SearchToken,
     Summary,
 )
 
@@ -38,6 +40,8 @@ def table_of(model: type[SQLModel]) -> Table:
 
 READING: Final = table_of(Reading)
 RESOURCE_SEEN: Final = table_of(ResourceSeen)
+BODY_DICTIONARY: Final = table_of(BodyDictionary)
+SEARCH_TOKEN: Final = table_of(SearchToken)
 INGEST_BATCH: Final = table_of(IngestBatch)
 QUARANTINE: Final = table_of(Quarantine)
 AUDIT_EVENT: Final = table_of(AuditEvent)
@@ -50,7 +54,8 @@ LEGAL_HOLD: Final = table_of(LegalHold)
 REVIEW: Final = table_of(Review)
 
 # The reading's columns in table order: the ingest writer's rows, the archive's Parquet files
-# and restore's inserts all use this one order.
+# and restore's inserts all use this one order. The resource's text is not one of them: it is
+# kept once per resource (``resource_seen.body``); archive files carry it as ``resource_json``.
 READING_COLUMNS: Final = tuple(c.name for c in READING.c)
 # A reading as the parsers emit it: the store's row less id, batch_id and state, in the order
 # the fast path builds its tuples (the writer adds the batch and state).
@@ -69,7 +74,6 @@ READING_ROW: Final = (
     "status",
     "interpretation",
     "reference_range",
-    "resource_json",
 )
 # Columns added after the first archive files were written, with the value a reading written
 # before them has (an old archive file lacks them; reading it fills them in).

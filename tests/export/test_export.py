@@ -38,7 +38,7 @@ from medsleep.store.handle import Store as Handle
 from medsleep.store.models import ArchiveFileRecord, AuditEvent, Reading, Run, Summary
 from medsleep.timefmt import parse_iso_ms
 from tests.conftest import SAMPLE
-from tests.helpers import observation, write_ndjson
+from tests.helpers import observation, with_texts, write_ndjson
 from tests.pg import create_database
 
 UNTIL = parse_iso_ms("2026-02-01T00:00:00+00:00")
@@ -164,7 +164,7 @@ def ndjson(path: Path) -> list[dict[str, Any]]:
 def hot_rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         query = select(READING).where(READING.c.state.in_(("raw", "retained")))
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return with_texts(conn, [dict(r._mapping) for r in conn.execute(query)])
 
 
 def archived_rows(engine: Engine, archive: Path) -> list[dict[str, Any]]:

@@ -209,6 +209,24 @@ FIELD_OPTIONS: dict[str, Any] = {
     "effectiveInstant": st.sampled_from(["2024-01-01T00:00:00Z", "2024"]),
     "component": st.one_of(components, st.sampled_from(["c", None])),
     "hasMember": st.just([{"reference": "Observation/x"}]),
+    # what search matches (store.search_tokens): both paths extract the same tokens
+    "category": st.sampled_from(
+        [
+            [{"coding": [{"system": "urn:c", "code": "vital-signs"}]}],
+            [{"coding": [{"code": "a"}, {"system": "urn:c", "code": "a"}, {"code": "a"}]}],
+            [{"text": "no coding"}, {"coding": [{"system": "urn:c"}]}],
+            [{"coding": [{"code": 5}]}],
+            "vital-signs",
+        ]
+    ),
+    "identifier": st.sampled_from(
+        [
+            [{"system": "urn:ward7", "value": "dev-1"}, {"value": "dev-2"}],
+            [{"value": "x"}, {"value": "x"}, {"system": "urn:s"}],
+            [{"value": None}],
+            {"value": "x"},
+        ]
+    ),
 }
 
 

@@ -1,0 +1,220 @@
+"""Each resource's original JSON, stored once and compressed.
+
+A resource's text lives in ``resource_seen.body`` (one row per resource version), not in each
+of its readings: a blood-pressure panel's two readings share one copy. Bodies are zstd frames
+compressed with a dictionary trained on the store's own first large chunk: FHIR Observations
+of one source differ in a few values, so a dictionary takes a 590-byte monitoring Observation
+to ~44 bytes where plain zstd gets ~350 (measured on ``medsleep.synth`` output). Each frame
+names its dictionary (zstd's dict id in the frame header), so a store may hold several and old
+bodies stay readable. The text given back is byte for byte the text that came in.
+
+A body is dropped (set NULL) once none of its readings is left in the hot store: the archive
+holds the text with the readings from then on, and restore puts it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+import zstandard
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+
+from medsleep.store.bulk import insert_rows, select_in
+from medsleep.store.search_tokens import encode, token_ids, tokens_of
+from medsleep.store.tables import BODY_DICTIONARY, RESOURCE_SEEN
+
+_dictionary = BODY_DICTIONARY
+_seen = RESOURCE_SEEN
+LEVEL = 3  # measured: level 9 or 19 is no smaller with a dictionary, and 5-50x slower
+TRAIN_MIN_SAMPLES = 1000  # fewer make a dictionary that fits them, not the source
+TRAIN_SAMPLES = 2000  # ~0.2 s of training
+DICTIONARY_BYTES = 16_384
+
+Pair = tuple[str, str]  # resource key, version
+
+
+def _dictionaries(conn: Connection) -> dict[int, zstandard.ZstdCompressionDict]:
+    rows = conn.execute(select(_dictionary.c.dict_id, _dictionary.c.data)).all()
+    return {int(i): zstandard.ZstdCompressionDict(bytes(data)) for i, data in rows}
+
+
+class BodyWriter:
+    """Compresses the bodies of one write (a chunk, a restore) with the store's dictionary."""
+
+    def __init__(self, conn: Connection, samples: Sequence[bytes], now_ms: int) -> None:
+        known = _dictionaries(conn)
+        if not known and len(samples) >= TRAIN_MIN_SAMPLES:
+            _train(conn, samples, now_ms)
+            known = _dictionaries(conn)
+        self.dict_id = min(known) if known else 0
+        data = known.get(self.dict_id)
+        self._compressor = (
+            zstandard.ZstdCompressor(level=LEVEL, dict_data=data, write_checksum=False)
+            if data is not None
+            else zstandard.ZstdCompressor(level=LEVEL, write_checksum=False)
+        )
+
+    def compress(self, text: bytes) -> bytes:
+        return self._compressor.compress(text)
+
+
+def _train(conn: Connection, samples: Sequence[bytes], now_ms: int) -> int:
+    step = max(1, len(samples) // TRAIN_SAMPLES)
+    trained = zstandard.train_dictionary(
+        DICTIONARY_BYTES, list(samples[::step][:TRAIN_SAMPLES]), level=LEVEL
+    )
+    dict_id = int(trained.dict_id())
+    exists = conn.execute(
+        select(_dictionary.c.dict_id).where(_dictionary.c.dict_id == dict_id)
+    ).first()
+    if exists is None:
+        conn.execute(
+            insert(_dictionary).values(dict_id=dict_id, data=trained.as_bytes(), created_ms=now_ms)
+        )
+    return dict_id
+
+
+class BodyReader:
+    """Decompresses bodies read on one connection, whichever dictionary each names."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._decompressors: dict[int, zstandard.ZstdDecompressor] = {}
+
+    def text(self, body: bytes | memoryview) -> str:
+        blob = bytes(body)
+        dict_id = int(zstandard.get_frame_parameters(blob).dict_id)
+        decompressor = self._decompressors.get(dict_id)
+        if decompressor is None:
+            if dict_id == 0:
+                decompressor = zstandard.ZstdDecompressor()
+            else:
+                data = _dictionaries(self._conn)[dict_id]
+                decompressor = zstandard.ZstdDecompressor(dict_data=data)
+            self._decompressors[dict_id] = decompressor
+        return decompressor.decompress(blob).decode()
+
+
+def texts_of(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, str]:
+    """The original text of each (key, version) whose body is in the hot store."""
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    reader = BodyReader(conn)
+    rows = select_in(
+        conn,
+        "resource_seen",
+        ("resource_key", "resource_version", "body"),
+        "resource_key",
+        sorted({key for key, _ in wanted}),
+    )
+    return {
+        (str(key), str(version)): reader.text(body)
+        for key, version, body in rows
+        if body is not None and (key, version) in wanted
+    }
+
+
+def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
+    """Drop the bodies of these resources' versions that no reading refers to any more.
+
+    The rows are deleted and put back without their body rather than updated: SQLite merges
+    the pages a delete leaves under-full, but leaves a shrunken row's page as it was, so an
+    update would keep the bytes in the file (measured: 124 bytes a row after, 55 before)."""
+    if not keys:
+        return 0
+    dbapi: Any = conn.connection.driver_connection
+    orphan = (
+        "body IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reading r WHERE r.resource_key = "
+        "resource_seen.resource_key AND r.resource_version = resource_seen.resource_version)"
+    )
+    released: list[tuple[Any, ...]] = []
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), 20_000):
+        part = unique[start : start + 20_000]
+        param: object
+        if conn.dialect.name == "postgresql":
+            where, param = "resource_key = ANY(%s)", part
+        else:
+            where, param = (
+                "resource_key IN (SELECT value FROM json_each(?))",
+                orjson.dumps(part).decode(),
+            )
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(
+                f"SELECT resource_key, resource_version, batch_id FROM resource_seen "
+                f"WHERE {where} AND {orphan}",
+                (param,),
+            )
+            rows = cursor.fetchall()
+            cursor.execute(f"DELETE FROM resource_seen WHERE {where} AND {orphan}", (param,))
+            if cursor.rowcount != len(rows):  # the same transaction: cannot differ
+                raise AssertionError(f"released {cursor.rowcount} bodies of {len(rows)}")
+        finally:
+            cursor.close()
+        released.extend(rows)
+    insert_rows(conn, "resource_seen", ("resource_key", "resource_version", "batch_id"), released)
+    return len(released)
+
+
+def put_back_bodies(
+    conn: Connection, texts: dict[Pair, str], batch_ids: dict[Pair, int], now_ms: int
+) -> None:
+    """Give restored readings their resource's body again (where it was dropped)."""
+    if not texts:
+        return
+    writer = BodyWriter(conn, [], now_ms)
+    present = {
+        (str(k), str(v)): body is not None
+        for k, v, body in select_in(
+            conn,
+            "resource_seen",
+            ("resource_key", "resource_version", "body"),
+            "resource_key",
+            sorted({key for key, _ in texts}),
+        )
+    }
+    wanted = {pair: text for pair, text in texts.items() if present.get(pair) is not True}
+    tokens = {pair: tokens_of(orjson.loads(text)) for pair, text in wanted.items()}
+    ids = token_ids(conn, {t for found in tokens.values() for t in found})
+
+    def search(pair: Pair) -> str | None:
+        return encode([ids[t] for t in tokens[pair]])
+
+    updates = [
+        {
+            "b_key": k,
+            "b_version": v,
+            "b_body": writer.compress(t.encode()),
+            "b_search": search((k, v)),
+        }
+        for (k, v), t in wanted.items()
+        if (k, v) in present
+    ]
+    inserts = [
+        {
+            "resource_key": k,
+            "resource_version": v,
+            "batch_id": batch_ids[(k, v)],
+            "body": writer.compress(t.encode()),
+            "search_tokens": search((k, v)),
+        }
+        for (k, v), t in wanted.items()
+        if (k, v) not in present
+    ]
+    if updates:
+        conn.execute(
+            update(_seen)
+            .where(
+                _seen.c.resource_key == bindparam("b_key"),
+                _seen.c.resource_version == bindparam("b_version"),
+            )
+            .values(body=bindparam("b_body"), search_tokens=bindparam("b_search")),
+            updates,
+        )
+    if inserts:
+        conn.execute(insert(_seen), inserts)
