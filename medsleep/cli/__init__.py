@@ -23,6 +23,7 @@ from medsleep.cli import (  # noqa: F401  (each module registers its commands)
     auth,
     consolidate,
     dashboard,
+    evaluate,
     export,
     ingest,
     read,
