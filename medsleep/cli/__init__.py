@@ -26,6 +26,7 @@ from medsleep.cli import (  # noqa: F401  (each module registers its commands)
     evaluate,
     export,
     ingest,
+    policy,
     read,
     server,
     store,
