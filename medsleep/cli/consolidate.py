@@ -16,6 +16,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 
 from medsleep.cli.common import (
     DEFAULT_ARCHIVE,
@@ -30,6 +31,7 @@ from medsleep.cli.common import (
     err,
     note_store,
     open_store_at,
+    say,
     show_progress,
     when,
 )
@@ -94,6 +96,14 @@ def consolidate(
     executor: Annotated[
         str, typer.Option("--executor", help="local, processes[:N] or dask://HOST:PORT.")
     ] = "local",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Decide everything and report what a run would retain, collapse, summarise "
+            "and archive, per patient and reason; change nothing (one audit event records it).",
+        ),
+    ] = False,
     json_out: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -106,6 +116,9 @@ def consolidate(
     spec = parse_executor(executor)
     until_ms = when(until, "--until")
     deadline_ms = _deadline(deadline, loaded.timezone)
+    if dry_run:
+        _dry_run(open_store_at(db, archive), loaded, until_ms, spec, json_out, quiet)
+        return
     with _shard_bar(show_progress(quiet)) as progress:
         report = run_consolidation(
             open_store_at(db, archive),
@@ -135,6 +148,52 @@ def consolidate(
             err.print(f"  skipped patient {failure['patient']}: {failure['error']}", markup=False)
     if report.failed:  # the others committed; these stay raw until their cause is fixed
         raise typer.Exit(EXIT_QUARANTINED)
+
+
+def _dry_run(
+    store: Any, policy: Any, until_ms: int | None, spec: Any, json_out: bool, quiet: bool
+) -> None:
+    from medsleep.consolidate.dry_run import dry_run
+
+    with _shard_bar(show_progress(quiet)) as progress:
+        report = dry_run(
+            store, policy, until_ms=until_ms, executor=spec, progress=progress, record=True
+        )
+    if json_out:
+        typer.echo(json.dumps(report.as_json()))
+    else:
+        print_dry_run(report.as_json())
+    if report.totals.failed:
+        raise typer.Exit(EXIT_QUARANTINED)
+
+
+def print_dry_run(report: dict[str, Any]) -> None:
+    """The dry run for people: totals, reasons, then one line a patient (on stderr)."""
+    say(
+        f"dry run (nothing changed): {report['readings_in']:,} readings in; a run would retain "
+        f"{report['retained']:,} ({report['sparse']:,} too sparse to summarise), collapse "
+        f"{report['collapsed']:,} into {report['summaries']:,} summaries "
+        f"({report['superseded_summaries']:,} replaced), archive {report['archived']:,} in "
+        f"{report['archive_files']:,} files, find {report['episodes']:,} episodes; "
+        f"{report['held']:,} held; compression {report['compression']:.1f}x"
+    )
+    table = Table("kept for", "readings", box=None)
+    for reason, count in report["by_reason"].items():
+        table.add_row(reason, f"{count:,}")
+    err.print(table)
+    table = Table("patient", "in", "retained", "collapsed", "summaries", "compression", box=None)
+    for p in report["patients"]:
+        table.add_row(
+            str(p["patient"]) + (" (held)" if p["held"] else ""),
+            f"{p['readings_in']:,}",
+            f"{p['retained']:,}",
+            f"{p['collapsed']:,}",
+            f"{p['summaries']:,}",
+            f"{p['compression']:.1f}x",
+        )
+    err.print(table)
+    for failure in report["failed"]:
+        say(f"  could not decide for patient {failure['patient']}: {failure['error']}")
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import Engine, Float, Integer, select, update
 from sqlalchemy.engine import Connection
@@ -23,8 +24,13 @@ from medsleep.archive.files import write_archive_file
 from medsleep.archive.holds import is_held
 from medsleep.archive.index import ARCHIVE_COLUMNS, active_cells_of
 from medsleep.consolidate.sparse import sparse_retention_rows, too_sparse
-from medsleep.consolidate.summarize import SUMMARY_COLUMNS, bucket_start_ms, collapse_normal_runs
-from medsleep.detect import classify_patient, group_episodes
+from medsleep.consolidate.summarize import (
+    SUMMARY_COLUMNS,
+    Collapsed,
+    bucket_start_ms,
+    collapse_normal_runs,
+)
+from medsleep.detect import PatientDecisions, classify_patient, group_episodes
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy
 from medsleep.store.bodies import release_bodies, texts_of
@@ -127,7 +133,7 @@ def consolidate_shard(task: ShardTask) -> ShardResult:
         engine.dispose()
 
 
-def _load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
+def load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
     """The shard's raw readings, ordered by code and time, straight from the DB driver (the
     ORM's row objects cost more than the query for a patient-day of readings)."""
     columns = [c.name for c in _reading.c]
@@ -179,15 +185,46 @@ def _consolidate(engine: Engine, task: ShardTask, attempt: int) -> ShardResult:
     with engine.connect() as conn:
         if is_held(conn, task.patient):  # placed after the run started
             return ShardResult(task.patient, held=1)
-        raw = _load_raw(conn, task)
+        raw = load_raw(conn, task)
         if raw.empty:
             return ShardResult(task.patient)
         return _decide_and_write(conn, task, attempt, raw)
 
 
-def _decide_and_write(
-    conn: Connection, task: ShardTask, attempt: int, raw: pd.DataFrame
-) -> ShardResult:
+@dataclass(frozen=True, eq=False)
+class ShardDecision:
+    """Everything a shard decided, before it writes anything: the seam the real run and the
+    dry run share (``consolidate.dry_run`` reports it, ``_write_decision`` carries it out)."""
+
+    raw: pd.DataFrame  # the shard's raw readings, with their band
+    decisions: PatientDecisions
+    retained_ids: npt.NDArray[np.int64]  # rule, detector, artifact, context and sparse
+    collapse: pd.DataFrame  # the readings to archive and delete
+    sparse_rows: pd.DataFrame  # normal readings too few to summarise: they stay raw
+    combined: pd.DataFrame  # collapse plus the archived readings of the cells late data touches
+    collapsed: Collapsed
+    superseded: list[int]  # active summaries the late data replaces
+    episodes: list[Any]
+
+    def result(self, patient: str, archived: int) -> ShardResult:
+        return ShardResult(
+            patient=patient,
+            readings_in=len(self.raw),
+            retained=len(self.retained_ids),
+            collapsed=len(self.collapse),
+            summaries=len(self.collapsed.summaries),
+            superseded_summaries=len(self.superseded),
+            archived=archived,
+            archive_files=1 if archived else 0,
+            episodes=len(self.episodes),
+            sparse=len(self.sparse_rows),
+            series_clinical=self.decisions.series_clinical,
+            series_statistical=self.decisions.series_statistical,
+        )
+
+
+def decide_shard(conn: Connection, task: ShardTask, raw: pd.DataFrame) -> ShardDecision:
+    """Decide what to keep, summarise and archive of ``raw``; reads, never writes."""
     policy = task.policy
     frame = _classify_frame(raw)
     decisions = classify_patient(frame, policy)
@@ -209,7 +246,7 @@ def _decide_and_write(
         task.patient,
         _cells(collapse, task.policy.bucket_minutes),
     )
-    conn.commit()  # end the read transaction; the write below is its own
+    conn.commit()  # end the read transaction; the write is its own
     sparse = too_sparse(collapse, late.readings, policy)
     if sparse.any():
         # Too few to summarise: they stay raw, retained with their own reason.
@@ -225,12 +262,31 @@ def _decide_and_write(
     collapsed = collapse_normal_runs(
         combined.rename(columns={"effective_ms": "t"}), policy.bucket_minutes
     )
+    return ShardDecision(
+        raw, decisions, retained_ids, collapse, sparse_rows, combined, collapsed,
+        late.summary_ids, episodes,
+    )  # fmt: skip
+
+
+def _decide_and_write(
+    conn: Connection, task: ShardTask, attempt: int, raw: pd.DataFrame
+) -> ShardResult:
+    return _write_decision(conn, task, attempt, decide_shard(conn, task, raw))
+
+
+def _write_decision(
+    conn: Connection, task: ShardTask, attempt: int, decision: ShardDecision
+) -> ShardResult:
+    """Archive (written, verified), then one transaction for every row the decision changes."""
+    policy = task.policy
+    decisions, retained_ids, collapse = decision.decisions, decision.retained_ids, decision.collapse
+    sparse_rows, combined, collapsed = decision.sparse_rows, decision.combined, decision.collapsed
+    episodes, superseded = decision.episodes, decision.superseded
     summaries = collapsed.summaries
     bucket_starts = summaries["bucket_start_ms"].to_numpy()[
         collapsed.summary_index[: len(collapse)]
     ]
     new_rows = _archive_rows(collapse, bucket_starts, task.run_id)
-    superseded = late.summary_ids
 
     file_name = ""
     archived = 0
@@ -287,20 +343,7 @@ def _decide_and_write(
             )
         # texts no reading refers to any more: the archive file just written holds them
         release_bodies(conn, collapse["resource_key"].unique().tolist())
-    return ShardResult(
-        patient=task.patient,
-        readings_in=len(raw),
-        retained=len(retained_ids),
-        collapsed=len(collapse),
-        summaries=len(summaries),
-        superseded_summaries=len(superseded),
-        archived=archived,
-        archive_files=1 if file_name else 0,
-        episodes=len(episodes),
-        sparse=len(sparse_rows),
-        series_clinical=decisions.series_clinical,
-        series_statistical=decisions.series_statistical,
-    )
+    return decision.result(task.patient, archived)
 
 
 def _archive_rows(collapse: pd.DataFrame, bucket_starts: np.ndarray, run_id: int) -> pd.DataFrame:

@@ -34,9 +34,12 @@ def _alembic_config(connection: Connection) -> Config:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA page_size=8192")  # takes effect only on a new, empty database
-    # Also only on a new database: lets a night hand freed pages back (see store.space).
-    cursor.execute(f"PRAGMA auto_vacuum={INCREMENTAL}")
+    # Only on a new, empty database, where they take effect: on an existing one, setting
+    # auto_vacuum rewrites the file's header, so a mere read would change the store's bytes.
+    if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+        cursor.execute("PRAGMA page_size=8192")
+        # lets a night hand freed pages back (see store.space)
+        cursor.execute(f"PRAGMA auto_vacuum={INCREMENTAL}")
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages stay hot during bulk writes
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

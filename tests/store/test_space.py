@@ -38,6 +38,21 @@ def test_a_new_sqlite_store_uses_incremental_auto_vacuum(sqlite_url: str) -> Non
     engine.dispose()
 
 
+def test_reading_an_existing_store_leaves_its_file_byte_identical(sqlite_url: str) -> None:
+    # Setting auto_vacuum on every connection rewrote the header of an existing file.
+    engine = open_store(sqlite_url)
+    ingest_paths(engine, [SAMPLE])
+    engine.dispose()
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    before = path.read_bytes()
+    engine = open_store(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM reading").scalar_one() > 0
+    engine.dispose()
+    assert path.read_bytes() == before
+    assert auto_vacuum_mode(open_store(sqlite_url)) == INCREMENTAL
+
+
 def test_consolidation_returns_the_freed_pages(sqlite_url: str, tmp_path: Path) -> None:
     engine = open_store(sqlite_url)
     ingest_paths(engine, [SAMPLE])
