@@ -178,14 +178,19 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         }
     if stored_items:
         # Each stored version's text once, for all its readings (see store.bodies).
-        bodies = BodyWriter(conn, [item.body for item in stored_items], now_ms)
+        bodies = BodyWriter(
+            conn,
+            [item.body for item in stored_items],
+            now_ms,
+            [item.key for item in stored_items],
+        )
         ids = token_ids(conn, {t for item in stored_items for t in item.tokens})
         seen_rows = [
             (
                 item.key,
                 item.version,
                 batch_id,
-                bodies.compress(item.body),
+                bodies.compress(item.body, item.key),
                 encode([ids[t] for t in item.tokens]) if item.tokens else None,
             )
             for item in stored_items

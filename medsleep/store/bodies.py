@@ -3,10 +3,12 @@
 A resource's text lives in ``resource_seen.body`` (one row per resource version), not in each
 of its readings: a blood-pressure panel's two readings share one copy. Bodies are zstd frames
 compressed with a dictionary trained on the store's own first large chunk: FHIR Observations
-of one source differ in a few values, so a dictionary takes a 590-byte monitoring Observation
-to ~44 bytes where plain zstd gets ~350 (measured on ``medsleep.synth`` output). Each frame
-names its dictionary (zstd's dict id in the frame header), so a store may hold several and old
-bodies stay readable. The text given back is byte for byte the text that came in.
+of one source differ in a few values, so a dictionary takes a 460-byte monitoring Observation
+to ~25 bytes where plain zstd gets ~250 (measured on ``medsleep.synth`` output; frames without
+magic number, checksum or content size, and the resource's id, already in its key, left out).
+Each frame names its dictionary (zstd's dict id in the frame header), so a store may hold
+several and old bodies stay readable. The text given back is byte for byte the text that
+came in.
 
 A body is dropped (set NULL) once none of its readings is left in the hot store: the archive
 holds the text with the readings from then on, and restore puts it back.
@@ -19,7 +21,7 @@ from typing import Any
 
 import orjson
 import zstandard
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from medsleep.store.bulk import insert_rows, select_in
@@ -41,39 +43,76 @@ def _dictionaries(conn: Connection) -> dict[int, zstandard.ZstdCompressionDict]:
     return {int(i): zstandard.ZstdCompressionDict(bytes(data)) for i, data in rows}
 
 
+_FORMAT = zstandard.FORMAT_ZSTD1_MAGICLESS
+
+
+def _params(dict_id: int) -> zstandard.ZstdCompressionParameters:
+    # A frame as small as zstd makes it: no magic number (every body is one), no checksum
+    # (SQLite and PostgreSQL check pages), no content size (read with a stream), and a dict id
+    # of one byte (dictionaries are numbered 1, 2, ... in this store). Measured on the plain
+    # monitoring input: 41 -> 32 bytes a body.
+    return zstandard.ZstdCompressionParameters.from_level(
+        LEVEL,
+        format=_FORMAT,
+        write_checksum=0,
+        write_content_size=0,
+        write_dict_id=int(dict_id > 0),
+    )
+
+
+def _elided(text: bytes, key: str) -> bytes:
+    """``text`` with its own id (``"id":"<id>"``, already in the key) left out: a raw NUL
+    byte stands for it, which JSON text never holds (a control character must be escaped)."""
+    if b"\x00" in text:
+        raise ValueError(f"{key}: a NUL byte in a resource's text")
+    rid = key.partition("/")[2].encode()
+    return text.replace(b'"' + rid + b'"', b'"\x00"', 1) if rid else text
+
+
+def _restored(text: bytes, key: str) -> bytes:
+    rid = key.partition("/")[2].encode()
+    return text.replace(b'"\x00"', b'"' + rid + b'"', 1) if rid else text
+
+
 class BodyWriter:
     """Compresses the bodies of one write (a chunk, a restore) with the store's dictionary."""
 
-    def __init__(self, conn: Connection, samples: Sequence[bytes], now_ms: int) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        samples: Sequence[bytes],
+        now_ms: int,
+        keys: Sequence[str] | None = None,
+    ) -> None:
+        """``samples``: texts to train the store's first dictionary on (with their ``keys``,
+        as they will be compressed), when it has none yet."""
         known = _dictionaries(conn)
         if not known and len(samples) >= TRAIN_MIN_SAMPLES:
+            if keys is not None:
+                samples = [_elided(t, k) for t, k in zip(samples, keys, strict=True)]
             _train(conn, samples, now_ms)
             known = _dictionaries(conn)
-        self.dict_id = min(known) if known else 0
+        self.dict_id = max(known) if known else 0
         data = known.get(self.dict_id)
-        self._compressor = (
-            zstandard.ZstdCompressor(level=LEVEL, dict_data=data, write_checksum=False)
-            if data is not None
-            else zstandard.ZstdCompressor(level=LEVEL, write_checksum=False)
+        self._compressor = zstandard.ZstdCompressor(
+            dict_data=data, compression_params=_params(self.dict_id)
         )
 
-    def compress(self, text: bytes) -> bytes:
-        return self._compressor.compress(text)
+    def compress(self, text: bytes, key: str | None = None) -> bytes:
+        """The body of ``text``; with the resource's ``key``, its id is not stored twice."""
+        return self._compressor.compress(text if key is None else _elided(text, key))
 
 
 def _train(conn: Connection, samples: Sequence[bytes], now_ms: int) -> int:
     step = max(1, len(samples) // TRAIN_SAMPLES)
+    latest = conn.execute(select(func.max(_dictionary.c.dict_id))).scalar_one_or_none()
+    dict_id = int(latest or 0) + 1  # a concurrent writer training too: its chunk retries
     trained = zstandard.train_dictionary(
-        DICTIONARY_BYTES, list(samples[::step][:TRAIN_SAMPLES]), level=LEVEL
+        DICTIONARY_BYTES, list(samples[::step][:TRAIN_SAMPLES]), level=LEVEL, dict_id=dict_id
     )
-    dict_id = int(trained.dict_id())
-    exists = conn.execute(
-        select(_dictionary.c.dict_id).where(_dictionary.c.dict_id == dict_id)
-    ).first()
-    if exists is None:
-        conn.execute(
-            insert(_dictionary).values(dict_id=dict_id, data=trained.as_bytes(), created_ms=now_ms)
-        )
+    conn.execute(
+        insert(_dictionary).values(dict_id=dict_id, data=trained.as_bytes(), created_ms=now_ms)
+    )
     return dict_id
 
 
@@ -84,18 +123,17 @@ class BodyReader:
         self._conn = conn
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {}
 
-    def text(self, body: bytes | memoryview) -> str:
+    def text(self, body: bytes | memoryview, key: str | None = None) -> str:
+        """The original text of a body (``key`` as it was compressed with)."""
         blob = bytes(body)
-        dict_id = int(zstandard.get_frame_parameters(blob).dict_id)
+        dict_id = int(zstandard.get_frame_parameters(blob, format=_FORMAT).dict_id)
         decompressor = self._decompressors.get(dict_id)
         if decompressor is None:
-            if dict_id == 0:
-                decompressor = zstandard.ZstdDecompressor()
-            else:
-                data = _dictionaries(self._conn)[dict_id]
-                decompressor = zstandard.ZstdDecompressor(dict_data=data)
+            data = _dictionaries(self._conn)[dict_id] if dict_id else None
+            decompressor = zstandard.ZstdDecompressor(dict_data=data, format=_FORMAT)
             self._decompressors[dict_id] = decompressor
-        return decompressor.decompress(blob).decode()
+        text = decompressor.decompressobj().decompress(blob)  # no content size: a stream
+        return (text if key is None else _restored(text, key)).decode()
 
 
 def texts_of(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, str]:
@@ -112,7 +150,7 @@ def texts_of(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, str]:
         sorted({key for key, _ in wanted}),
     )
     return {
-        (str(key), str(version)): reader.text(body)
+        (str(key), str(version)): reader.text(body, str(key))
         for key, version, body in rows
         if body is not None and (key, version) in wanted
     }
@@ -189,7 +227,7 @@ def put_back_bodies(
         {
             "b_key": k,
             "b_version": v,
-            "b_body": writer.compress(t.encode()),
+            "b_body": writer.compress(t.encode(), k),
             "b_search": search((k, v)),
         }
         for (k, v), t in wanted.items()
@@ -200,7 +238,7 @@ def put_back_bodies(
             "resource_key": k,
             "resource_version": v,
             "batch_id": batch_ids[(k, v)],
-            "body": writer.compress(t.encode()),
+            "body": writer.compress(t.encode(), k),
             "search_tokens": search((k, v)),
         }
         for (k, v), t in wanted.items()

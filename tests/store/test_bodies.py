@@ -189,6 +189,37 @@ def test_bodies_round_trip_any_text(
     engine.dispose()
 
 
+no_nul = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rid=no_nul, before=no_nul, between=no_nul, after=no_nul, times=st.integers(0, 3))
+def test_a_body_leaves_out_its_id_and_gives_it_back_exactly(
+    tmp_path_factory: pytest.TempPathFactory,
+    rid: str,
+    before: str,
+    between: str,
+    after: str,
+    times: int,
+) -> None:
+    """The id is stored once (in the key), wherever and however often the text names it."""
+    text = before + between.join([f'"{rid}"'] * times) + after
+    engine = open_store(f"sqlite:///{tmp_path_factory.getbasetemp() / 'ids.db'}")
+    with engine.begin() as conn:
+        body = BodyWriter(conn, [], 0).compress(text.encode(), f"Observation/{rid}")
+        assert BodyReader(conn).text(body, f"Observation/{rid}") == text
+    engine.dispose()
+
+
+def test_a_text_with_a_nul_byte_is_refused_not_mangled(sqlite_url: str) -> None:
+    engine = open_store(sqlite_url)
+    with engine.begin() as conn, pytest.raises(ValueError, match="NUL"):
+        BodyWriter(conn, [], 0).compress(b'{"id":"a","x":"\x00"}', "Observation/a")
+    engine.dispose()
+
+
 def test_texts_of_skips_what_is_not_hot(sqlite_url: str) -> None:
     engine = open_store(sqlite_url)
     with engine.connect() as conn:

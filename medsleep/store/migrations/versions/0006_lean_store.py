@@ -69,9 +69,10 @@ def upgrade() -> None:
     )
     now_ms = int(time.time() * 1000)
     sampled = conn.execute(first_texts)
-    samples = [str(row[2]).encode() for row in sampled.fetchmany(TRAIN_SAMPLES * 5)]
+    first = sampled.fetchmany(TRAIN_SAMPLES * 5)
     sampled.close()
-    writer = BodyWriter(conn, samples, now_ms)
+    samples = [str(row[2]).encode() for row in first]
+    writer = BodyWriter(conn, samples, now_ms, [str(row[0]) for row in first])
     update = sa.text(
         "UPDATE resource_seen SET body = :body, search_tokens = :search WHERE resource_key = :key "
         "AND resource_version = :version"
@@ -86,7 +87,7 @@ def upgrade() -> None:
                 {
                     "key": key,
                     "version": version,
-                    "body": writer.compress(str(text).encode()),
+                    "body": writer.compress(str(text).encode(), str(key)),
                     "search": encode([ids[t] for t in found]),
                 }
                 for (key, version, text), found in zip(batch, tokens, strict=True)
@@ -115,7 +116,7 @@ def downgrade() -> None:
         conn.execute(
             update,
             [
-                {"key": key, "version": version, "text": reader.text(body)}
+                {"key": key, "version": version, "text": reader.text(body, str(key))}
                 for key, version, body in batch
             ],
         )
