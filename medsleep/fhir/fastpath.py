@@ -16,6 +16,7 @@ import re
 from datetime import tzinfo
 
 import msgspec
+import orjson
 from msgspec import UNSET, Struct, UnsetType
 
 from medsleep.fhir.datatypes import VALID_CODES, DatatypeError, check_code, check_id
@@ -28,7 +29,7 @@ from medsleep.fhir.parse import (
     _patient,
 )
 from medsleep.fhir.units import LOINC, MDC, UnitError, to_canonical
-from medsleep.store.search_tokens import CATEGORY, IDENTIFIER, Token
+from medsleep.store.search_tokens import Token, tokens_of
 
 # Statuses whose readings are stored as they are; the rest are skipped by the general path.
 _PLAIN_STATUSES = frozenset(
@@ -50,11 +51,6 @@ class _Quantity(Struct, gc=False):
     unit: str | UnsetType = UNSET
     code: str | UnsetType = UNSET
     comparator: str | UnsetType = UNSET
-
-
-class _Identifier(Struct, gc=False):
-    system: str | UnsetType = UNSET
-    value: str | UnsetType = UNSET
 
 
 class _Reference(Struct, gc=False):
@@ -89,8 +85,10 @@ class _Observation(Struct, gc=False):
     component: list[_Component] | UnsetType = UNSET
     interpretation: msgspec.Raw | UnsetType = UNSET
     referenceRange: msgspec.Raw | UnsetType = UNSET
-    category: list[_Concept] | UnsetType = UNSET  # for search: see store.search_tokens
-    identifier: list[_Identifier] | UnsetType = UNSET
+    # For search (store.search_tokens): kept as raw JSON, so that a source's one category
+    # is read once and any shape of either is the general path's ``tokens_of``.
+    category: msgspec.Raw | UnsetType = UNSET
+    identifier: msgspec.Raw | UnsetType = UNSET
 
 
 _decode = msgspec.json.Decoder(_Observation).decode
@@ -101,7 +99,7 @@ _DATETIME_CACHE_LIMIT = 50_000
 # (``medsleep.store.tables.READING_ROW`` order), the resource's original bytes and its
 # search tokens (``medsleep.store.search_tokens.tokens_of``).
 FastResult = tuple[str, str, str, tuple[tuple[object, ...], ...], bytes, tuple[Token, ...]]
-_TOKENS_OF_CATEGORY: dict[tuple[tuple[str, str], ...], tuple[Token, ...]] = {}
+_TOKENS_OF_CATEGORY: dict[bytes, tuple[Token, ...]] = {}  # a source sends few categories
 
 # digits -> "0", e/E -> "e", signs -> "s", any other byte -> "x"
 _NUMBER_SHAPE = bytes(
@@ -170,31 +168,21 @@ def fast_parse(
 
 
 def _tokens(obs: _Observation) -> tuple[Token, ...]:
-    """``tokens_of`` the decoded resource; a source's few categories are built once."""
-    found: list[Token] = []
-    if obs.category is not UNSET:
-        pairs = tuple(
-            ("" if c.system is UNSET else c.system, c.code)
-            for concept in obs.category
-            if concept.coding is not UNSET
-            for c in concept.coding
-            if c.code is not UNSET
-        )
-        known = _TOKENS_OF_CATEGORY.get(pairs)
-        if known is None:
-            known = tuple(dict.fromkeys((CATEGORY, s, c) for s, c in pairs))
-            if len(_TOKENS_OF_CATEGORY) < _DATETIME_CACHE_LIMIT:
-                _TOKENS_OF_CATEGORY[pairs] = known
-        if obs.identifier is UNSET:
-            return known
-        found.extend(known)
-    if obs.identifier is not UNSET:
-        found.extend(
-            (IDENTIFIER, "" if i.system is UNSET else i.system, i.value)
-            for i in obs.identifier
-            if i.value is not UNSET
-        )
-    return tuple(dict.fromkeys(found))
+    """``tokens_of`` the resource, from its category and identifier as they came in."""
+    if obs.identifier is not UNSET:  # identifiers differ from resource to resource
+        found = {"identifier": orjson.loads(bytes(obs.identifier))}
+        if obs.category is not UNSET:
+            found["category"] = orjson.loads(bytes(obs.category))
+        return tokens_of(found)
+    if obs.category is UNSET:
+        return ()
+    raw = bytes(obs.category)
+    known = _TOKENS_OF_CATEGORY.get(raw)
+    if known is None:
+        known = tokens_of({"category": orjson.loads(raw)})
+        if len(_TOKENS_OF_CATEGORY) < _DATETIME_CACHE_LIMIT:
+            _TOKENS_OF_CATEGORY[raw] = known
+    return known
 
 
 def numbers_may_overflow(raw: bytes) -> bool:

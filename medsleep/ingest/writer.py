@@ -184,14 +184,18 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
             now_ms,
             [item.key for item in stored_items],
         )
-        ids = token_ids(conn, {t for item in stored_items for t in item.tokens})
+        # a chunk's resources share a handful of token sets (a monitor's one category)
+        token_sets = {item.tokens for item in stored_items}
+        ids = token_ids(conn, {t for tokens in token_sets for t in tokens})
+        search = {tokens: encode([ids[t] for t in tokens]) for tokens in token_sets}
+        compress = bodies.compress
         seen_rows = [
             (
                 item.key,
                 item.version,
                 batch_id,
-                bodies.compress(item.body, item.key),
-                encode([ids[t] for t in item.tokens]) if item.tokens else None,
+                compress(item.body, item.key),
+                search[item.tokens],
             )
             for item in stored_items
         ]
