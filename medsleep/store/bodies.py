@@ -3,8 +3,8 @@
 A resource's text lives in ``resource_seen.body`` (one row per resource version), not in each
 of its readings: a blood-pressure panel's two readings share one copy. Bodies are zstd frames
 compressed with a dictionary trained on the store's own first large chunk: FHIR Observations
-of one source differ in a few values, so a dictionary takes a 460-byte monitoring Observation
-to ~25 bytes where plain zstd gets ~250 (measured on ``medsleep.synth`` output; frames without
+of one source differ in a few values, so a dictionary takes a 507-byte monitoring Observation
+to ~26 bytes where plain zstd gets ~334 (measured on ``medsleep.synth`` output; frames without
 magic number, checksum or content size, and the resource's id, already in its key, left out).
 Each frame names its dictionary (zstd's dict id in the frame header), so a store may hold
 several and old bodies stay readable. The text given back is byte for byte the text that
