@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
+from medsleep.audit import append_with_retry
 from medsleep.consolidate.executors import ExecutorSpec
 from medsleep.consolidate.job import ConsolidationReport, consolidate
 from medsleep.evaluate.labels import Windows, load_labels
@@ -161,6 +162,17 @@ class EvaluationReport:
             "run_status": self.run_status,
             "methods": [{k: plain(v) for k, v in m.items()} for m in self.methods],
         }
+
+
+EVALUATION_ACTION = "evaluate.report"
+
+
+def record_evaluation(engine: Engine, report: EvaluationReport, actor: str, at_ms: int) -> int:
+    """Keep ``report`` as one ``evaluate.report`` audit event on the site's store (the
+    dashboard's compliance page shows the last one); returns its seq."""
+    return append_with_retry(
+        engine, actor=actor, action=EVALUATION_ACTION, details=report.as_json(), at_ms=at_ms
+    )
 
 
 def evaluate(
