@@ -189,3 +189,30 @@ def test_a_dry_run_predicts_any_real_run(rows: list[tuple[str, str, int, float]]
         k: getattr(real, k) for k in PREDICTED
     }
     assert dict(preview.by_reason) == by_rule
+
+
+@pytest.mark.slow
+def test_a_dry_run_on_a_dask_cluster_reports_what_a_local_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    from distributed import LocalCluster
+
+    from medsleep.consolidate.executors import parse_executor
+
+    # spawned Dask workers re-import __main__ (see test_reliability's Dask test)
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "archive")
+    ingest_paths(store.engine, [str(SAMPLE)])
+    local = dry_run(store, load_policy(), until_ms=LATER)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        spec = parse_executor(cluster.scheduler_address.replace("tcp://", "dask://"))
+        remote = dry_run(store, load_policy(), until_ms=LATER, executor=spec)
+    store.close()
+    assert remote.executor.startswith("tcp://")
+    assert remote.as_json()["patients"] == local.as_json()["patients"]
+    assert remote.by_reason == local.by_reason
