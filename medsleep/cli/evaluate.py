@@ -20,6 +20,7 @@ def print_evaluation(report: dict[str, Any]) -> None:
     say(
         f"evaluated {report['readings']:,} readings against {report['labels']} "
         f"({report['labels_kind']}); medsleep's run {report['run_status']}"
+        + (f"; {report['quarantined']:,} resources quarantined" if report["quarantined"] else "")
     )
     if report["labels_kind"] == "windows":
         say(f"{'method':22} {'compression':>11} {'event recall':>12} {'reading recall':>14} "

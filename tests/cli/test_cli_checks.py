@@ -72,3 +72,9 @@ def test_exit_codes(db: str, tmp_path: Path) -> None:
     labels = ["evaluate", str(REAL / "mimic2b.ndjson.gz"), "--labels", missing]
     assert runner.invoke(app, labels).exit_code == EXIT_USAGE
     assert runner.invoke(app, ["evaluate", str(REAL)]).exit_code == EXIT_USAGE  # no --labels
+    empty = tmp_path / "empty.ndjson"
+    empty.write_text("")
+    labelled = str(REAL / "mimic2b.labels.json")
+    nothing = runner.invoke(app, ["evaluate", str(empty), "--labels", labelled])
+    assert nothing.exit_code == EXIT_FAILURE  # no figures made of nothing
+    assert "no readings to evaluate" in nothing.output
