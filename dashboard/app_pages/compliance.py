@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+import ui_checks
 import ui_common as ui
 import ui_export
 
@@ -23,6 +24,8 @@ elif status.ok:
 else:
     st.error(f"Broken at entry {status.broken_at}: {status.problem}.")
     st.caption("Entries from there on cannot be trusted; run `medsleep audit verify` and escalate.")
+
+ui_checks.show(ui.engine())
 
 st.subheader("Dashboard logins")
 logins = ui.audit(s.db_url, "dashboard.", 200)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from medsleep.cli.common import JsonOption, PolicyOption, app, say
+from medsleep.cli.common import JsonOption, PolicyOption, app, open_db, say
 
 
 def _figure(value: Any) -> str:
@@ -20,6 +20,7 @@ def print_evaluation(report: dict[str, Any]) -> None:
     say(
         f"evaluated {report['readings']:,} readings against {report['labels']} "
         f"({report['labels_kind']}); medsleep's run {report['run_status']}"
+        + (f"; {report['quarantined']:,} resources quarantined" if report["quarantined"] else "")
     )
     if report["labels_kind"] == "windows":
         say(f"{'method':22} {'compression':>11} {'event recall':>12} {'reading recall':>14} "
@@ -55,6 +56,14 @@ def evaluate(
     executor: Annotated[
         str, typer.Option("--executor", help="local, processes[:N] or dask://HOST:PORT.")
     ] = "local",
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Also keep the report on this store, as an audit event the dashboard's "
+            "compliance page shows (the evaluation itself never touches it).",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Ingest INPUT into a scratch store, consolidate, and score recall and compression for
@@ -70,6 +79,15 @@ def evaluate(
         )
     except LabelsFileError as exc:
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
+    if db is not None:
+        from medsleep.evaluate.run import record_evaluation
+        from medsleep.timefmt import wall_clock_ms
+
+        engine = open_db(db)
+        try:
+            record_evaluation(engine, result, "cli", wall_clock_ms())
+        finally:
+            engine.dispose()
     report = result.as_json()
     if json_out:
         typer.echo(json.dumps(report))

@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
+from medsleep.audit import append_with_retry
 from medsleep.consolidate.executors import ExecutorSpec
 from medsleep.consolidate.job import ConsolidationReport, consolidate
+from medsleep.errors import InputError
 from medsleep.evaluate.labels import Windows, load_labels
 from medsleep.evaluate.peers import (
     PeerResult,
@@ -33,6 +35,11 @@ from medsleep.policy import Policy
 from medsleep.store.engine import open_store
 from medsleep.store.handle import Store
 from medsleep.store.tables import READING, SUMMARY, ReadingState, SummaryState
+
+
+class NoReadingsError(InputError):
+    """The inputs of an evaluation hold no reading to consolidate: nothing can be scored."""
+
 
 # Consolidate everything ingested, whatever its dates: the window ends far in the future.
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
@@ -163,6 +170,17 @@ class EvaluationReport:
         }
 
 
+EVALUATION_ACTION = "evaluate.report"
+
+
+def record_evaluation(engine: Engine, report: EvaluationReport, actor: str, at_ms: int) -> int:
+    """Keep ``report`` as one ``evaluate.report`` audit event on the site's store (the
+    dashboard's compliance page shows the last one); returns its seq."""
+    return append_with_retry(
+        engine, actor=actor, action=EVALUATION_ACTION, details=report.as_json(), at_ms=at_ms
+    )
+
+
 def evaluate(
     inputs: Sequence[str | Path],
     labels_path: Path,
@@ -174,13 +192,19 @@ def evaluate(
     """Score medsleep with ``policy`` and the three peers on ``inputs`` against the labels.
 
     ``work`` holds the scratch store (default: a temporary folder, removed afterwards).
-    Raises LabelsFileError for a labels file of neither format.
+    Raises LabelsFileError for a labels file of neither format, NoReadingsError when the
+    inputs hold no reading.
     """
     labels = load_labels(labels_path)
     if work is None:
         with tempfile.TemporaryDirectory(prefix="medsleep-evaluate-") as tmp:
             return evaluate(inputs, labels_path, policy, executor=executor, work=Path(tmp))
     run = consolidate_scratch(inputs, work, policy, executor)
+    if run.readings.empty:
+        raise NoReadingsError(
+            f"no readings to evaluate in {', '.join(map(str, inputs))} "
+            f"({run.ingest.quarantined} resources quarantined, {run.ingest.skipped} skipped)"
+        )
     if isinstance(labels, Windows):
         kind, methods = "windows", score_windows(run, labels, policy)
     else:

@@ -6,6 +6,7 @@ ends only lay them out. ``from medsleep import read`` then ``read.night_digest(.
 """
 
 from medsleep.read.audit import AUDIT_COLUMNS, audit_actions, audit_chain_status, recent_audit
+from medsleep.read.checks import RecordedCheck, last_dry_run, last_evaluation
 from medsleep.read.digest import (
     NIGHT,
     DigestEpisode,
@@ -45,6 +46,9 @@ from medsleep.read.runs import RUN_COLUMNS, RunDetail, list_runs, recent_runs, r
 from medsleep.read.space import ArchiveMonth, StoreStats, TableSpace, store_stats
 
 __all__ = [
+    "RecordedCheck",
+    "last_dry_run",
+    "last_evaluation",
     "AUDIT_COLUMNS",
     "READING_FIELDS",
     "RUN_COLUMNS",

@@ -7,10 +7,13 @@ table's rows), and the dry run's figures are exactly what the real run then does
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, inspect, select, text
 
 from medsleep.consolidate.dry_run import DRY_RUN_ACTION, dry_run
@@ -145,3 +148,71 @@ def test_a_dry_run_of_nothing_says_so(tmp_path: Path) -> None:
     assert report.as_json()["status"] == "nothing-to-do"
     assert report.as_json()["patients"] == []
     store.close()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["p1", "p2"]),
+            st.sampled_from(["8867-4", "59408-5", "X-42"]),
+            st.integers(min_value=0, max_value=600),  # minute of the day
+            st.floats(min_value=20, max_value=200, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=120,
+        unique_by=lambda r: (r[0], r[1], r[2]),
+    )
+)
+@settings(deadline=None, max_examples=12, suppress_health_check=[HealthCheck.too_slow])
+def test_a_dry_run_predicts_any_real_run(rows: list[tuple[str, str, int, float]]) -> None:
+    units = {"8867-4": "/min", "59408-5": "%", "X-42": "1"}
+    resources = [
+        observation(
+            f"{patient}-{code}-{minute}",
+            patient=patient,
+            code=code,
+            unit=units[code],
+            value=min(value, 100.0) if code == "59408-5" else value,
+            when=f"2026-01-05T{minute // 60:02}:{minute % 60:02}:00Z",
+        )
+        for patient, code, minute, value in rows
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        store = Store.open(f"sqlite:///{work / 'm.db'}", work / "archive")
+        ingest_paths(store.engine, [str(write_ndjson(work / "in.ndjson", resources))])
+        preview = dry_run(store, load_policy(), until_ms=LATER)
+        real = consolidate(store, load_policy(), until_ms=LATER)
+        by_rule = retained_by_reason(store.engine, real.run_id) if real.run_id else {}
+        store.close()
+    assert {k: getattr(preview.totals, k) for k in PREDICTED} == {
+        k: getattr(real, k) for k in PREDICTED
+    }
+    assert dict(preview.by_reason) == by_rule
+
+
+@pytest.mark.slow
+def test_a_dry_run_on_a_dask_cluster_reports_what_a_local_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    from distributed import LocalCluster
+
+    from medsleep.consolidate.executors import parse_executor
+
+    # spawned Dask workers re-import __main__ (see test_reliability's Dask test)
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "archive")
+    ingest_paths(store.engine, [str(SAMPLE)])
+    local = dry_run(store, load_policy(), until_ms=LATER)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        spec = parse_executor(cluster.scheduler_address.replace("tcp://", "dask://"))
+        remote = dry_run(store, load_policy(), until_ms=LATER, executor=spec)
+    store.close()
+    assert remote.executor.startswith("tcp://")
+    assert remote.as_json()["patients"] == local.as_json()["patients"]
+    assert remote.by_reason == local.by_reason
