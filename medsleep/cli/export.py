@@ -62,6 +62,14 @@ def export(
     patient: PatientOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    updated_since: Annotated[
+        str | None,
+        typer.Option(
+            "--updated-since",
+            help="Only what medsleep stored or made from this instant on (lastUpdated, as "
+            "Bulk Data _since): e.g. the transactionTime of the last export's manifest.",
+        ),
+    ] = None,
     include_archived: Annotated[
         bool,
         typer.Option(
@@ -105,6 +113,7 @@ def export(
         patient=patient,
         since_ms=when(since, "--since"),
         until_ms=when(until, "--until"),
+        updated_since_ms=when(updated_since, "--updated-since"),
         include_archived=include_archived,
         validate_all=validate_all,
         base_url=base_url,
