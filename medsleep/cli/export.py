@@ -118,8 +118,13 @@ def export(
         validate_all=validate_all,
         base_url=base_url,
     )
+    store = open_store_at(db, archive, actor=by)
+    if patient is not None:
+        from medsleep.read.known import require_known
+
+        require_known(store.engine, patient=patient)
     with _count_bar(show_progress(quiet), "export") as progress:
-        report = run_export(open_store_at(db, archive, actor=by), out, request, progress=progress)
+        report = run_export(store, out, request, progress=progress)
     if json_out:
         typer.echo(json.dumps(report.as_json()))
         return
