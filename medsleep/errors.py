@@ -27,3 +27,7 @@ class ArchiveError(MedsleepError):
 
 class AuditChainBrokenError(MedsleepError):
     """The audit chain does not verify."""
+
+
+class ScopeError(MedsleepError):
+    """A request names no run or patient, or one this store has never held (a usage error)."""

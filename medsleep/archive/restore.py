@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select, update
 
 from medsleep.archive.index import summarised_readings
 from medsleep.audit import append_event
-from medsleep.errors import MedsleepError
+from medsleep.errors import ScopeError
 from medsleep.store.bodies import put_back_bodies
 from medsleep.store.bulk import insert_rows
 from medsleep.store.handle import Store
@@ -35,7 +35,7 @@ _summary = SUMMARY
 _archive = ARCHIVE_FILE
 
 
-class RestoreScopeError(MedsleepError):
+class RestoreScopeError(ScopeError):
     """Restore needs --run or --patient, and one the store knows."""
 
 

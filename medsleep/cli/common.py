@@ -26,7 +26,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from medsleep.audit import audit_key_from
-from medsleep.errors import AuditChainBrokenError, InputError, LockHeldError, MedsleepError
+from medsleep.errors import (
+    AuditChainBrokenError,
+    InputError,
+    LockHeldError,
+    MedsleepError,
+    ScopeError,
+)
 from medsleep.store.engine import open_store
 from medsleep.store.handle import Store
 
@@ -37,7 +43,16 @@ _EXIT_FOR: dict[type[MedsleepError], int] = {
     LockHeldError: EXIT_LOCKED,
     AuditChainBrokenError: EXIT_AUDIT,
     InputError: EXIT_USAGE,
+    ScopeError: EXIT_USAGE,  # no such run or patient: the request is wrong, not the store
 }
+
+
+def exit_code_of(exc: MedsleepError) -> int:
+    """The exit code of an error: its own class's, else the nearest base class's, else 1."""
+    for cls in type(exc).__mro__:
+        if cls in _EXIT_FOR:
+            return _EXIT_FOR[cls]
+    return EXIT_FAILURE
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -61,6 +76,14 @@ class _Commands(TyperGroup):
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
         return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
 
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        from medsleep.cli.examples import dress
+
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:  # its example and whole summary (and its sub-commands')
+            dress(command, cmd_name)
+        return command
+
     def invoke(self, ctx: Any) -> Any:
         try:
             try:
@@ -70,7 +93,7 @@ class _Commands(TyperGroup):
         except BrokenPipeError:
             quiet_broken_pipe()
         except MedsleepError as exc:
-            fail(str(exc), _EXIT_FOR.get(type(exc), EXIT_FAILURE))
+            fail(str(exc), exit_code_of(exc))
         except SQLAlchemyError as exc:
             fail(f"database: {getattr(exc, 'orig', None) or exc}", EXIT_FAILURE)
         except OSError as exc:

@@ -62,6 +62,14 @@ def export(
     patient: PatientOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    updated_since: Annotated[
+        str | None,
+        typer.Option(
+            "--updated-since",
+            help="Only what medsleep stored or made from this instant on (lastUpdated, as "
+            "Bulk Data _since): e.g. the transactionTime of the last export's manifest.",
+        ),
+    ] = None,
     include_archived: Annotated[
         bool,
         typer.Option(
@@ -105,12 +113,18 @@ def export(
         patient=patient,
         since_ms=when(since, "--since"),
         until_ms=when(until, "--until"),
+        updated_since_ms=when(updated_since, "--updated-since"),
         include_archived=include_archived,
         validate_all=validate_all,
         base_url=base_url,
     )
+    store = open_store_at(db, archive, actor=by)
+    if patient is not None:
+        from medsleep.read.known import require_known
+
+        require_known(store.engine, patient=patient)
     with _count_bar(show_progress(quiet), "export") as progress:
-        report = run_export(open_store_at(db, archive, actor=by), out, request, progress=progress)
+        report = run_export(store, out, request, progress=progress)
     if json_out:
         typer.echo(json.dumps(report.as_json()))
         return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -25,10 +25,21 @@ from medsleep.cli.common import (
 )
 from medsleep.store.engine import DEFAULT_DB_URL
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 query_app = typer.Typer(help="Query readings and summaries for scripts.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Rejected input.", no_args_is_help=True)
 app.add_typer(query_app, name="query")
 app.add_typer(quarantine_app, name="quarantine")
+
+
+def _known(engine: Engine, patient: str | None) -> Engine:
+    """The engine, once a patient the query names is known (else exit 2, not an empty list)."""
+    from medsleep.read.known import require_known
+
+    require_known(engine, patient=patient)
+    return engine
 
 
 @query_app.command("readings")
@@ -49,7 +60,7 @@ def query_readings(
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
     where = ReadingFilter(patient, code, when(since, "--since"), when(until, "--until"), state)
-    write_rows(iter_readings(open_db(db), where), fmt, READING_FIELDS)
+    write_rows(iter_readings(_known(open_db(db), patient), where), fmt, READING_FIELDS)
 
 
 @query_app.command("summaries")
@@ -67,7 +78,7 @@ def query_summaries(
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
     where = ReadingFilter(patient, code, when(since, "--since"), when(until, "--until"))
-    write_rows(iter_summaries(open_db(db), where), fmt, SUMMARY_FIELDS)
+    write_rows(iter_summaries(_known(open_db(db), patient), where), fmt, SUMMARY_FIELDS)
 
 
 @app.command()

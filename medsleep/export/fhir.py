@@ -70,7 +70,7 @@ def write_fhir(
         for lines in iter_hot_resources(conn, request.scope):
             originals.write(lines, "hot store")
         _write_summaries(conn, request, root, report, validator, originals, provenances, counter)
-        for batch in iter_audit(conn, request.patient):
+        for batch in iter_audit(conn, request.patient, request.updated_since_ms):
             lines = [_audit_line(validator, facts) for facts, _ in batch]
             audits.write_lines(lines)
             counter.add(len(lines))

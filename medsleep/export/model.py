@@ -43,6 +43,8 @@ class ExportRequest:
     kickoff_url: str | None = None  # the request as a client sent it (the $export endpoint)
     requires_access_token: bool = False  # the files are served only with a bearer token
     types: tuple[str, ...] | None = None  # FHIR resource types to keep (Bulk Data _type)
+    # Bulk Data _since: only what medsleep stored or made from then on (export.updated)
+    updated_since_ms: int | None = None
 
     def file_url(self, out: Path, name: str) -> str:
         """The absolute URL of the exported file ``name`` in folder ``out``."""
@@ -52,7 +54,7 @@ class ExportRequest:
 
     @property
     def scope(self) -> ExportScope:
-        return ExportScope(self.patient, self.since_ms, self.until_ms)
+        return ExportScope(self.patient, self.since_ms, self.until_ms, self.updated_since_ms)
 
     def as_url(self) -> str:
         """The request in the form of a Bulk Data kick-off URL, for the manifest."""
@@ -71,6 +73,8 @@ class ExportRequest:
             params.append("includeArchived=true")
         if self.types is not None:
             params.append(f"_type={','.join(self.types)}")
+        if self.updated_since_ms is not None:
+            params.append(f"_since={instant(self.updated_since_ms)}")
         base = "medsleep:" if self.base_url is None else self.base_url.rstrip("/") + "/"
         return f"{base}$export?" + "&".join(params)
 

@@ -23,6 +23,7 @@ from sqlalchemy.sql import Select
 from medsleep.archive.files import read_archived_readings
 from medsleep.archive.index import Cell, in_cells
 from medsleep.export.output import ExportError
+from medsleep.export.updated import batches_stored_since, made_since, stored_since
 from medsleep.fhir.build import ArchiveFileFacts, AuditFacts, RunFacts, SummaryFacts
 from medsleep.store.bodies import texts_of
 from medsleep.store.tables import (
@@ -50,11 +51,13 @@ _IN = 500
 @dataclass(frozen=True)
 class ExportScope:
     """Which data an export covers. Readings by their time, summaries when their bucket
-    overlaps ``[since_ms, until_ms)``."""
+    overlaps ``[since_ms, until_ms)``; with ``updated_since_ms`` (Bulk Data ``_since``), only
+    what medsleep stored or made from then on (see ``export.updated``)."""
 
     patient: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
+    updated_since_ms: int | None = None
 
 
 @contextmanager
@@ -86,6 +89,8 @@ def _scoped(query: Select[Any], scope: ExportScope) -> Select[Any]:
         query = query.where(_reading.c.effective_ms >= scope.since_ms)
     if scope.until_ms is not None:
         query = query.where(_reading.c.effective_ms < scope.until_ms)
+    if scope.updated_since_ms is not None:
+        query = query.where(stored_since(_reading.c.batch_id, scope.updated_since_ms))
     return query
 
 
@@ -219,6 +224,8 @@ def iter_summaries(conn: Connection, scope: ExportScope) -> Iterator[list[Summar
         query = query.where(s.bucket_end_ms > scope.since_ms)
     if scope.until_ms is not None:
         query = query.where(s.bucket_start_ms < scope.until_ms)
+    if scope.updated_since_ms is not None:
+        query = query.where(made_since(s.run_id, scope.updated_since_ms))
     query = query.order_by(s.patient, s.code, s.bucket_start_ms, s.band, s.id)
     width = len(_FACT_COLUMNS)
     make = SummaryFacts._make
@@ -311,6 +318,8 @@ def iter_archived(
     """The archived readings behind one patient's in-scope summaries, file by file, each file
     checked against its recorded sha256. Purged files are appended to ``purged``."""
     records.load(cells.cells_by_file)
+    since = scope.updated_since_ms
+    recent = None if since is None else batches_stored_since(conn, since)
     for name in sorted(cells.cells_by_file):
         record = records.get(name)
         if record is None:
@@ -325,6 +334,8 @@ def iter_archived(
             mask &= (times >= scope.since_ms).to_numpy()
         if scope.until_ms is not None:
             mask &= (times < scope.until_ms).to_numpy()
+        if recent is not None:
+            mask &= frame["batch_id"].isin(recent).to_numpy()
         rows = frame.loc[mask].sort_values(["resource_key", "part"], kind="stable")
         versions, parts = _hot_current(conn, rows["resource_key"].unique().tolist())
         yield ArchivedBatch(name, rows.reset_index(drop=True), versions, parts)
@@ -359,10 +370,16 @@ def _patients_named(details: dict[str, Any]) -> set[str]:
     return named
 
 
-def iter_audit(conn: Connection, patient: str | None) -> Iterator[list[tuple[AuditFacts, Any]]]:
-    """The audit chain in order. A patient-scoped export leaves out the events that name
-    another patient (holds, restores, purges, exports of someone else)."""
-    for batch in _batches(conn, select(_audit).order_by(_audit.c.seq)):
+def iter_audit(
+    conn: Connection, patient: str | None, since_ms: int | None = None
+) -> Iterator[list[tuple[AuditFacts, Any]]]:
+    """The audit chain in order (from ``since_ms`` on, if given). A patient-scoped export
+    leaves out the events that name another patient (holds, restores, purges, exports of
+    someone else)."""
+    query = select(_audit).order_by(_audit.c.seq)
+    if since_ms is not None:
+        query = query.where(_audit.c.at_ms >= since_ms)
+    for batch in _batches(conn, query):
         out = []
         for r in batch:
             try:

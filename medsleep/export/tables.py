@@ -220,7 +220,7 @@ def write_tables(
                 counted(len(rows))
             flush_archived()
 
-            for events in iter_audit(conn, request.patient):
+            for events in iter_audit(conn, request.patient, request.updated_since_ms):
                 rows = [_audit_row(row) for _, row in events]
                 audits.write_rows(rows)
                 counted(len(rows))

@@ -1,12 +1,15 @@
 """A typed fast path for the common shape of a monitoring Observation.
 
-Bedside monitors send the same shape millions of times: an id and versionId, a usual status,
-one coded value (or the components of a panel) as Quantity or integer, a ``Patient/x``
-subject and an ``effectiveDateTime``. ``fast_parse`` decodes that shape straight from the raw
-JSON bytes into typed structs with msgspec (type checks in C) and returns exactly what
-``parse_observation`` would. It declines (returns None) everything else, from a missing
-versionId to any rule broken, and the caller takes the general path, which produces the
-precise skip reason or quarantine error. A differential test holds the two paths equal.
+Bedside monitors send the same shape millions of times: an id (and usually a versionId), a
+usual status, one coded value (or the components of a panel) as Quantity or integer, a
+``Patient/x`` subject (or a Bundle's ``urn:uuid`` resolved to one) and an
+``effectiveDateTime``; Synthea's vital signs have that shape too, without a versionId (their
+version is then the content digest, as on the general path). ``fast_parse`` decodes that
+shape straight from the raw JSON bytes into typed structs with msgspec (type checks in C) and
+returns exactly what ``parse_observation`` would. It declines (returns None) everything else,
+from a source's own interpretation to any rule broken, and the caller takes the general path,
+which produces the precise skip reason or quarantine error. A differential test holds the two
+paths equal.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import msgspec
 import orjson
 from msgspec import UNSET, Struct, UnsetType
 
+from medsleep.fhir.build import SUMMARY_TAG, TAG_SYSTEM
 from medsleep.fhir.datatypes import VALID_CODES, DatatypeError, check_code, check_id
 from medsleep.fhir.datatypes import parse_datetime_ms as _parse_datetime_ms
 from medsleep.fhir.parse import (
@@ -27,6 +31,7 @@ from medsleep.fhir.parse import (
     ResourceRejected,
     _NoPatient,
     _patient,
+    content_digest,
 )
 from medsleep.fhir.units import LOINC, MDC, UnitError, to_canonical
 from medsleep.store.search_tokens import Token, tokens_of
@@ -60,7 +65,7 @@ class _Reference(Struct, gc=False):
 class _Meta(Struct, gc=False):
     versionId: str | UnsetType = UNSET
     lastUpdated: str | UnsetType = UNSET
-    tag: list[object] | UnsetType = UNSET
+    tag: list[_Coding] | UnsetType = UNSET
 
 
 class _Component(Struct, gc=False):
@@ -115,12 +120,16 @@ class _Declined(Exception):
 
 
 def fast_parse(
-    raw: bytes, default_tz: tzinfo | None, numbers_checked: bool = False
+    raw: bytes,
+    default_tz: tzinfo | None,
+    numbers_checked: bool = False,
+    subject_target: str | None = None,
 ) -> FastResult | None:
     """The parse of ``raw`` if it has the common shape and breaks no rule, else None.
 
     ``numbers_checked``: the caller has already found that no number in ``raw`` can
-    overflow (``numbers_may_overflow`` over a whole chunk).
+    overflow (``numbers_may_overflow`` over a whole chunk). ``subject_target``: what a
+    ``urn:uuid`` subject resolves to inside its Bundle (``Patient/x``), if anything.
     """
     try:
         obs = _decode(raw)
@@ -132,15 +141,20 @@ def fast_parse(
     if obs.resourceType != "Observation" or obs.status not in _PLAIN_STATUSES:
         return None
     meta = obs.meta
-    if meta is UNSET or meta.tag is not UNSET:
-        return None  # no version to go by, or possibly one of medsleep's exported summaries
+    if meta is not UNSET and meta.tag is not UNSET and any(map(_is_summary_tag, meta.tag)):
+        return None  # one of medsleep's exported summaries: the general path skips it
     if obs.interpretation is not UNSET or obs.referenceRange is not UNSET:
         return None  # the source judges the value itself: the general path stores how
-    version = meta.versionId or meta.lastUpdated
-    if not version or (not numbers_checked and numbers_may_overflow(raw)):
+    if not numbers_checked and numbers_may_overflow(raw):
         return None
+    version = meta.versionId or meta.lastUpdated if meta is not UNSET else None
+    if not version:  # what the general path goes by too (parse.resource_identity)
+        try:
+            version = content_digest(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            return None  # e.g. a lone surrogate msgspec lets through: the general path names it
     try:
-        patient = _patient_of(obs.subject)
+        patient = _patient_of(obs.subject, subject_target)
         effective = _effective_ms(obs.effectiveDateTime, default_tz)
         key = f"Observation/{check_id(obs.id, 'id')}"
         status = obs.status
@@ -185,6 +199,10 @@ def _tokens(obs: _Observation) -> tuple[Token, ...]:
     return known
 
 
+def _is_summary_tag(tag: _Coding) -> bool:
+    return tag.system == TAG_SYSTEM and tag.code == SUMMARY_TAG["code"]
+
+
 def numbers_may_overflow(raw: bytes) -> bool:
     """Whether some number in ``raw`` (one document, or many joined by newlines) might
     exceed a double.
@@ -199,12 +217,14 @@ def numbers_may_overflow(raw: bytes) -> bool:
     return _BIG_EXPONENT.search(shape) is not None or _LONG_DIGIT_RUN in shape
 
 
-def _patient_of(subject: _Reference) -> str:
+def _patient_of(subject: _Reference, target: str | None) -> str:
     ref = subject.reference
     if ref is UNSET:
         raise _Declined
     known = _PATIENT_OF_REFERENCE.get(ref)
-    return known if known is not None else _patient({"reference": ref}, None)
+    if known is not None:
+        return known
+    return _patient({"reference": ref}, (lambda _ref: target) if target else None)
 
 
 def _effective_ms(text: str, default_tz: tzinfo | None) -> int:

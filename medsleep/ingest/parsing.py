@@ -58,7 +58,7 @@ def parse_record(
 ) -> Parsed:
     """The fast path when the record takes it, else the general path."""
     if record.error is None and record.resource is None and not options.strict:
-        fast = fast_parse(record.raw, options.default_tz, numbers_checked)
+        fast = fast_parse(record.raw, options.default_tz, numbers_checked, record.subject_target)
         if fast is not None:
             return _fast_parsed(record, fast)
     return _parse_general(record, options)

@@ -14,11 +14,22 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO
 
 import orjson
 
 from medsleep.errors import InputError
+from medsleep.ingest.bundles import (
+    WHOLE_LIMIT,
+    NotDecodedWhole,
+    bundle_entries_records,
+    looks_like_a_bundle,
+    read_whole_bundle,
+    stream_bundle,
+)
+from medsleep.ingest.records import InputRecord
+
+__all__ = ["InputRecord", "read_document", "read_records", "walk_inputs"]
 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 JSON_SUFFIXES = (".json", ".json.gz")
@@ -27,19 +38,6 @@ FILE_ERROR = "cannot read"  # how the error record of an unreadable file (or res
 BOM = b"\xef\xbb\xbf"
 _READ_BUFFER = 1 << 20
 _NOT_INPUT = "not an input suffix (.ndjson, .jsonl, .json, optionally .gz; any case)"
-
-
-class InputRecord(NamedTuple):
-    """One resource as read, before any FHIR checks (a NamedTuple: cheap to send to workers)."""
-
-    source: str
-    position: str
-    raw: bytes
-    resource: dict[str, Any] | None = None  # already parsed (Bundle entries)
-    error: str | None = None  # the record is not JSON at all, or its file cannot be read
-    full_url: str | None = None
-    subject_target: str | None = None  # a urn:uuid subject resolved inside its Bundle
-    nbytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,7 @@ def read_records(name: str, stdin: IO[bytes] | None = None) -> Iterator[InputRec
             if lower.endswith(NDJSON_SUFFIXES):
                 records = read_ndjson(name, handle)
             elif lower.endswith(JSON_SUFFIXES):
-                records = read_document(name, handle.read(), "")
+                records = read_json_file(name, handle)
             else:  # named explicitly: a pipe, a device, any suffix; sniffed like stdin
                 records = _read_stream(name, handle)
             for record in records:
@@ -203,7 +201,36 @@ def read_ndjson(source: str, handle: Iterable[bytes]) -> Iterator[InputRecord]:
         )
 
 
+def read_json_file(
+    name: str, handle: IO[bytes], whole_limit: int = WHOLE_LIMIT
+) -> Iterator[InputRecord]:
+    """One JSON document: read whole up to ``whole_limit`` bytes, streamed entry by entry
+    beyond that when it is a Bundle (peak memory then stays flat whatever its size)."""
+    head = handle.read(whole_limit + 1)
+    if len(head) > whole_limit and looks_like_a_bundle(head[:4096]):
+        yield from stream_bundle(name, head, handle)
+    else:
+        yield from read_document(name, head + handle.read(), "")
+
+
 def read_document(source: str, data: bytes, prefix: str) -> Iterator[InputRecord]:
+    """The records of one JSON document in memory: a Bundle's entries, or the resource."""
+    position = prefix.strip() or "document"
+    text = data.lstrip().removeprefix(BOM)
+    try:
+        records = read_whole_bundle(source, text, prefix)
+    except NotDecodedWhole:
+        yield from _read_document_with_orjson(source, data, prefix)
+        return
+    if records is None:  # one resource, not a Bundle
+        yield InputRecord(source, position, text, nbytes=len(data))
+        return
+    yield from records
+
+
+def _read_document_with_orjson(source: str, data: bytes, prefix: str) -> Iterator[InputRecord]:
+    # What msgspec's typed decode declines: invalid JSON, a non-object, odd entries. Each
+    # becomes a record with orjson's own message; plain entries still go by resourceType.
     position = prefix.strip() or "document"
     try:
         document = orjson.loads(data.lstrip().removeprefix(BOM))
@@ -222,51 +249,5 @@ def read_document(source: str, data: bytes, prefix: str) -> Iterator[InputRecord
             source, position, data, error="Bundle.entry is not a list", nbytes=len(data)
         )
         return
-    targets = _bundle_targets(entries)
     share = len(data) // max(1, len(entries))
-    for index, entry in enumerate(entries):
-        where = f"{prefix}entry[{index}]"
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if resource is None:
-            continue  # e.g. a DELETE request: no resource to read
-        if isinstance(resource, dict) and resource.get("resourceType") != "Observation":
-            # Skipped, never stored nor quarantined: counted without re-serialising it (in
-            # Synthea Bundles these are most of the bytes: claims, encounters, ...).
-            kind = {"resourceType": resource.get("resourceType")}
-            yield InputRecord(source, where, b"", resource=kind, nbytes=share)
-            continue
-        raw = orjson.dumps(resource)
-        if not isinstance(resource, dict):
-            yield InputRecord(
-                source, where, raw, error="entry.resource is not an object", nbytes=share
-            )
-            continue
-        full_url = entry.get("fullUrl")
-        subject = resource.get("subject")
-        ref = subject.get("reference") if isinstance(subject, dict) else None
-        target = targets.get(ref) if isinstance(ref, str) else None
-        yield InputRecord(
-            source,
-            where,
-            raw,
-            resource=resource,
-            full_url=full_url if isinstance(full_url, str) else None,
-            subject_target=target,
-            nbytes=share,
-        )
-
-
-def _bundle_targets(entries: list[Any]) -> dict[str, str]:
-    """fullUrl -> ``Type/id`` for every entry that has both, for urn:uuid references."""
-    targets: dict[str, str] = {}
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        full_url, resource = entry.get("fullUrl"), entry.get("resource")
-        if isinstance(full_url, str) and isinstance(resource, dict):
-            rtype, rid = resource.get("resourceType"), resource.get("id")
-            if isinstance(rtype, str) and isinstance(rid, str):
-                targets[full_url] = f"{rtype}/{rid}"
-            elif isinstance(rtype, str) and full_url.startswith("urn:uuid:"):
-                targets[full_url] = f"{rtype}/{full_url.removeprefix('urn:uuid:')}"
-    return targets
+    yield from bundle_entries_records(source, prefix, entries, share)

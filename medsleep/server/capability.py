@@ -41,8 +41,10 @@ BULK_EXPORT = {
     "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
     "documentation": "Bulk Data $export (also GET Patient/$export): Observation, Provenance "
     "and AuditEvent NDJSON; _type, _outputFormat (ndjson) and includeArchived=true. _since "
-    "is read as the readings' effective time, not lastUpdated: readings change state only "
-    "when ingested, superseded or consolidated. Files need the bearer token.",
+    "is on lastUpdated, when medsleep stored a resource: an original counts from its ingest "
+    "batch, a summary and its Provenance from their consolidation run, an AuditEvent from "
+    "its own time; a batch or run still open at _since counts, so exporting with the last "
+    "manifest's transactionTime misses nothing. Files need the bearer token.",
 }
 
 

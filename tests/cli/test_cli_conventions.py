@@ -99,13 +99,56 @@ def test_lists_print_json_lines_and_nothing_when_empty(tmp_path: Path) -> None:
     assert [line.startswith("{") for line in held.output.splitlines()] == [True]
 
 
-@pytest.mark.parametrize("scope", [["--run", "999"], ["--patient", "nobody"]])
-def test_restore_of_an_unknown_run_or_patient_is_an_error(tmp_path: Path, scope: list[str]) -> None:
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["restore", "--run", "999"],
+        ["restore", "--patient", "nobody"],
+        ["export", "--patient", "nobody", "--out", "{tmp}/out"],
+        ["query", "readings", "--patient", "nobody"],
+        ["query", "summaries", "--patient", "nobody"],
+    ],
+    ids=" ".join,
+)
+def test_an_unknown_run_or_patient_is_a_usage_error(tmp_path: Path, words: list[str]) -> None:
     db = f"sqlite:///{tmp_path / 'm.db'}"
     runner.invoke(app, ["ingest", small_input(tmp_path), "--db", db])
-    result = runner.invoke(app, ["restore", *scope, "--db", db, "--archive", str(tmp_path / "a")])
-    assert result.exit_code == EXIT_FAILURE
-    assert "no " in result.output
+    args = [w.replace("{tmp}", str(tmp_path)) for w in words]
+    result = runner.invoke(app, [*args, "--db", db])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "in this store" in result.output
+    assert not (tmp_path / "out").exists()
+    # the same commands with a patient the store holds succeed
+    known = [w.replace("nobody", "p2") for w in args if w != "--run" and w != "999"]
+    if "--patient" in known:
+        assert runner.invoke(app, [*known, "--db", db]).exit_code == EXIT_OK
+
+
+def test_every_command_and_group_shows_an_example(tmp_path: Path) -> None:
+    from medsleep.cli.examples import EXAMPLES
+
+    names = {" ".join(words) for words in command_paths()}
+    groups = {" ".join(words[:-1]) for words in command_paths() if len(words) > 1}
+    assert set(EXAMPLES) == names | groups  # every command has one, none is stale
+    for path in sorted(names | groups):
+        result = runner.invoke(app, [*path.split(), "-h"], env={"COLUMNS": "80"})
+        examples = result.output.split("Examples:")[-1]
+        assert "Examples:" in result.output, path
+        assert f"medsleep {path}" in examples, path
+
+
+def test_command_lists_show_whole_summaries() -> None:
+    from medsleep.cli.examples import first_paragraph
+
+    for prefix in [[]] + [[w[0]] for w in command_paths() if len(w) > 1]:
+        group = typer.main.get_command(app)
+        for word in prefix:
+            group = group.commands[word]  # type: ignore[attr-defined]
+        result = runner.invoke(app, [*prefix, "-h"], env={"COLUMNS": "80"})
+        listed = " ".join(result.output.split("Commands:")[1].split())
+        assert "..." not in listed, prefix
+        for command in group.commands.values():  # type: ignore[attr-defined]
+            assert first_paragraph(command.help) in listed, (prefix, command.name)
 
 
 def test_an_unreachable_store_is_a_failure(tmp_path: Path) -> None:

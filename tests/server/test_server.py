@@ -7,6 +7,7 @@ OperationOutcome of every error. The core write path also runs against PostgreSQ
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -341,11 +342,12 @@ def test_transaction_is_all_or_nothing(any_svc: Service) -> None:
     answer = accepted.json()
     assert answer["type"] == "transaction-response"
     assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 2
-    assert answer["entry"][0]["response"]["location"].startswith("Observation/t1/_history/")
-    assert sorted(r["resource_key"] for r in readings(any_svc.engine)) == [
-        "Observation/t1",
-        "Observation/t2",
-    ]
+    # POST entries are creates: the server assigns the ids (the bodies' t1 and t2 are ignored)
+    locations = [e["response"]["location"] for e in answer["entry"]]
+    assert all(re.fullmatch(r"Observation/[0-9a-f-]{36}/_history/1", w) for w in locations)
+    assert sorted(r["resource_key"] for r in readings(any_svc.engine)) == sorted(
+        w.removesuffix("/_history/1") for w in locations
+    )
 
 
 def test_transaction_with_an_unsupported_entry_writes_nothing(svc: Service) -> None:
@@ -393,6 +395,7 @@ def test_batch_answers_each_entry_and_quarantines_rejects(svc: Service) -> None:
             {"resourceType": "Patient", "id": "p1"},
             observation("bad", status="bogus"),
         )
+        document["entry"][1]["request"] = {"method": "PUT", "url": "Observation/old"}
         document["entry"].append({"request": {"method": "GET", "url": "Observation/old"}})
         response = client.post("/fhir", json=document, headers=FHIR_JSON)
     assert response.status_code == 200
@@ -414,10 +417,30 @@ def test_batch_answers_each_entry_and_quarantines_rejects(svc: Service) -> None:
     assert [(q["position"], q["source"]) for q in quarantined(svc.engine)] == [
         ("entry[3]", "HTTP POST /fhir batch (writer)")
     ]
-    assert sorted(r["resource_key"] for r in readings(svc.engine)) == [
-        "Observation/new",
-        "Observation/old",
-    ]
+    created = entries[0]["location"].removesuffix("/_history/1")  # a POST: the server's id
+    assert created != "Observation/new"
+    assert sorted(r["resource_key"] for r in readings(svc.engine)) == sorted(
+        [created, "Observation/old"]
+    )
+
+
+def test_batch_entries_get_ids_as_plain_creates_and_updates_do(svc: Service) -> None:
+    document = bundle("batch", observation("client-id"), observation("kept", value=80))
+    document["entry"][1]["request"] = {"method": "PUT", "url": "Observation/kept"}
+    document["entry"].append(
+        {"resource": observation("x"), "request": {"method": "PUT", "url": "Observation/y"}}
+    )
+    with svc.client() as client:
+        answer = client.post("/fhir", json=document, headers=FHIR_JSON).json()
+        entries = [e["response"] for e in answer["entry"]]
+        created = client.get(f"/fhir/{entries[0]['location'].split('/_history')[0]}").json()
+        kept = client.get("/fhir/Observation/kept").json()
+    assert [e["status"] for e in entries] == ["201 Created", "201 Created", "400 Bad Request"]
+    assert created["id"] != "client-id"
+    assert created["meta"]["versionId"] == "1"
+    assert "lastUpdated" in created["meta"]
+    assert kept["valueQuantity"]["value"] == 80
+    assert "Observation/y" in entries[2]["outcome"]["issue"][0]["diagnostics"]
 
 
 @pytest.mark.parametrize(

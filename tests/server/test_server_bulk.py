@@ -121,11 +121,25 @@ def test_bad_kick_offs_are_400(bulk: Service, params: dict[str, str], words: str
     assert words in outcome_issues(response)[0]["diagnostics"]
 
 
-def test_since_limits_the_export(bulk: Service) -> None:
+def test_since_is_on_last_updated_so_exports_can_follow_each_other(bulk: Service) -> None:
+    # The five readings were measured in January 2026 and stored just now: _since is about
+    # when medsleep stored them (lastUpdated), as the Bulk Data IG says.
     with bulk.client("reader") as client:
         status_url = kick_off(client, _since="2026-01-05T03:00:00Z", _type="Observation")
+        first = wait_for_manifest(client, status_url).json()
+        [item] = first["output"]
+        assert item["count"] == 5
+        status_url = kick_off(client, _since=first["transactionTime"], _type="Observation")
+        assert wait_for_manifest(client, status_url).json()["output"] == []
+    rows = [observation(f"new{i}", when="2026-01-05T00:30:00Z") for i in range(2)]
+    with bulk.client() as client:
+        assert client.post("/fhir/$ingest", content=ndjson_of(rows), headers=NDJSON).is_success
+    with bulk.client("reader") as client:
+        status_url = kick_off(client, _since=first["transactionTime"], _type="Observation")
         [item] = wait_for_manifest(client, status_url).json()["output"]
+        lines = client.get(item["url"]).content.splitlines()
     assert item["count"] == 2
+    assert {orjson.loads(line)["id"] for line in lines} == {"new0", "new1"}
 
 
 def test_without_an_export_folder_export_is_501_and_not_claimed(svc: Service) -> None:

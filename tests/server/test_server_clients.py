@@ -56,6 +56,21 @@ def test_fhirpy_put_with_a_gateways_own_id(svc: Service) -> None:
     assert [r["resource_key"] for r in readings(svc.engine)] == ["Observation/ward7-bed3-hr-0001"]
 
 
+def test_fhirpy_get_or_create_creates_once(svc: Service) -> None:
+    # fhirpy 2.3.1 POSTs the resource with the search as the query string
+    # (POST Observation?identifier=...) and reads 201 as "created", 200 as "found".
+    client = fhirpy_client(svc)
+    tag = [{"system": "urn:ward7:device", "value": "bed3-hr-0001"}]
+    wanted = client.resource("Observation", **observation(None, identifier=tag))
+    search = client.resources("Observation").search(identifier="urn:ward7:device|bed3-hr-0001")
+    first, created = search.get_or_create(wanted)
+    again, created_again = search.get_or_create(wanted)
+    assert (created, created_again) == (True, False)
+    assert first.id == again.id
+    assert again["meta"]["versionId"] == "1"
+    assert len(readings(svc.engine)) == 1
+
+
 @pytest.fixture
 def smart(svc: Service) -> Any:
     settings = {"app_id": "medsleep-tests", "api_base": f"{svc.base}/fhir"}

@@ -281,9 +281,10 @@ def test_transaction_urn_uuid_subject_reads_back_resolved(svc: Service) -> None:
     }
     with svc.client() as client:
         answer = client.post("/fhir", json=document, headers=FHIR_JSON).json()
-        read = client.get("/fhir/Observation/t1").json()
+        created = answer["entry"][1]["response"]["location"].split("/_history")[0]
+        read = client.get(f"/fhir/{created}").json()
     patient_entry = answer["entry"][0]["response"]
     assert patient_entry["status"] == "200 OK"
     assert "not stored" in patient_entry["outcome"]["issue"][0]["diagnostics"]
     assert read["subject"]["reference"] == "Patient/0b5a6a4e-0000-4000-8000-000000000001"
-    assert found_ids(search(svc, patient="0b5a6a4e-0000-4000-8000-000000000001")) == ["t1"]
+    assert found_ids(search(svc, patient="0b5a6a4e-0000-4000-8000-000000000001")) == [read["id"]]

@@ -1,5 +1,9 @@
 """``POST /fhir``: a batch Bundle (each entry on its own, rejected entries quarantined) or a
-transaction Bundle (all or nothing), answered with a response Bundle, one entry per entry."""
+transaction Bundle (all or nothing), answered with a response Bundle, one entry per entry.
+
+Ids as a plain create or update gives them (``server.assign``): a ``POST`` entry's
+Observation gets a new server id and ``meta`` whatever its body says; a ``PUT
+Observation/{id}`` entry keeps its id, which must be the body's."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from medsleep.ingest.request import (
     ingest_transaction,
 )
 from medsleep.ingest.sources import read_document
+from medsleep.server.assign import assign_created
 from medsleep.server.body import read_body, require_media_type
 from medsleep.server.context import Context
 from medsleep.server.deps import Ctx, WriteToken
@@ -48,12 +53,29 @@ def _entry_problem(entry: object) -> str | None:
     method = request.get("method") if isinstance(request, dict) else None
     if method is not None and method not in WRITE_METHODS:
         return f"request.method {method!r} is not supported (POST or PUT a resource)"
-    if not isinstance(entry.get("resource"), dict):
+    resource = entry.get("resource")
+    if not isinstance(resource, dict):
         return "entry has no resource"
+    url = request.get("url") if isinstance(request, dict) else None
+    if method == "PUT" and resource.get("resourceType") == "Observation":
+        wanted = f"Observation/{resource.get('id')}"
+        if not isinstance(url, str) or url.split("?")[0].strip("/") != wanted:
+            return f"request.url {url!r} of a PUT must be {wanted!r}, the resource's id"
     return None
 
 
-def _bundle_entries(body: bytes) -> tuple[str, list[Any]]:
+def _assign_ids(entries: list[Any], problems: dict[int, str], now_ms: int) -> None:
+    """Server ids and meta for the Observations of POST entries (in place)."""
+    for index, entry in enumerate(entries):
+        if index in problems:
+            continue
+        request, resource = entry.get("request"), entry["resource"]
+        method = request.get("method") if isinstance(request, dict) else None
+        if method == "POST" and resource.get("resourceType") == "Observation":
+            assign_created(resource, now_ms)
+
+
+def _bundle_entries(body: bytes) -> tuple[dict[str, Any], str, list[Any]]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -71,7 +93,7 @@ def _bundle_entries(body: bytes) -> tuple[str, list[Any]]:
     entries = document.get("entry") or []
     if not isinstance(entries, list):
         raise FhirError(400, "structure", "Bundle.entry is not a list")
-    return str(kind), entries
+    return document, str(kind), entries
 
 
 def _rejection(rejected: list[tuple[int, str]]) -> FhirError:
@@ -86,11 +108,13 @@ def _rejection(rejected: list[tuple[int, str]]) -> FhirError:
 
 
 async def post_bundle(ctx: Context, body: bytes, token: Token) -> FhirResponse:
-    kind, entries = _bundle_entries(body)
+    document, kind, entries = _bundle_entries(body)
     problems = {i: p for i, entry in enumerate(entries) if (p := _entry_problem(entry))}
+    _assign_ids(entries, problems, ctx.clock())
     source = f"HTTP POST /fhir {kind} ({token.name})"
     # The pipeline's Bundle reader: fullUrl targets, urn:uuid subjects, positions "entry[i]".
-    records = [r for r in read_document(source, body, "") if _index(r.position) not in problems]
+    text = orjson.dumps(document)
+    records = [r for r in read_document(source, text, "") if _index(r.position) not in problems]
     settings = ctx.settings
     if kind == "transaction":
         if problems:

@@ -6,7 +6,8 @@
     GET    /fhir/$export-file/{job}/{name}        an output file (bearer token required)
 
 Parameters: ``_outputFormat`` (ndjson), ``_type`` (Observation, Provenance, AuditEvent),
-``_since`` (read as the readings' effective time; see the CapabilityStatement) and medsleep's
+``_since`` (on lastUpdated: what medsleep stored or made from then on, see
+``export.updated``) and medsleep's
 ``includeArchived=true``. Everything else is a 400: a filter the server would ignore would
 export more PHI than asked for.
 """
@@ -83,7 +84,7 @@ async def _kick_off(request: Request, ctx: Context, base: str, owner: str) -> Re
 
     def wanted(job: str) -> ExportRequest:
         return ExportRequest(
-            since_ms=since,
+            updated_since_ms=since,
             include_archived=archived == "true",
             base_url=f"{base}/$export-file/{job}",
             kickoff_url=str(request.url),

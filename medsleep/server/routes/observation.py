@@ -8,9 +8,8 @@ whatever the body says, and every create or update a new integer ``meta.versionI
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -23,6 +22,8 @@ from medsleep.fhir.datatypes import ID
 from medsleep.fhir.outcome import issue, operation_outcome
 from medsleep.ingest.request import EntryResult, ingest_request
 from medsleep.ingest.sources import InputRecord
+from medsleep.server.assign import assign_created
+from medsleep.server.assign import stamped as stamped_body
 from medsleep.server.body import read_body, require_media_type
 from medsleep.server.context import Context
 from medsleep.server.deps import Base, Ctx, ReadToken, Store, WriteToken
@@ -35,7 +36,6 @@ from medsleep.server.hot_store import (
 )
 from medsleep.server.present import resource_of, version_headers
 from medsleep.server.search_params import parse_search
-from medsleep.timefmt import iso
 
 router = APIRouter(prefix="/fhir/Observation", tags=["fhir"])
 
@@ -47,15 +47,14 @@ async def create_observation(request: Request, ctx: Ctx, base: Base, token: Writ
     require_media_type(request, JSON_TYPES)
     body = await read_body(request, ctx.settings.max_body_bytes, ctx.settings.body_timeout_s)
     resource = _observation_body(body)
-    condition = request.headers.get("if-none-exist")
+    condition = _create_condition(request)
     if resource is not None and condition is not None:
         existing = await _existing(ctx.store(), condition)
         if existing is not None:
             return _answer(request, base, existing, 200, {})
     if resource is not None:
-        rid = str(uuid.uuid4())
-        resource["id"] = rid
-        body = _stamped(resource, "1", ctx.clock())
+        rid = assign_created(resource, ctx.clock())
+        body = orjson.dumps(resource)
     else:
         rid = ""  # not JSON: the pipeline quarantines it with its reason, as the CLI would
     entry, batch = await _ingest(ctx, token, body, f"POST /fhir/Observation ({token.name})")
@@ -79,7 +78,7 @@ async def update_observation(
     def work() -> tuple[EntryResult, int, bytes, bool]:
         versions = versions_of(ctx.store(), key)
         _check_if_match(request, versions.current)
-        stamped = _stamped(resource, versions.next_version(), ctx.clock())
+        stamped = stamped_body(resource, versions.next_version(), ctx.clock())
         entry, batch = _ingest_now(ctx, token, stamped, source)
         return entry, batch, stamped, not versions.seen
 
@@ -101,7 +100,7 @@ async def delete_observation(rid: str, request: Request, ctx: Ctx, token: WriteT
             return bool(versions.seen)  # already deleted or archived: deleting again is fine
         resource = orjson.loads(found.stored.resource_json)
         resource["status"] = "entered-in-error"  # medsleep's retraction: kept for audit
-        stamped = _stamped(resource, versions.next_version(), ctx.clock())
+        stamped = stamped_body(resource, versions.next_version(), ctx.clock())
         _ingest_now(ctx, token, stamped, f"DELETE /fhir/{key} ({token.name})")
         return True
 
@@ -135,14 +134,18 @@ def _observation_body(body: bytes) -> dict[str, Any] | None:
     return document
 
 
-def _stamped(resource: dict[str, Any], version: str, now_ms: int) -> bytes:
-    meta = resource.get("meta")
-    resource["meta"] = {
-        **(meta if isinstance(meta, dict) else {}),
-        "versionId": version,
-        "lastUpdated": iso(now_ms),
-    }
-    return orjson.dumps(resource)
+def _create_condition(request: Request) -> str | None:
+    """The search a conditional create goes by: ``If-None-Exist``, or the query string of
+    ``POST Observation?identifier=...`` (how fhirpy's ``get_or_create`` asks), less
+    ``_format``/``_pretty``, which say how to answer, not what to match."""
+    header = request.headers.get("if-none-exist")
+    if header is not None:
+        return header
+    wanted = [(k, v) for k, v in request.query_params.multi_items() if k not in _ANSWER_PARAMS]
+    return urlencode(wanted) if wanted else None
+
+
+_ANSWER_PARAMS = frozenset({"_format", "_pretty"})
 
 
 def _check_if_match(request: Request, current: str | None) -> None:
