@@ -16,7 +16,7 @@ toward NEWS2; implausible values never do either (``news2_steps`` drops them).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -29,7 +29,9 @@ from medsleep.archive.holds import held_patients
 from medsleep.detect import ARTIFACT_BAND, classify_patient
 from medsleep.detect.episodes import news2_steps, peak_news2
 from medsleep.detect.rules import implausible_mask, news2_scores
+from medsleep.errors import InputError
 from medsleep.policy import Policy
+from medsleep.read.patients import PatientHeader, patient_headers
 from medsleep.read.reviews import ReviewMark, reviews_in
 from medsleep.read.text import describe_worst, normal_range, span_text
 from medsleep.store.tables import (
@@ -51,6 +53,7 @@ LOOKBACK_MS = 60 * _MINUTE
 BANDS = ("high", "medium", "low-medium", "low")
 """RCP NEWS2 clinical risk, worst first: aggregate >= 7, 5-6, 3 in one parameter, 0-4."""
 SERIOUS_PEAK = 5
+NOT_ASSESSED = "not-assessed"
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,10 @@ class DigestEpisode:
 @dataclass(frozen=True)
 class DigestRow:
     """One patient's night. ``status``: ``assessed`` (consolidated), ``provisional`` (some or
-    all of the night scored from readings not consolidated yet) or ``held`` (legal hold: never
-    consolidated, scored from its raw readings)."""
+    all of the night scored from readings not consolidated yet), ``held`` (legal hold: never
+    consolidated, scored from its raw readings) or ``not-assessed`` (readings in the store, none
+    in this night window: band ``none``). ``header``: name, MRN and birth date when a Patient
+    resource gave them."""
 
     patient: str
     status: str
@@ -83,6 +88,7 @@ class DigestRow:
     episodes: tuple[DigestEpisode, ...]
     reviews: tuple[ReviewMark, ...]
     artifacts_left_out: int
+    header: PatientHeader | None = None
 
     @property
     def serious(self) -> tuple[DigestEpisode, ...]:
@@ -104,6 +110,21 @@ class NightDigest:
     in_progress: bool  # the window is the night under way, up to the anchor
     newest_ms: int | None  # the newest reading or summary in the store
     rows: tuple[DigestRow, ...]
+
+
+def parse_night(text: str | None) -> tuple[time, time]:
+    """``22:00-07:00`` as (start, end) local times; empty or None: the default ``NIGHT``.
+
+    >>> parse_night("21:30-06:00")
+    (datetime.time(21, 30), datetime.time(6, 0))
+    """
+    if not text:
+        return NIGHT
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError as exc:
+        raise InputError(f"a night window looks like 22:00-07:00, got {text!r}") from exc
+    return start, end
 
 
 def night_window(
@@ -168,7 +189,8 @@ def night_digest(
     patient: str | None = None,
 ) -> NightDigest:
     """Every patient with readings in ``[since_ms, until_ms)``, or on legal hold, ranked by
-    RCP risk band, then peak NEWS2, then serious episodes (or only ``patient``'s row)."""
+    RCP risk band, then peak NEWS2, then serious episodes; then every other patient with data
+    in the store, as not assessed (or only ``patient``'s row)."""
     with engine.connect() as conn:
         readings = _hot_readings(conn, since_ms - LOOKBACK_MS, until_ms, patient)
         artifact_ids = _retained_artifacts(conn, since_ms - LOOKBACK_MS, until_ms, patient)
@@ -180,30 +202,72 @@ def night_digest(
             summaries.loc[summaries["t"] >= since_ms, "patient"]
         )
         patients = sorted(in_window | held)
-        marks = reviews_in(conn, patients, since_ms)
-    newest = newest_data_ms(engine)
-    by_patient_marks: dict[str, list[ReviewMark]] = {}
-    for mark in marks:
-        by_patient_marks.setdefault(mark.patient, []).append(mark)
-    grouped = dict(tuple(readings.groupby("patient", sort=False)))
-    summary_groups = dict(tuple(summaries.groupby("patient", sort=False)))
+        grouped = dict(tuple(readings.groupby("patient", sort=False)))
+        summary_groups = dict(tuple(summaries.groupby("patient", sort=False)))
+        rows = [
+            _patient_row(
+                patient,
+                grouped.get(patient, readings.iloc[:0]),
+                summary_groups.get(patient, summaries.iloc[:0]),
+                artifact_ids,
+                patient in held,
+                policy,
+                tz,
+                since_ms,
+                until_ms,
+            )
+            for patient in patients
+        ]
+        digest = NightDigest(since_ms, until_ms, in_progress, None, tuple(rows))
+        digest = with_live_parts(conn, digest, policy, patient)
+    return replace(digest, newest_ms=newest_data_ms(engine))
+
+
+def with_live_parts(
+    conn: Connection, digest: NightDigest, policy: Policy, patient: str | None = None
+) -> NightDigest:
+    """The digest with what is read at every look, never prepared: the reviews of the night,
+    the patient headers and the not-assessed patients (data in the store, none this night);
+    ranked by RCP risk band, then peak NEWS2, then serious episodes, not-assessed last."""
+    scored = [r for r in digest.rows if r.status != NOT_ASSESSED]
+    listed = {r.patient for r in scored}
+    others = sorted(set(_patients_with_data(conn, patient)) - listed)
+    marks: dict[str, list[ReviewMark]] = {}
+    for mark in reviews_in(conn, [*listed, *others], digest.since_ms):
+        marks.setdefault(mark.patient, []).append(mark)
+    headers = patient_headers(conn, [*listed, *others])
     rows = [
-        _patient_row(
-            patient,
-            grouped.get(patient, readings.iloc[:0]),
-            summary_groups.get(patient, summaries.iloc[:0]),
-            artifact_ids,
-            patient in held,
-            tuple(by_patient_marks.get(patient, ())),
-            policy,
-            tz,
-            since_ms,
-            until_ms,
-        )
-        for patient in patients
+        replace(r, reviews=tuple(marks.get(r.patient, ())), header=headers.get(r.patient))
+        for r in scored
     ]
     rows.sort(key=lambda r: (BANDS.index(r.band), -r.peak_news2, -len(r.serious), r.patient))
-    return NightDigest(since_ms, until_ms, in_progress, newest, tuple(rows))
+    rows += [
+        DigestRow(
+            patient=p,
+            status=NOT_ASSESSED,
+            band="none",
+            peak_news2=0,
+            peak_ms=None,
+            parameter_peaks={},
+            worst=(),
+            episodes=(),
+            reviews=tuple(marks.get(p, ())),
+            artifacts_left_out=0,
+            header=headers.get(p),
+        )
+        for p in others
+    ]
+    return replace(digest, rows=tuple(rows))
+
+
+def _patients_with_data(conn: Connection, patient: str | None) -> list[str]:
+    """Patients with hot readings or active summaries anywhere in the store."""
+    r, s = _reading.c, _summary.c
+    hot = select(r.patient).where(r.state.in_(HOT_STATES)).group_by(r.patient)
+    kept = select(s.patient).where(s.state == SummaryState.ACTIVE).group_by(s.patient)
+    if patient is not None:
+        hot, kept = hot.where(r.patient == patient), kept.where(s.patient == patient)
+    return [str(p) for p in conn.execute(hot.union(kept)).scalars()]
 
 
 def _hot_readings(
@@ -272,7 +336,6 @@ def _patient_row(
     summaries: pd.DataFrame,
     retained_artifacts: set[int],
     held: bool,
-    reviews: tuple[ReviewMark, ...],
     policy: Policy,
     tz: tzinfo,
     since_ms: int,
@@ -307,7 +370,7 @@ def _patient_row(
         parameter_peaks=parameter_peaks,
         worst=tuple(_worst(night, policy)),
         episodes=tuple(episodes),
-        reviews=reviews,
+        reviews=(),
         artifacts_left_out=int(
             readings["id"].isin(artifacts).sum()
             - readings.loc[readings["t"] < since_ms, "id"].isin(artifacts).sum()
