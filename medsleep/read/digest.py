@@ -280,8 +280,20 @@ def _hot_readings(
         r.effective_ms < until_ms,
     )
     rows = conn.execute(query if patient is None else query.where(r.patient == patient)).all()
-    frame = pd.DataFrame(rows, columns=["patient", "id", "code", "t", "value", "state"])
-    return frame.astype({"id": np.int64, "t": np.int64, "value": np.float64})
+    names = ["patient", "id", "code", "t", "value", "state"]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    # Column by column: a frame from a list of row tuples infers every cell (seconds for the
+    # night's ~100,000 readings); these arrays take a few milliseconds.
+    return pd.DataFrame(
+        {
+            "patient": np.array(columns[0], dtype=object),
+            "id": np.array(columns[1], dtype=np.int64),
+            "code": np.array(columns[2], dtype=object),
+            "t": np.array(columns[3], dtype=np.int64),
+            "value": np.array(columns[4], dtype=np.float64),
+            "state": np.array([str(v) for v in columns[5]], dtype=object),
+        }
+    )
 
 
 def _retained_artifacts(
@@ -395,29 +407,48 @@ def _peak_time(times: Any, totals: Any, peak: int, since_ms: int, until_ms: int)
     return int(times[np.flatnonzero(inside)[0]])
 
 
-def _scores(frame: pd.DataFrame, policy: Policy) -> pd.Series:
-    """NEWS2 sub-score per reading (-1 without bands or when implausible)."""
-    out = pd.Series(-1, index=frame.index, dtype=np.int64)
-    for code, rows in frame.groupby("code", sort=False).groups.items():
-        cp = policy.for_code(str(code))
+def _by_code(frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """(code, positions) of each code in ``frame``: numpy positions, not pandas labels, so
+    the per-code work below is array indexing (``.loc`` per group cost the digest seconds)."""
+    codes = frame["code"].to_numpy(dtype=object)
+    if codes.size == 0:
+        return []
+    uniques, inverse = np.unique(codes.astype(str), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(uniques) + 1))
+    return [(str(c), order[bounds[i] : bounds[i + 1]]) for i, c in enumerate(uniques)]
+
+
+def _score_array(frame: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """NEWS2 sub-score per reading, by position (-1 without bands or when implausible)."""
+    values = frame["value"].to_numpy(dtype=np.float64)
+    out = np.full(values.size, -1, dtype=np.int64)
+    for code, at in _by_code(frame):
+        cp = policy.for_code(code)
         if cp is None or not cp.bands:
             continue
-        v = frame.loc[rows, "value"].to_numpy(dtype=np.float64)
-        s = news2_scores(v, cp.bands)
+        v = values[at]
+        s = news2_scores(v, cp.bands).astype(np.int64)
         s[implausible_mask(v, cp.plausible)] = -1
-        out.loc[rows] = s
+        out[at] = s
     return out
 
 
+def _scores(frame: pd.DataFrame, policy: Policy) -> pd.Series:
+    """NEWS2 sub-score per reading (-1 without bands or when implausible)."""
+    return pd.Series(_score_array(frame, policy), index=frame.index, dtype=np.int64)
+
+
 def _parameter_peaks(night: pd.DataFrame, policy: Policy) -> dict[str, int]:
-    scores = _scores(night, policy)
+    scores = _score_array(night, policy)
     peaks: dict[str, int] = {}
-    for code, score in zip(night["code"], scores, strict=True):
-        cp = policy.for_code(str(code))
-        if cp is None or score < 0:
+    for code, at in _by_code(night):
+        cp = policy.for_code(code)
+        valid = scores[at][scores[at] >= 0]
+        if cp is None or valid.size == 0:
             continue
         name = cp.news2_parameter or cp.code
-        peaks[name] = max(peaks.get(name, 0), int(score))
+        peaks[name] = max(peaks.get(name, 0), int(valid.max()))
     return peaks
 
 
@@ -426,25 +457,26 @@ def _worst(frame: pd.DataFrame, policy: Policy) -> list[str]:
     normal range), in the policy's code order; normal codes are left out."""
     if frame.empty:
         return []
-    scores = _scores(frame, policy)
+    scores = _score_array(frame, policy)
+    values = frame["value"].to_numpy(dtype=np.float64)
     order = {code: i for i, code in enumerate(policy.codes)}
     texts: list[tuple[int, str]] = []
-    for code, rows in frame.groupby("code", sort=False).groups.items():
-        cp = policy.for_code(str(code))
+    for code, at in _by_code(frame):
+        cp = policy.for_code(code)
         span = normal_range(cp)
         if cp is None or span is None:
             continue
-        v = frame.loc[rows, "value"].to_numpy(dtype=np.float64)
+        v = values[at]
         ok = ~implausible_mask(v, cp.plausible)
         if not ok.any():
             continue
         outside = np.maximum(np.maximum(span[0] - v, v - span[1]), 0.0)
-        s = scores.loc[rows].to_numpy()
+        s = scores[at]
         key = np.where(ok, s * 1e12 + outside, -np.inf)
         best = int(np.argmax(key))
         if s[best] <= 0 and outside[best] <= 0:
             continue
-        texts.append((order.get(str(code), len(order)), describe_worst(str(code), v[best], policy)))
+        texts.append((order.get(code, len(order)), describe_worst(code, v[best], policy)))
     return [text for _, text in sorted(texts)]
 
 
