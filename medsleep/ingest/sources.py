@@ -203,6 +203,9 @@ def read_ndjson(source: str, handle: Iterable[bytes]) -> Iterator[InputRecord]:
         )
 
 
+_READ_WHOLE = ("Observation", "Patient")  # a Patient gives the dashboard's headers
+
+
 def read_document(source: str, data: bytes, prefix: str) -> Iterator[InputRecord]:
     position = prefix.strip() or "document"
     try:
@@ -229,7 +232,7 @@ def read_document(source: str, data: bytes, prefix: str) -> Iterator[InputRecord
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if resource is None:
             continue  # e.g. a DELETE request: no resource to read
-        if isinstance(resource, dict) and resource.get("resourceType") != "Observation":
+        if isinstance(resource, dict) and resource.get("resourceType") not in _READ_WHOLE:
             # Skipped, never stored nor quarantined: counted without re-serialising it (in
             # Synthea Bundles these are most of the bytes: claims, encounters, ...).
             kind = {"resourceType": resource.get("resourceType")}
