@@ -31,10 +31,11 @@ from medsleep.audit import audit_key_from, keyed_engine
 from medsleep.auth.users import SessionUser, User, load_users, recheck_session
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy, load_policy
+from medsleep.read.digest import parse_night
 from medsleep.read.text import local_time, utc_text
 from medsleep.store.engine import DEFAULT_DB_URL, open_store
 from medsleep.store.handle import Store
-from medsleep.timefmt import ms_to_datetime, to_ms
+from medsleep.timefmt import ms_to_datetime, to_ms, wall_clock_ms
 
 DEFAULT_USERS_FILE = "medsleep-users.json"
 DEFAULT_ARCHIVE = "medsleep-archive"  # the CLI's --archive default (medsleep.cli.common)
@@ -61,13 +62,10 @@ class Settings:
 
 
 def _night(text: str | None) -> tuple[time, time]:
-    if not text:
-        return read.NIGHT
     try:
-        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
-    except ValueError:
+        return parse_night(text)
+    except MedsleepError:
         fail(f"MEDSLEEP_NIGHT must look like 22:00-07:00, got {text!r}.")
-    return start, end
 
 
 def settings() -> Settings:
@@ -250,10 +248,18 @@ def newest(url: str) -> int | None:
 @st.cache_data(ttl=TTL, show_spinner="Scoring the night…")
 def night_digest(
     url: str, policy_path: str | None, tz_name: str, since_ms: int, until_ms: int, live: bool
-) -> read.NightDigest:
-    return read.night_digest(
-        _engine(url), _policy(policy_path), ZoneInfo(tz_name), since_ms, until_ms, in_progress=live
-    )
+) -> tuple[read.NightDigest, read.DigestSource]:
+    """The digest prepared during consolidation while it is current, else scored now."""
+    return read.current_digest(
+        _engine(url), _policy(policy_path), ZoneInfo(tz_name), since_ms, until_ms,
+        now_ms=wall_clock_ms(), in_progress=live,
+    )  # fmt: skip
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def patient_header(url: str, patient: str) -> read.PatientHeader:
+    with _engine(url).connect() as conn:
+        return read.patient_header(conn, patient)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

@@ -17,6 +17,7 @@ from medsleep.auth.users import SessionUser
 from medsleep.errors import MedsleepError
 from medsleep.export.night_report import night_report_pdf
 from medsleep.read.digest import DigestRow, NightDigest, night_ending, night_window
+from medsleep.read.prepared import DigestSource
 from medsleep.read.reviews import add_review
 from medsleep.read.text import local_time
 from medsleep.timefmt import ms_to_datetime, wall_clock_ms
@@ -27,13 +28,16 @@ BAND_LABELS = {
     "medium": "◆ medium (5–6)",
     "low-medium": "▲ 3 in one parameter",
     "low": "○ low (0–4)",
+    "none": "— not assessed",
 }
-BAND_COLOURS = {"high": "#D55E00", "medium": "#E69F00", "low-medium": "#F0E442", "low": ""}
+BAND_COLOURS = {"high": "#D55E00", "medium": "#E69F00", "low-medium": "#F0E442", "low": "",
+                "none": ""}  # fmt: skip
 DAY_TIME = "%a %d %b %H:%M %Z"
 STATUS = {
     "assessed": "consolidated",
     "provisional": "provisional: not consolidated yet",
     "held": "legal hold: scored from raw readings",
+    "not-assessed": "not assessed: no readings in this night window",
 }
 
 
@@ -66,15 +70,24 @@ def pick_night(tz: ZoneInfo, night: tuple[time, time], quiet: tuple[time, time])
     return since, min(until, now), live, label or ""
 
 
-def caption(digest: NightDigest) -> None:
+def who(r: DigestRow) -> str:
+    """The patient as people know them: name, MRN and birth date when sent, else the id."""
+    return r.header.label if r.header is not None else r.patient
+
+
+def caption(digest: NightDigest, source: DigestSource) -> None:
     held = sum(r.status == "held" for r in digest.rows)
     provisional = sum(r.status == "provisional" for r in digest.rows)
+    absent = sum(r.status == "not-assessed" for r in digest.rows)
     start, end = ui.when(digest.since_ms, "%a %d %b %H:%M"), ui.when(digest.until_ms, DAY_TIME)
+    made = ui.when(source.computed_ms, "%d %b %H:%M")
+    origin = (f"prepared {made} (no reading of the night changed since)" if source.prepared
+              else f"scored now ({source.reason})")  # fmt: skip
     st.caption(
         f"{start} – {end}"
         f"{' (in progress)' if digest.in_progress else ''} · {len(digest.rows)} patients, "
-        f"highest risk first · {provisional} provisional, {held} on legal hold · readings "
-        "kept as artifacts never count toward episodes or NEWS2."
+        f"highest risk first · {provisional} provisional, {held} on legal hold, {absent} not "
+        f"assessed · {origin} · readings kept as artifacts never count toward episodes or NEWS2."
     )
 
 
@@ -82,7 +95,7 @@ def _row(r: DigestRow, tz: ZoneInfo) -> dict[str, Any]:
     reviewed = [x for x in r.reviews if x.episode_start_ms is None]
     return {
         "risk": BAND_LABELS[r.band],
-        "patient": r.patient,
+        "patient": who(r),
         "peak NEWS2": r.peak_news2,
         "peak at": "—" if r.peak_ms is None else local_time(r.peak_ms, tz, "%d %b %H:%M"),
         "worst values": ", ".join(r.worst) or "normal",
@@ -108,7 +121,7 @@ def card(r: DigestRow, tz: ZoneInfo, user: SessionUser, night: tuple[int, int]) 
     with st.container(border=True):
         head, action = st.columns([5, 1], vertical_alignment="center")
         when = "" if r.peak_ms is None else f" at {local_time(r.peak_ms, tz, '%H:%M')}"
-        head.markdown(f"**{r.patient}** · {BAND_LABELS[r.band]} · peak NEWS2 "
+        head.markdown(f"**{who(r)}** · {BAND_LABELS[r.band]} · peak NEWS2 "
                       f"**{r.peak_news2}**{when} · {STATUS[r.status]}")  # fmt: skip
         if action.button("Open patient", key=f"open-{r.patient}"):
             st.session_state["patient"] = r.patient

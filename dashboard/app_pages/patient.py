@@ -29,6 +29,7 @@ patient = pick.selectbox(
     "Patient", choices, index=choices.index(wanted) if wanted in choices else 0, key="pick"
 )
 st.session_state["patient"] = patient  # ?patient= is read above, never written: no ids in URLs
+st.subheader(ui.patient_header(s.db_url, patient).label)
 span = ui.patient_span(s.db_url, patient)
 if span is None:
     st.info(f"No readings for {patient} — run `medsleep ingest` for this patient.")

@@ -35,6 +35,7 @@ from medsleep.cli.common import (
     show_progress,
     when,
 )
+from medsleep.cli.read import prepare_digests_after_run
 from medsleep.store.engine import DEFAULT_DB_URL
 
 
@@ -146,6 +147,8 @@ def consolidate(
         err.print(_consolidation_report_line(report))
         for failure in report.failed:
             err.print(f"  skipped patient {failure['patient']}: {failure['error']}", markup=False)
+    if report.status in ("committed", "partial"):
+        prepare_digests_after_run(db, loaded, report.run_id)
     if report.failed:  # the others committed; these stay raw until their cause is fixed
         raise typer.Exit(EXIT_QUARANTINED)
 
@@ -235,5 +238,7 @@ def sleep(
     store = open_store_at(db, archive, actor="sleep")
     for report in sleep_loop(store, loaded, executor=parse_executor(executor), once=once):
         err.print(_consolidation_report_line(report))
+        if report.status in ("committed", "partial"):
+            prepare_digests_after_run(db, loaded, report.run_id)
         anchor_heads()  # after each run, not only when the loop ends
         note_store(db)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+import os
+from collections import Counter
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,7 +16,9 @@ from medsleep.cli.common import (
     DbOption,
     FormatOption,
     JsonLinesOption,
+    JsonOption,
     PatientOption,
+    PolicyOption,
     SinceOption,
     UntilOption,
     app,
@@ -150,3 +155,96 @@ def quarantine_list(
     for row in rows:
         table.add_row(str(row["id"]), row["at"], row["source"], row["position"], row["error"])
     table_console().print(table)
+
+
+digest_app = typer.Typer(help="The morning digest, prepared ahead.", no_args_is_help=True)
+app.add_typer(digest_app, name="digest")
+
+
+def digest_zone_and_night(policy: Any) -> tuple[Any, Any]:
+    """The dashboard's display zone and night window, from the same settings it reads
+    (``MEDSLEEP_DASHBOARD_TZ`` or the policy's zone; ``MEDSLEEP_NIGHT``): a digest prepared for
+    another zone or window would never be shown."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from medsleep.errors import InputError
+    from medsleep.read.digest import parse_night
+
+    name = os.environ.get("MEDSLEEP_DASHBOARD_TZ") or policy.timezone
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InputError(f"unknown time zone {name!r} (MEDSLEEP_DASHBOARD_TZ)") from exc
+    return zone, parse_night(os.environ.get("MEDSLEEP_NIGHT"))
+
+
+def prepare_digests_after_run(db: str, policy: Any, run_id: int | None) -> None:
+    """After a consolidation run: prepare the digests of the nights it covered (sleep-time
+    compute). A failure here is reported, never turned into a failed consolidation."""
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from medsleep.errors import MedsleepError
+    from medsleep.read.prepared import prepare_after_run
+    from medsleep.timefmt import wall_clock_ms
+
+    if run_id is None:
+        return
+    started = time.perf_counter()
+    try:
+        zone, night = digest_zone_and_night(policy)
+        done = prepare_after_run(open_db(db), policy, zone, run_id, now_ms=wall_clock_ms(),
+                                 night=night)  # fmt: skip
+    except (MedsleepError, SQLAlchemyError) as exc:
+        err.print(f"digest not prepared: {exc}", markup=False)
+        return
+    if done:
+        err.print(f"prepared {len(done)} nights' digests in {time.perf_counter() - started:.1f} s")
+
+
+@digest_app.command("prepare")
+def digest_prepare(
+    db: DbOption = DEFAULT_DB_URL,
+    policy: PolicyOption = None,
+    night_ending: Annotated[
+        str | None,
+        typer.Option("--night-ending", help="Local date YYYY-MM-DD (default: the last night)."),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Score a night's digest now and store it, so the dashboard opens it at once (run it
+    after the night window ends, e.g. from cron at 07:05; consolidate does it after a run)."""
+    from datetime import date
+
+    from medsleep.policy import load_policy
+    from medsleep.read.digest import newest_data_ms, night_window
+    from medsleep.read.digest import night_ending as ending
+    from medsleep.read.prepared import prepare_digest
+    from medsleep.timefmt import iso, wall_clock_ms
+
+    loaded = load_policy(policy)
+    zone, night = digest_zone_and_night(loaded)
+    engine, now = open_db(db), wall_clock_ms()
+    if night_ending is None:
+        newest = newest_data_ms(engine)
+        anchor = now if newest is None else min(now, newest)
+        start, end, _ = night_window(anchor, zone, night)
+        start, end = ending(datetime.fromtimestamp(max(end - 1, 0) / 1000, zone).date(), zone,
+                            night)  # fmt: skip
+    else:
+        try:
+            start, end = ending(date.fromisoformat(night_ending), zone, night)
+        except ValueError as exc:
+            raise typer.BadParameter("not YYYY-MM-DD", param_hint="--night-ending") from exc
+    if end > now:
+        raise typer.BadParameter("that night has not ended yet", param_hint="--night-ending")
+    digest = prepare_digest(engine, loaded, zone, start, end, now_ms=now)
+    statuses = Counter(r.status for r in digest.rows)
+    if json_out:
+        typer.echo(json.dumps({"night_start": iso(start), "night_end": iso(end),
+                               "patients": len(digest.rows), **statuses}))  # fmt: skip
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+        err.print(f"prepared the digest of {iso(start)} – {iso(end)}: {len(digest.rows)} "
+                  f"patients ({counts})")  # fmt: skip

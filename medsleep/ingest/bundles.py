@@ -135,8 +135,24 @@ def _skipped_record(entry: BundleEntry, _resolve: Resolve) -> InputRecord:
     return InputRecord(entry.source, entry.position, b"", resource=kind, nbytes=entry.nbytes)
 
 
+def _patient_record(entry: BundleEntry, _resolve: Resolve) -> InputRecord:
+    # A Patient gives the dashboard's header (ingest.patients); its entry's urn:uuid is the
+    # id readings' subjects resolve to when it has none of its own.
+    return InputRecord(
+        entry.source,
+        entry.position,
+        entry.text(),
+        resource=entry.resource(),
+        full_url=entry.full_url,
+        nbytes=entry.nbytes,
+    )
+
+
 # What each kind of entry becomes; any other kind is skipped (and counted as such).
-ENTRY_READERS: dict[str, EntryReader] = {"Observation": _observation_record}
+ENTRY_READERS: dict[str, EntryReader] = {
+    "Observation": _observation_record,
+    "Patient": _patient_record,
+}
 
 
 def entry_record(entry: BundleEntry, resolve: Resolve) -> InputRecord:

@@ -13,6 +13,7 @@ import orjson
 
 from medsleep.fhir.fastpath import FastResult, fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
+from medsleep.ingest.patients import PATIENT_STORED, demographics
 from medsleep.ingest.sources import InputRecord
 from medsleep.store.search_tokens import Token, tokens_of
 
@@ -40,7 +41,8 @@ class Parsed(NamedTuple):
     key: str = ""
     version: str = ""
     status: str = ""
-    readings: tuple[tuple[Any, ...], ...] = ()  # rows in READING_ROW order
+    readings: tuple[tuple[Any, ...], ...] = ()  # rows in READING_ROW order (a Patient's:
+    # its one PATIENT_ROW, with ``skipped`` PATIENT_STORED)
     body: bytes = b""  # the resource's original text, stored once for all its readings
     tokens: tuple[Token, ...] = ()  # what search by category and identifier matches
 
@@ -83,6 +85,12 @@ def _parse_general(record: InputRecord, options: ParseOptions) -> Parsed:
         return _rejected(record, "not a JSON object")
     where = (record.source, record.position, record.nbytes)
     rtype = resource.get("resourceType")
+    if rtype == "Patient":  # demographics for the headers: one row in ``readings``
+        try:
+            row = demographics(resource, record.full_url)
+        except ResourceRejected as exc:
+            return _rejected(record, str(exc))
+        return Parsed(*where, None, b"", PATIENT_STORED, readings=(row,))
     if rtype != "Observation":
         label = rtype if isinstance(rtype, str) else "no resourceType"
         return Parsed(*where, skipped=f"not an Observation ({label})")

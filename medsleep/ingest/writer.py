@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from medsleep.ingest.parsing import Parsed
+from medsleep.ingest.patients import PATIENT_STORED, upsert_patients
 from medsleep.store.bodies import BodyWriter
 from medsleep.store.bulk import insert_rows, select_in
 from medsleep.store.search_tokens import encode, token_ids
@@ -107,6 +108,7 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
     active_in_chunk: dict[str, str] = {}
 
     stored = duplicates = skipped = 0
+    patients: list[tuple[object, ...]] = []  # Patient resources' demographics
     multi: set[str] = set()  # keys with more than one version in play: need the slow path
     for item in parsed:
         if item.error is not None:
@@ -125,6 +127,8 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         if item.skipped is not None:
             skipped += 1
             counts.skipped_reasons[item.skipped] += 1
+            if item.skipped == PATIENT_STORED:
+                patients.extend(item.readings)
             if item.retracts and item.key in known:
                 retract.add(item.key)
             continue
@@ -210,6 +214,8 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         )
     if quarantine_rows:
         conn.execute(insert(_quarantine), quarantine_rows)
+    if patients:
+        upsert_patients(conn, patients, now_ms)
     counts.readings = sum(len(state_rows) for state_rows in by_state.values())
     return counts
 

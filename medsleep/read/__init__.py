@@ -27,6 +27,8 @@ from medsleep.read.overview import (
     store_overview,
 )
 from medsleep.read.patient import PatientView, list_patients, patient_span, patient_view
+from medsleep.read.patients import PatientHeader, patient_header, patient_headers
+from medsleep.read.prepared import DigestSource, current_digest, prepare_digest, prepare_nights
 from medsleep.read.quarantine import list_quarantine, quarantine_entries
 from medsleep.read.readings import (
     READING_FIELDS,
@@ -61,6 +63,8 @@ __all__ = [
     "MorningDigest",
     "NIGHT",
     "NightDigest",
+    "DigestSource",
+    "PatientHeader",
     "ReviewError",
     "ReviewMark",
     "PatientView",
@@ -83,6 +87,11 @@ __all__ = [
     "list_runs",
     "newest_data_ms",
     "night_digest",
+    "current_digest",
+    "prepare_digest",
+    "prepare_nights",
+    "patient_header",
+    "patient_headers",
     "night_ending",
     "night_window",
     "patient_span",

@@ -16,7 +16,7 @@ toward NEWS2; implausible values never do either (``news2_steps`` drops them).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -29,7 +29,9 @@ from medsleep.archive.holds import held_patients
 from medsleep.detect import ARTIFACT_BAND, classify_patient
 from medsleep.detect.episodes import news2_steps, peak_news2
 from medsleep.detect.rules import implausible_mask, news2_scores
+from medsleep.errors import InputError
 from medsleep.policy import Policy
+from medsleep.read.patients import PatientHeader, patient_headers
 from medsleep.read.reviews import ReviewMark, reviews_in
 from medsleep.read.text import describe_worst, normal_range, span_text
 from medsleep.store.tables import (
@@ -51,6 +53,7 @@ LOOKBACK_MS = 60 * _MINUTE
 BANDS = ("high", "medium", "low-medium", "low")
 """RCP NEWS2 clinical risk, worst first: aggregate >= 7, 5-6, 3 in one parameter, 0-4."""
 SERIOUS_PEAK = 5
+NOT_ASSESSED = "not-assessed"
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,10 @@ class DigestEpisode:
 @dataclass(frozen=True)
 class DigestRow:
     """One patient's night. ``status``: ``assessed`` (consolidated), ``provisional`` (some or
-    all of the night scored from readings not consolidated yet) or ``held`` (legal hold: never
-    consolidated, scored from its raw readings)."""
+    all of the night scored from readings not consolidated yet), ``held`` (legal hold: never
+    consolidated, scored from its raw readings) or ``not-assessed`` (readings in the store, none
+    in this night window: band ``none``). ``header``: name, MRN and birth date when a Patient
+    resource gave them."""
 
     patient: str
     status: str
@@ -83,6 +88,7 @@ class DigestRow:
     episodes: tuple[DigestEpisode, ...]
     reviews: tuple[ReviewMark, ...]
     artifacts_left_out: int
+    header: PatientHeader | None = None
 
     @property
     def serious(self) -> tuple[DigestEpisode, ...]:
@@ -104,6 +110,21 @@ class NightDigest:
     in_progress: bool  # the window is the night under way, up to the anchor
     newest_ms: int | None  # the newest reading or summary in the store
     rows: tuple[DigestRow, ...]
+
+
+def parse_night(text: str | None) -> tuple[time, time]:
+    """``22:00-07:00`` as (start, end) local times; empty or None: the default ``NIGHT``.
+
+    >>> parse_night("21:30-06:00")
+    (datetime.time(21, 30), datetime.time(6, 0))
+    """
+    if not text:
+        return NIGHT
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError as exc:
+        raise InputError(f"a night window looks like 22:00-07:00, got {text!r}") from exc
+    return start, end
 
 
 def night_window(
@@ -168,7 +189,8 @@ def night_digest(
     patient: str | None = None,
 ) -> NightDigest:
     """Every patient with readings in ``[since_ms, until_ms)``, or on legal hold, ranked by
-    RCP risk band, then peak NEWS2, then serious episodes (or only ``patient``'s row)."""
+    RCP risk band, then peak NEWS2, then serious episodes; then every other patient with data
+    in the store, as not assessed (or only ``patient``'s row)."""
     with engine.connect() as conn:
         readings = _hot_readings(conn, since_ms - LOOKBACK_MS, until_ms, patient)
         artifact_ids = _retained_artifacts(conn, since_ms - LOOKBACK_MS, until_ms, patient)
@@ -180,30 +202,72 @@ def night_digest(
             summaries.loc[summaries["t"] >= since_ms, "patient"]
         )
         patients = sorted(in_window | held)
-        marks = reviews_in(conn, patients, since_ms)
-    newest = newest_data_ms(engine)
-    by_patient_marks: dict[str, list[ReviewMark]] = {}
-    for mark in marks:
-        by_patient_marks.setdefault(mark.patient, []).append(mark)
-    grouped = dict(tuple(readings.groupby("patient", sort=False)))
-    summary_groups = dict(tuple(summaries.groupby("patient", sort=False)))
+        grouped = dict(tuple(readings.groupby("patient", sort=False)))
+        summary_groups = dict(tuple(summaries.groupby("patient", sort=False)))
+        rows = [
+            _patient_row(
+                patient,
+                grouped.get(patient, readings.iloc[:0]),
+                summary_groups.get(patient, summaries.iloc[:0]),
+                artifact_ids,
+                patient in held,
+                policy,
+                tz,
+                since_ms,
+                until_ms,
+            )
+            for patient in patients
+        ]
+        digest = NightDigest(since_ms, until_ms, in_progress, None, tuple(rows))
+        digest = with_live_parts(conn, digest, policy, patient)
+    return replace(digest, newest_ms=newest_data_ms(engine))
+
+
+def with_live_parts(
+    conn: Connection, digest: NightDigest, policy: Policy, patient: str | None = None
+) -> NightDigest:
+    """The digest with what is read at every look, never prepared: the reviews of the night,
+    the patient headers and the not-assessed patients (data in the store, none this night);
+    ranked by RCP risk band, then peak NEWS2, then serious episodes, not-assessed last."""
+    scored = [r for r in digest.rows if r.status != NOT_ASSESSED]
+    listed = {r.patient for r in scored}
+    others = sorted(set(_patients_with_data(conn, patient)) - listed)
+    marks: dict[str, list[ReviewMark]] = {}
+    for mark in reviews_in(conn, [*listed, *others], digest.since_ms):
+        marks.setdefault(mark.patient, []).append(mark)
+    headers = patient_headers(conn, [*listed, *others])
     rows = [
-        _patient_row(
-            patient,
-            grouped.get(patient, readings.iloc[:0]),
-            summary_groups.get(patient, summaries.iloc[:0]),
-            artifact_ids,
-            patient in held,
-            tuple(by_patient_marks.get(patient, ())),
-            policy,
-            tz,
-            since_ms,
-            until_ms,
-        )
-        for patient in patients
+        replace(r, reviews=tuple(marks.get(r.patient, ())), header=headers.get(r.patient))
+        for r in scored
     ]
     rows.sort(key=lambda r: (BANDS.index(r.band), -r.peak_news2, -len(r.serious), r.patient))
-    return NightDigest(since_ms, until_ms, in_progress, newest, tuple(rows))
+    rows += [
+        DigestRow(
+            patient=p,
+            status=NOT_ASSESSED,
+            band="none",
+            peak_news2=0,
+            peak_ms=None,
+            parameter_peaks={},
+            worst=(),
+            episodes=(),
+            reviews=tuple(marks.get(p, ())),
+            artifacts_left_out=0,
+            header=headers.get(p),
+        )
+        for p in others
+    ]
+    return replace(digest, rows=tuple(rows))
+
+
+def _patients_with_data(conn: Connection, patient: str | None) -> list[str]:
+    """Patients with hot readings or active summaries anywhere in the store."""
+    r, s = _reading.c, _summary.c
+    hot = select(r.patient).where(r.state.in_(HOT_STATES)).group_by(r.patient)
+    kept = select(s.patient).where(s.state == SummaryState.ACTIVE).group_by(s.patient)
+    if patient is not None:
+        hot, kept = hot.where(r.patient == patient), kept.where(s.patient == patient)
+    return [str(p) for p in conn.execute(hot.union(kept)).scalars()]
 
 
 def _hot_readings(
@@ -216,8 +280,20 @@ def _hot_readings(
         r.effective_ms < until_ms,
     )
     rows = conn.execute(query if patient is None else query.where(r.patient == patient)).all()
-    frame = pd.DataFrame(rows, columns=["patient", "id", "code", "t", "value", "state"])
-    return frame.astype({"id": np.int64, "t": np.int64, "value": np.float64})
+    names = ["patient", "id", "code", "t", "value", "state"]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    # Column by column: a frame from a list of row tuples infers every cell (seconds for the
+    # night's ~100,000 readings); these arrays take a few milliseconds.
+    return pd.DataFrame(
+        {
+            "patient": np.array(columns[0], dtype=object),
+            "id": np.array(columns[1], dtype=np.int64),
+            "code": np.array(columns[2], dtype=object),
+            "t": np.array(columns[3], dtype=np.int64),
+            "value": np.array(columns[4], dtype=np.float64),
+            "state": np.array([str(v) for v in columns[5]], dtype=object),
+        }
+    )
 
 
 def _retained_artifacts(
@@ -272,7 +348,6 @@ def _patient_row(
     summaries: pd.DataFrame,
     retained_artifacts: set[int],
     held: bool,
-    reviews: tuple[ReviewMark, ...],
     policy: Policy,
     tz: tzinfo,
     since_ms: int,
@@ -307,7 +382,7 @@ def _patient_row(
         parameter_peaks=parameter_peaks,
         worst=tuple(_worst(night, policy)),
         episodes=tuple(episodes),
-        reviews=reviews,
+        reviews=(),
         artifacts_left_out=int(
             readings["id"].isin(artifacts).sum()
             - readings.loc[readings["t"] < since_ms, "id"].isin(artifacts).sum()
@@ -332,29 +407,48 @@ def _peak_time(times: Any, totals: Any, peak: int, since_ms: int, until_ms: int)
     return int(times[np.flatnonzero(inside)[0]])
 
 
-def _scores(frame: pd.DataFrame, policy: Policy) -> pd.Series:
-    """NEWS2 sub-score per reading (-1 without bands or when implausible)."""
-    out = pd.Series(-1, index=frame.index, dtype=np.int64)
-    for code, rows in frame.groupby("code", sort=False).groups.items():
-        cp = policy.for_code(str(code))
+def _by_code(frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """(code, positions) of each code in ``frame``: numpy positions, not pandas labels, so
+    the per-code work below is array indexing (``.loc`` per group cost the digest seconds)."""
+    codes = frame["code"].to_numpy(dtype=object)
+    if codes.size == 0:
+        return []
+    uniques, inverse = np.unique(codes.astype(str), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(uniques) + 1))
+    return [(str(c), order[bounds[i] : bounds[i + 1]]) for i, c in enumerate(uniques)]
+
+
+def _score_array(frame: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """NEWS2 sub-score per reading, by position (-1 without bands or when implausible)."""
+    values = frame["value"].to_numpy(dtype=np.float64)
+    out = np.full(values.size, -1, dtype=np.int64)
+    for code, at in _by_code(frame):
+        cp = policy.for_code(code)
         if cp is None or not cp.bands:
             continue
-        v = frame.loc[rows, "value"].to_numpy(dtype=np.float64)
-        s = news2_scores(v, cp.bands)
+        v = values[at]
+        s = news2_scores(v, cp.bands).astype(np.int64)
         s[implausible_mask(v, cp.plausible)] = -1
-        out.loc[rows] = s
+        out[at] = s
     return out
 
 
+def _scores(frame: pd.DataFrame, policy: Policy) -> pd.Series:
+    """NEWS2 sub-score per reading (-1 without bands or when implausible)."""
+    return pd.Series(_score_array(frame, policy), index=frame.index, dtype=np.int64)
+
+
 def _parameter_peaks(night: pd.DataFrame, policy: Policy) -> dict[str, int]:
-    scores = _scores(night, policy)
+    scores = _score_array(night, policy)
     peaks: dict[str, int] = {}
-    for code, score in zip(night["code"], scores, strict=True):
-        cp = policy.for_code(str(code))
-        if cp is None or score < 0:
+    for code, at in _by_code(night):
+        cp = policy.for_code(code)
+        valid = scores[at][scores[at] >= 0]
+        if cp is None or valid.size == 0:
             continue
         name = cp.news2_parameter or cp.code
-        peaks[name] = max(peaks.get(name, 0), int(score))
+        peaks[name] = max(peaks.get(name, 0), int(valid.max()))
     return peaks
 
 
@@ -363,25 +457,26 @@ def _worst(frame: pd.DataFrame, policy: Policy) -> list[str]:
     normal range), in the policy's code order; normal codes are left out."""
     if frame.empty:
         return []
-    scores = _scores(frame, policy)
+    scores = _score_array(frame, policy)
+    values = frame["value"].to_numpy(dtype=np.float64)
     order = {code: i for i, code in enumerate(policy.codes)}
     texts: list[tuple[int, str]] = []
-    for code, rows in frame.groupby("code", sort=False).groups.items():
-        cp = policy.for_code(str(code))
+    for code, at in _by_code(frame):
+        cp = policy.for_code(code)
         span = normal_range(cp)
         if cp is None or span is None:
             continue
-        v = frame.loc[rows, "value"].to_numpy(dtype=np.float64)
+        v = values[at]
         ok = ~implausible_mask(v, cp.plausible)
         if not ok.any():
             continue
         outside = np.maximum(np.maximum(span[0] - v, v - span[1]), 0.0)
-        s = scores.loc[rows].to_numpy()
+        s = scores[at]
         key = np.where(ok, s * 1e12 + outside, -np.inf)
         best = int(np.argmax(key))
         if s[best] <= 0 and outside[best] <= 0:
             continue
-        texts.append((order.get(str(code), len(order)), describe_worst(str(code), v[best], policy)))
+        texts.append((order.get(code, len(order)), describe_worst(code, v[best], policy)))
     return [text for _, text in sorted(texts)]
 
 

@@ -40,32 +40,41 @@ def provisional_readings(
     empty = pd.DataFrame({c: [] for c in PROVISIONAL_COLUMNS})
     if not rows or len(rows) > MAX_HOT_READINGS:
         return empty
-    frame = pd.DataFrame(rows, columns=["id", "code", "unit", "t", "value"]).astype(
-        {"id": np.int64, "t": np.int64, "value": np.float64}
+    ids, codes, _, times, values = zip(*rows, strict=True)
+    frame = pd.DataFrame(
+        {
+            "id": np.array(ids, dtype=np.int64),
+            "code": np.array(codes, dtype=object),
+            "t": np.array(times, dtype=np.int64),
+            "value": np.array(values, dtype=np.float64),
+        }
     )
     reasons = classify_patient(frame[["id", "code", "t", "value"]], policy).reasons
     reasons = reasons[reasons["kind"].isin(("rule", "detector"))]
     if reasons.empty:
         return empty
     by_id = {int(row[0]): row for row in rows}
-    out = []
-    for reading_id, group in reasons.groupby("reading_id", sort=False):
-        _, code, unit, t_ms, value = by_id[int(str(reading_id))]
-        why = [
-            explain_reason(row, code, int(t_ms), float(value), policy, tz)
-            for row in group.itertuples()
-        ]
-        out.append(
-            {
-                "id": int(str(reading_id)),
-                "code": code,
-                "unit": unit,
-                "t_ms": int(t_ms),
-                "value": float(value),
-                "kind": "rule" if (group["kind"] == "rule").any() else "detector",
-                "why": "provisional, not consolidated yet: " + "; ".join(why),
-            }
-        )
+    # One pass over the reasons (a groupby with a frame per reading cost ~0.7 s a patient).
+    why: dict[int, list[str]] = {}
+    rule: dict[int, bool] = {}
+    for reason in reasons.itertuples(index=False):
+        reading_id = int(str(reason.reading_id))
+        _, code, _, t_ms, value = by_id[reading_id]
+        text = explain_reason(reason, code, int(t_ms), float(value), policy, tz)
+        why.setdefault(reading_id, []).append(text)
+        rule[reading_id] = rule.get(reading_id, False) or str(reason.kind) == "rule"
+    out = [
+        {
+            "id": reading_id,
+            "code": by_id[reading_id][1],
+            "unit": by_id[reading_id][2],
+            "t_ms": int(by_id[reading_id][3]),
+            "value": float(by_id[reading_id][4]),
+            "kind": "rule" if rule[reading_id] else "detector",
+            "why": "provisional, not consolidated yet: " + "; ".join(texts),
+        }
+        for reading_id, texts in why.items()
+    ]
     return pd.DataFrame(out, columns=list(PROVISIONAL_COLUMNS)).sort_values(
         "t_ms", ignore_index=True
     )

@@ -246,3 +246,40 @@ class Review(SQLModel, table=True):
     reviewer: str
     comment: str = Field(default="", sa_type=Text)
     created_ms: int = Field(sa_type=BigInteger)
+
+
+class PatientRecord(SQLModel, table=True):
+    """A patient's demographics from the input's Patient resources (the latest version)."""
+
+    __tablename__ = "patient"
+    patient: str = Field(primary_key=True)  # the id readings' subjects refer to
+    name: str = ""
+    mrn: str = ""  # the medical record number (an identifier typed MR), else the first one
+    birth_date: str = ""  # as sent: YYYY, YYYY-MM or YYYY-MM-DD
+    resource_version: str = ""
+    updated_ms: int = Field(sa_type=BigInteger)
+
+
+class PreparedDigest(SQLModel, table=True):
+    """A night's digest computed ahead (during or after consolidation), valid while the
+    night's data still has ``watermark``."""
+
+    __tablename__ = "prepared_digest"
+    __table_args__ = (
+        Index(
+            "ix_prepared_digest_night",
+            "night_start_ms",
+            "night_end_ms",
+            "tz",
+            "policy_digest",
+            unique=True,
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    night_start_ms: int = Field(sa_type=BigInteger)
+    night_end_ms: int = Field(sa_type=BigInteger)
+    tz: str
+    policy_digest: str
+    watermark: str
+    computed_ms: int = Field(sa_type=BigInteger)
+    rows_json: str = Field(sa_type=Text)

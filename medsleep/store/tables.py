@@ -21,6 +21,8 @@ from medsleep.store.models import (
     Episode,
     IngestBatch,
     LegalHold,
+    PatientRecord,
+    PreparedDigest,
     Quarantine,
     Reading,
     ResourceSeen,
@@ -52,6 +54,8 @@ EPISODE: Final = table_of(Episode)
 ARCHIVE_FILE: Final = table_of(ArchiveFileRecord)
 LEGAL_HOLD: Final = table_of(LegalHold)
 REVIEW: Final = table_of(Review)
+PATIENT: Final = table_of(PatientRecord)
+PREPARED_DIGEST: Final = table_of(PreparedDigest)
 
 # The reading's columns in table order: the ingest writer's rows, the archive's Parquet files
 # and restore's inserts all use this one order. The resource's text is not one of them: it is

@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import Engine
 
 from medsleep.ingest import ingest_paths
+from medsleep.ingest.patients import PATIENT_STORED
+from medsleep.read.patients import patient_headers
 from medsleep.timefmt import parse_iso_ms
 from tests.conftest import SPEC_EXAMPLES, SYNTHEA
 from tests.helpers import readings
@@ -96,4 +98,9 @@ def test_synthea_bundles_resolve_urn_uuid_patients(engine: Engine) -> None:
         n for reason, n in report.skipped_reasons.items() if reason.startswith("not an Observation")
     )
     assert non_observations > 0
-    assert report.skipped_reasons["not an Observation (Patient)"] == 2
+    # Synthea's two Patients: their demographics are kept for the dashboard's headers.
+    assert report.skipped_reasons[PATIENT_STORED] == 2
+    with engine.connect() as conn:
+        headers = patient_headers(conn, {r["patient"] for r in readings(engine)})
+    assert len(headers) == 2
+    assert all(h.name and h.birth_date and h.mrn for h in headers.values())
