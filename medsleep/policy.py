@@ -46,6 +46,8 @@ class Parameter:
     plausible: tuple[float, float] | None = None
     reference: tuple[float, float] | None = None
     critical: tuple[float, float] | None = None
+    max_step: float = math.inf
+    max_rate: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class CodePolicy:
     # The usual reference interval: readings outside it are kept where a series is too sparse
     # to summarise.
     reference: tuple[float, float] | None = None
+    # The largest change between two readings: max_step + max_rate (per second) x the time
+    # between them; a faster jump out and back is an artifact (inf: no limit).
+    max_step: float = math.inf
+    max_rate: float = math.inf
     # The catalogue parameter this code measures; "" for a code only a policy table names,
     # STATISTICAL for a code nobody names (judged by its own baseline only).
     parameter: str = ""
@@ -174,7 +180,7 @@ def _bands(raw: Any, what: str) -> tuple[tuple[float, int], ...]:
 _CODE_KEYS = frozenset(
     {
         "name", "unit", "bands", "plausible", "critical", "reference", "detector",
-        "contamination", "min_deviation_z", "news2_parameter",
+        "contamination", "min_deviation_z", "news2_parameter", "max_step", "max_rate",
     }
 )  # fmt: skip
 
@@ -190,9 +196,12 @@ def _code_policy(code: str, table: dict[str, Any], base: CodePolicy | None = Non
     for key in ("name", "unit", "detector", "news2_parameter"):
         if key in table:
             changes[key] = str(table[key])
-    for key in ("contamination", "min_deviation_z"):
+    for key in ("contamination", "min_deviation_z", "max_step", "max_rate"):
         if key in table:
             changes[key] = float(table[key])
+    for key in ("max_step", "max_rate"):
+        if changes.get(key, 0.0) < 0:
+            raise PolicyError(f"{what}.{key} must not be negative")
     if "bands" in table:
         changes["bands"] = _bands(table["bands"], what)
     for key in ("plausible", "critical", "reference"):
@@ -227,6 +236,8 @@ def load_catalogue() -> tuple[Parameter, ...]:
                 plausible=_range(table.get("plausible"), f"catalogue {pid}.plausible"),
                 reference=_range(table.get("reference"), f"catalogue {pid}.reference"),
                 critical=_range(table.get("critical"), f"catalogue {pid}.critical"),
+                max_step=float(table.get("max_step", math.inf)),
+                max_rate=float(table.get("max_rate", math.inf)),
             )
         )
     return tuple(parameters)
@@ -250,6 +261,8 @@ def _resolved_codes(parameters: dict[str, Any], codes: dict[str, Any]) -> dict[s
             plausible=p.plausible,
             critical=p.critical,
             reference=p.reference,
+            max_step=p.max_step,
+            max_rate=p.max_rate,
             news2_parameter=p.news2,
             parameter=p.id,
         )
