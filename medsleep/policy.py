@@ -94,6 +94,9 @@ class CodePolicy:
 @dataclass(frozen=True)
 class MultivariatePolicy:
     detector: str = "ECOD"
+    # Its inputs: catalogue parameters (any code that means one: LOINC or a monitor's MDC code;
+    # one series each), then codes named one by one.
+    parameters: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
     contamination: float = 0.01
     align_minutes: int = 1
@@ -289,6 +292,16 @@ def _statistical(table: dict[str, Any]) -> CodePolicy:
     )
 
 
+def _multivariate_parameters(raw: Any) -> tuple[str, ...]:
+    names = tuple(str(p) for p in raw)
+    unknown = set(names) - {p.id for p in load_catalogue()}
+    if unknown:
+        raise PolicyError(
+            f"multivariate.parameters: not in the catalogue: {', '.join(sorted(unknown))}"
+        )
+    return names
+
+
 def parse_policy(data: dict[str, Any]) -> Policy:
     """Build a Policy from parsed TOML, checking every field."""
     try:
@@ -314,6 +327,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
             archive_years=float(keep.get("archive_years", 7)),
             multivariate=MultivariatePolicy(
                 detector=str(multi.get("detector", "ECOD")),
+                parameters=_multivariate_parameters(multi.get("parameters", ())),
                 codes=tuple(str(c) for c in multi.get("codes", ())),
                 contamination=float(multi.get("contamination", 0.01)),
                 align_minutes=int(multi.get("align_minutes", 1)),
