@@ -46,6 +46,8 @@ class Parameter:
     plausible: tuple[float, float] | None = None
     reference: tuple[float, float] | None = None
     critical: tuple[float, float] | None = None
+    max_step: float = math.inf
+    max_rate: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class CodePolicy:
     # The usual reference interval: readings outside it are kept where a series is too sparse
     # to summarise.
     reference: tuple[float, float] | None = None
+    # The largest change between two readings: max_step + max_rate (per second) x the time
+    # between them; a faster jump out and back is an artifact (inf: no limit).
+    max_step: float = math.inf
+    max_rate: float = math.inf
     # The catalogue parameter this code measures; "" for a code only a policy table names,
     # STATISTICAL for a code nobody names (judged by its own baseline only).
     parameter: str = ""
@@ -88,6 +94,9 @@ class CodePolicy:
 @dataclass(frozen=True)
 class MultivariatePolicy:
     detector: str = "ECOD"
+    # Its inputs: catalogue parameters (any code that means one: LOINC or a monitor's MDC code;
+    # one series each), then codes named one by one.
+    parameters: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
     contamination: float = 0.01
     align_minutes: int = 1
@@ -174,7 +183,7 @@ def _bands(raw: Any, what: str) -> tuple[tuple[float, int], ...]:
 _CODE_KEYS = frozenset(
     {
         "name", "unit", "bands", "plausible", "critical", "reference", "detector",
-        "contamination", "min_deviation_z", "news2_parameter",
+        "contamination", "min_deviation_z", "news2_parameter", "max_step", "max_rate",
     }
 )  # fmt: skip
 
@@ -190,9 +199,12 @@ def _code_policy(code: str, table: dict[str, Any], base: CodePolicy | None = Non
     for key in ("name", "unit", "detector", "news2_parameter"):
         if key in table:
             changes[key] = str(table[key])
-    for key in ("contamination", "min_deviation_z"):
+    for key in ("contamination", "min_deviation_z", "max_step", "max_rate"):
         if key in table:
             changes[key] = float(table[key])
+    for key in ("max_step", "max_rate"):
+        if changes.get(key, 0.0) < 0:
+            raise PolicyError(f"{what}.{key} must not be negative")
     if "bands" in table:
         changes["bands"] = _bands(table["bands"], what)
     for key in ("plausible", "critical", "reference"):
@@ -227,6 +239,8 @@ def load_catalogue() -> tuple[Parameter, ...]:
                 plausible=_range(table.get("plausible"), f"catalogue {pid}.plausible"),
                 reference=_range(table.get("reference"), f"catalogue {pid}.reference"),
                 critical=_range(table.get("critical"), f"catalogue {pid}.critical"),
+                max_step=float(table.get("max_step", math.inf)),
+                max_rate=float(table.get("max_rate", math.inf)),
             )
         )
     return tuple(parameters)
@@ -250,6 +264,8 @@ def _resolved_codes(parameters: dict[str, Any], codes: dict[str, Any]) -> dict[s
             plausible=p.plausible,
             critical=p.critical,
             reference=p.reference,
+            max_step=p.max_step,
+            max_rate=p.max_rate,
             news2_parameter=p.news2,
             parameter=p.id,
         )
@@ -274,6 +290,16 @@ def _statistical(table: dict[str, Any]) -> CodePolicy:
         min_deviation_z=float(table.get("min_deviation_z", 4.0)),
         parameter=STATISTICAL,
     )
+
+
+def _multivariate_parameters(raw: Any) -> tuple[str, ...]:
+    names = tuple(str(p) for p in raw)
+    unknown = set(names) - {p.id for p in load_catalogue()}
+    if unknown:
+        raise PolicyError(
+            f"multivariate.parameters: not in the catalogue: {', '.join(sorted(unknown))}"
+        )
+    return names
 
 
 def parse_policy(data: dict[str, Any]) -> Policy:
@@ -301,6 +327,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
             archive_years=float(keep.get("archive_years", 7)),
             multivariate=MultivariatePolicy(
                 detector=str(multi.get("detector", "ECOD")),
+                parameters=_multivariate_parameters(multi.get("parameters", ())),
                 codes=tuple(str(c) for c in multi.get("codes", ())),
                 contamination=float(multi.get("contamination", 0.01)),
                 align_minutes=int(multi.get("align_minutes", 1)),

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from medsleep.detect.rate import RateArtifacts, rate_artifacts
 from medsleep.detect.rules import (
     NO_SCORE,
     BoolArray,
@@ -68,16 +69,25 @@ class Series:
         return out
 
     @cached_property
+    def rate_artifacts(self) -> RateArtifacts:
+        """Plausible readings that jumped out and back faster than the parameter can change."""
+        return rate_artifacts(
+            self.times, self.values, ~self.implausible, self.rules.max_step, self.rules.max_rate
+        )
+
+    @cached_property
     def ok(self) -> BoolArray:
-        """Plausible readings: the only ones clinical rules and detectors look at."""
+        """Plausible readings that are no rate-of-change artifact: the only ones clinical rules
+        and detectors look at."""
         out: BoolArray = ~self.implausible
+        out[self.rate_artifacts.positions] = False
         return out
 
     @cached_property
     def news2(self) -> IntArray:
-        """NEWS2 sub-score per reading, ``NO_SCORE`` without bands or when implausible."""
+        """NEWS2 sub-score per reading, ``NO_SCORE`` without bands or when an artifact."""
         sub = news2_scores(self.values, self.rules.bands)
-        sub[self.implausible] = NO_SCORE
+        sub[~self.ok] = NO_SCORE
         return sub
 
     @cached_property

@@ -7,6 +7,7 @@ Not a per-series rule (it needs several series at once); it returns findings per
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from medsleep.detect.contract import Finding, Series
@@ -20,13 +21,30 @@ detector (a reading missed for a few minutes should not drop the whole row)."""
 _MS_PER_MINUTE = 60_000
 
 
+def multivariate_inputs(series: list[Series], policy: Policy) -> list[int]:
+    """Indexes into ``series`` of the detector's inputs: for each of the policy's parameters
+    the series of any of its codes with the most plausible readings (a monitor's MDC heart
+    rate as well as LOINC 8867-4; one column per parameter, so heart rate and pulse rate do
+    not both go in), then the codes the policy names one by one."""
+    mv = policy.multivariate
+    chosen: list[int] = []
+    for parameter in mv.parameters:
+        candidates = [i for i, s in enumerate(series) if s.rules.parameter == parameter]
+        if candidates:
+            chosen.append(max(candidates, key=lambda i: int(series[i].ok.sum())))
+    by_code = {s.code: i for i, s in enumerate(series)}
+    for code in mv.codes:
+        if code in by_code and by_code[code] not in chosen:
+            chosen.append(by_code[code])
+    return chosen
+
+
 def judge_multivariate(series: list[Series], policy: Policy) -> dict[int, list[Finding]]:
     """Findings of the multivariate detector, keyed by index into ``series``."""
     mv = policy.multivariate
     if not mv.detector or mv.contamination <= 0:
         return {}
-    by_code = {s.code: i for i, s in enumerate(series)}
-    chosen = [by_code[c] for c in dict.fromkeys(mv.codes) if c in by_code]
+    chosen = multivariate_inputs(series, policy)
     if len(chosen) < 2:
         return {}
     align_ms = max(mv.align_minutes, 1) * _MS_PER_MINUTE
@@ -52,8 +70,17 @@ def judge_multivariate(series: list[Series], policy: Policy) -> dict[int, list[F
     found: dict[int, list[Finding]] = {}
     for j, (i, pos, b) in enumerate(zip(chosen, positions, buckets, strict=True)):
         at = np.minimum(np.searchsorted(flagged, b), flagged.size - 1)
-        hit = flagged[at] == b
+        # A flagged bucket keeps the reading that stood for it in the grid (its last one), not
+        # every reading in it: a series at one a second has 60 in a minute.
+        hit = (flagged[at] == b) & _last_in_bucket(b)
         if flags.columns is not None:
             hit &= flags.columns[at, j]
         found[i] = [Finding(pos[hit], "detector", rule, flags.scores[at[hit]], flags.threshold)]
     return found
+
+
+def _last_in_bucket(buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """True for the last of each run of equal (sorted) bucket numbers."""
+    out: npt.NDArray[np.bool_] = np.ones(buckets.size, dtype=np.bool_)
+    out[:-1] = buckets[1:] != buckets[:-1]
+    return out

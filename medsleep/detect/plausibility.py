@@ -1,4 +1,5 @@
-"""Plausibility rule: an isolated implausible reading is kept as a probable artifact.
+"""Plausibility rules: an isolated implausible reading, and a jump out and back faster than the
+parameter can change (``detect.rate``), are kept as probable artifacts.
 
 Readings inside a sensor-off run (``artifact_run_min`` implausible in a row) are not kept: they
 collapse into an ``artifact`` band summary that holds their values.
@@ -28,3 +29,16 @@ class Plausibility:
         else:
             bound = np.full(pos.size, np.nan)
         return [Finding(pos, "artifact", "implausible", bad, bound)]
+
+
+class RateOfChange:
+    """Kind ``artifact``, rule ``rate-of-change``: score is the rate of the jump out (units per
+    second), threshold the fastest the parameter can change over that interval."""
+
+    name = "rate-of-change"
+
+    def judge(self, series: Series, policy: Policy) -> list[Finding]:
+        found = series.rate_artifacts
+        if found.positions.size == 0:
+            return []
+        return [Finding(found.positions, "artifact", "rate-of-change", found.rates, found.allowed)]

@@ -11,7 +11,7 @@ from medsleep.detect.context import Context
 from medsleep.detect.contract import RetentionRule
 from medsleep.detect.critical import CriticalValues
 from medsleep.detect.news2 import News2Bands
-from medsleep.detect.plausibility import Plausibility
+from medsleep.detect.plausibility import Plausibility, RateOfChange
 from medsleep.detect.reference import ReferenceRange
 from medsleep.detect.rhythm import BeatSpikes
 from medsleep.detect.source import SourceJudgement
@@ -19,6 +19,7 @@ from medsleep.detect.statistical import Detector
 
 SERIES_RULES: tuple[RetentionRule, ...] = (
     Plausibility(),
+    RateOfChange(),
     News2Bands(),
     CriticalValues(),
     ReferenceRange(),

@@ -93,11 +93,20 @@ def explain_reason(
         )
     label = row.rule if ":" in row.rule else f"{row.kind} {row.rule}"
     if row.rule.startswith("multivariate:"):
-        names = ", ".join(short_name(c, policy) for c in policy.multivariate.codes)
+        names = ", ".join(_multivariate_names(policy))
         label += f" over {names}"
     if score is not None and threshold is not None:
         return f"{label}: score {score:.4g} vs threshold {threshold:.4g}"
     return label
+
+
+def _multivariate_names(policy: Policy) -> list[str]:
+    """Short names of the multivariate detector's inputs: a parameter by its first code."""
+    names = []
+    for parameter in policy.multivariate.parameters:
+        first = next((c for c, cp in policy.codes.items() if cp.parameter == parameter), None)
+        names.append(short_name(first, policy) if first else parameter)
+    return names + [short_name(c, policy) for c in policy.multivariate.codes]
 
 
 def _number(value: Any) -> float | None:

@@ -196,7 +196,9 @@ def test_patient_page_draws_every_vital_with_units_and_says_why(dash: Engine) ->
         assert x["scale"]["type"] == "utc"
     hr = specs[chart_titles.index("Heart rate (/min)")]
     marks = [layer["mark"]["type"] for layer in hr["layer"]]
-    assert marks == ["rect", "rule", "point"]  # summary band, its mean, retained readings
+    assert marks[:3] == ["rect", "rule", "point"]  # summary band, its mean, retained readings
+    # ... and the artifact lane when the night had artifacts (a spike by rate of change)
+    assert [layer["data"]["name"] for layer in hr["layer"][3:]] in ([], ["artifacts"])
     tips = {t["field"] for t in hr["layer"][2]["encoding"]["tooltip"]}
     assert {"why", "t_ms_utc", "t_ms_local", "value", "kind"} <= tips
     table = at.dataframe[0].value

@@ -18,7 +18,7 @@ from medsleep.detect import (
 )
 from medsleep.detect.detectors import grow_segments
 from medsleep.errors import PolicyError
-from medsleep.policy import Policy, load_policy
+from medsleep.policy import Policy, load_policy, parse_policy
 
 HR, RR, SPO2, SBP = "8867-4", "9279-1", "59408-5", "8480-6"
 MINUTE = 60_000
@@ -196,3 +196,28 @@ def test_aligned_detector_reports_the_columns_that_deviated() -> None:
 def test_aligned_detector_refuses_a_univariate_model() -> None:
     with pytest.raises(PolicyError, match="univariate"):
         detect_aligned(np.ones((100, 2)), "MAD", 0.05, 4.0)
+
+
+def test_multivariate_takes_a_monitors_mdc_codes_one_series_per_parameter(
+    policy: Policy,
+) -> None:
+    """Inputs are catalogue parameters: MDC heart rate (147842) and SpO2 (150456) count as
+    heart rate and SpO2; with heart rate and pulse rate both present, one column for both."""
+    n = 1440
+    hr, spo2 = ar1(20, n, 78, 3), ar1(21, n, 97, 0.8).clip(0, 100)
+    window = slice(700, 712)
+    hr[window] += 18
+    spo2[window] -= 3
+    pulse = hr[::2]  # the oximeter's pulse rate, every other minute: fewer readings
+    frame = frame_of({"147842": hr, "150456": spo2, "8889-8": np.repeat(pulse, 2)[: n - 1]})
+    decisions = classify_patient(frame, policy)
+    reasons = decisions.reasons.merge(frame, left_on="reading_id", right_on="id")
+    multi = reasons[reasons["rule"] == "multivariate:ECOD"]
+    inside = multi[(multi["t"] // MINUTE >= 700) & (multi["t"] // MINUTE < 712)]
+    assert {"147842", "150456"} <= set(inside["code"])
+    assert "8889-8" not in set(multi["code"])  # heart rate is in once, by its fuller series
+
+
+def test_multivariate_parameters_must_be_in_the_catalogue() -> None:
+    with pytest.raises(PolicyError, match="not in the catalogue: pulse"):
+        parse_policy({"multivariate": {"parameters": ["pulse"]}})

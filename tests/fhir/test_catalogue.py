@@ -98,3 +98,18 @@ def test_parameter_tables_change_every_code_and_code_tables_one() -> None:
 def test_misspelt_tables_are_policy_errors(data: dict[str, object]) -> None:
     with pytest.raises(PolicyError):
         parse_policy(data)
+
+
+def test_every_vital_sign_has_a_rate_limit_and_labs_have_none() -> None:
+    for p in load_catalogue():
+        limited = p.max_step < float("inf") and p.max_rate < float("inf")
+        assert limited == (p.kind == "vital"), p.id
+    hr = load_policy().rules_for("8889-8")  # pulse rate by oximetry: heart rate's limits
+    assert (hr.max_step, hr.max_rate) == (120.0, 0.5)
+
+
+def test_a_policy_changes_a_parameters_rate_limit_and_refuses_a_negative_one() -> None:
+    policy = parse_policy({"parameters": {"spo2": {"max_step": 8, "max_rate": 1}}})
+    assert (policy.rules_for("150456").max_step, policy.rules_for("150456").max_rate) == (8, 1)
+    with pytest.raises(PolicyError, match="max_rate must not be negative"):
+        parse_policy({"codes": {"8867-4": {"max_rate": -1}}})

@@ -122,15 +122,15 @@ def test_a_night_not_consolidated_yet_is_scored_from_raw_readings(
 
 def test_artifacts_never_count_toward_episodes_or_news2(engine: Engine, tmp_path: Path) -> None:
     sensor_off = {100 + i: 0.0 for i in range(5)}  # SpO2 0 %: implausible, a sensor-off run
-    spike = {180: 280.0}  # HR 280: plausible, until artifact detection says otherwise
+    spike = {180: 280.0}  # HR 72 -> 280 -> 72: plausible, an artifact by rate of change
     _ingest(
         engine,
         tmp_path,
         _minutes("p1", SPO2, "%", sensor_off, 97) + _minutes("p1", "8867-4", "/min", spike, 72),
     )
     before = night_digest(engine, POLICY, UTC, *NIGHT).rows[0]
-    assert before.peak_news2 == 3  # the spike scores HR 3
-    assert before.artifacts_left_out == 5  # the sensor-off run never counted
+    assert before.peak_news2 == 0  # the spike would score HR 3, but it is an artifact
+    assert before.artifacts_left_out == 6  # neither it nor the sensor-off run counted
     assert all("SpO2" not in e.text for e in before.episodes)
 
     # Consolidation kept the spike as an artifact (what rate-of-change detection writes).
