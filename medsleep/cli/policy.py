@@ -61,6 +61,11 @@ def print_policy(view: dict[str, Any]) -> None:
             f"{_range(p['reference'])}{cite.get('reference', '')}; critical "
             f"{_range(p['critical'])}{cite.get('critical', '')}; detector {p['detector'] or '-'}"
         )
+        if p["max_step"] != "inf":
+            out(
+                f"  artifact when a jump out and back exceeds {p['max_step']} + "
+                f"{p['max_rate']}/s x the gap{cite.get('max_step', '')}"
+            )
     for o in view["code_overrides"]:
         out(f"code {o['code']} ({o['parameter']}), changed by the policy: {o}")
     for c in view["policy_codes"]:

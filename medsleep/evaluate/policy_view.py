@@ -10,6 +10,7 @@ its reference and critical ranges only.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict
 from importlib import resources
@@ -17,7 +18,7 @@ from typing import Any
 
 from medsleep.policy import CATALOGUE_PATH, CodePolicy, Policy, load_catalogue
 
-THRESHOLDS = ("bands", "plausible", "reference", "critical")
+THRESHOLDS = ("bands", "plausible", "reference", "critical", "max_step", "max_rate")
 _TAG = re.compile(r"\[([A-Z0-9]+)\]")
 _KEY = re.compile(r"^(\w+)\s*=")
 _LEGEND = re.compile(r"^#\s+\[([A-Z0-9]+)\]\s+(.*)$")
@@ -64,7 +65,10 @@ def catalogue_sources(text: str) -> tuple[dict[str, dict[str, str]], dict[str, s
         if current and key:
             _, _, comment = stripped.partition("#")
             tags = _TAG.findall(comment) or pending or ([section_tag] if section_tag else [])
-            if key.group(1) not in ("reference", "critical"):  # a section cites only those
+            if key.group(1) == "max_rate":  # cited with max_step, on the lines above both
+                step = cited[current].get("max_step")
+                tags = _TAG.findall(comment) or ([step] if step else [])
+            elif key.group(1) not in ("reference", "critical"):  # a section cites only those
                 tags = _TAG.findall(comment) or pending
             if tags:
                 cited[current][key.group(1)] = tags[0]
@@ -87,6 +91,8 @@ def _thresholds(cp: CodePolicy) -> dict[str, Any]:
         "plausible": _plain(cp.plausible),
         "reference": _plain(cp.reference),
         "critical": _plain(cp.critical),
+        "max_step": _plain(cp.max_step),
+        "max_rate": _plain(cp.max_rate),
         "detector": cp.detector,
         "contamination": cp.contamination,
         "min_deviation_z": cp.min_deviation_z,
@@ -118,7 +124,7 @@ def describe_policy(policy: Policy, source: str) -> dict[str, Any]:
             value = getattr(first, key)
             if value != getattr(p, key):
                 sources[key] = POLICY
-            elif value in ((), None):
+            elif value in ((), None, math.inf):
                 continue
             else:
                 sources[key] = cited.get(p.id, {}).get(key, OWN if key == "plausible" else UNCITED)

@@ -76,5 +76,5 @@ def test_exit_codes(db: str, tmp_path: Path) -> None:
     empty.write_text("")
     labelled = str(REAL / "mimic2b.labels.json")
     nothing = runner.invoke(app, ["evaluate", str(empty), "--labels", labelled])
-    assert nothing.exit_code == EXIT_FAILURE  # no figures made of nothing
+    assert nothing.exit_code == EXIT_USAGE  # an input error: no figures made of nothing
     assert "no readings to evaluate" in nothing.output

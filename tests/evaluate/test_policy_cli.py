@@ -40,7 +40,11 @@ def test_show_cites_where_each_threshold_comes_from() -> None:
         "bands": "NEWS2",
         "plausible": "medsleep",
         "reference": "uncited",
+        "max_step": "SVT",
+        "max_rate": "SVT",
     }
+    assert params["systolic"]["sources"]["max_step"] == "BP"  # type: ignore[index]
+    assert "max_step" not in params["potassium"]["sources"]  # type: ignore[operator]
     assert params["systolic"]["sources"]["critical"] == "AHA"  # type: ignore[index]
     assert params["potassium"]["sources"] == {
         "plausible": "medsleep",
