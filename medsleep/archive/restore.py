@@ -35,8 +35,8 @@ _summary = SUMMARY
 _archive = ARCHIVE_FILE
 
 
-class RestoreScopeError(ScopeError):
-    """Restore needs --run or --patient, and one the store knows."""
+# Restore needs --run or --patient, and one the store knows: a usage error (exit 2).
+RestoreScopeError = ScopeError
 
 
 @dataclass

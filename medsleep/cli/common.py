@@ -48,11 +48,9 @@ _EXIT_FOR: dict[type[MedsleepError], int] = {
 
 
 def exit_code_of(exc: MedsleepError) -> int:
-    """The exit code of an error: its own class's, else the nearest base class's, else 1."""
-    for cls in type(exc).__mro__:
-        if cls in _EXIT_FOR:
-            return _EXIT_FOR[cls]
-    return EXIT_FAILURE
+    """The exit code of an error's own class (a subclass chooses its code by being mapped:
+    ``evaluate``'s NoReadingsError is an InputError that exits 1), else 1."""
+    return _EXIT_FOR.get(type(exc), EXIT_FAILURE)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -301,7 +301,9 @@ def stream_bundle(source: str, head: bytes, handle: IO[bytes]) -> Iterator[Input
             source,
             f"after entry[{index}]" if index >= 0 else "document",
             b"",
-            error=f"invalid JSON after entry[{index}]: {exc}",
+            # the rest is not read: the file itself holds it, so say where reading stopped
+            error=f"invalid JSON after entry[{index}] (in the first {reader.consumed:,} "
+            f"bytes of {source}; the rest is not read): {exc}",
         )
     except (OSError, EOFError, zlib.error) as exc:  # reading the file itself failed
         failure = exc
