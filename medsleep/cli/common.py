@@ -48,9 +48,13 @@ _EXIT_FOR: dict[type[MedsleepError], int] = {
 
 
 def exit_code_of(exc: MedsleepError) -> int:
-    """The exit code of an error's own class (a subclass chooses its code by being mapped:
-    ``evaluate``'s NoReadingsError is an InputError that exits 1), else 1."""
-    return _EXIT_FOR.get(type(exc), EXIT_FAILURE)
+    """The exit code of the nearest mapped class of the error (``evaluate``'s NoReadingsError
+    is an InputError: bad input, exit 2), else 1."""
+    for cls in type(exc).__mro__:
+        code = _EXIT_FOR.get(cls)
+        if code is not None:
+            return code
+    return EXIT_FAILURE
 
 
 def fail(message: str, code: int) -> NoReturn:
