@@ -109,7 +109,8 @@ def group_episodes(
 ) -> list[Episode]:
     """Group a patient's retained readings, across codes, into episodes.
 
-    Readings retained only as artifacts are left out (a sensor glitch is not an episode).
+    Readings retained as artifacts are left out, of the episodes and of their peak NEWS2 (a
+    sensor glitch is not an episode, and scores nothing).
     Consecutive readings more than ``episode_gap_minutes`` apart start a new episode.
     """
     reasons = decisions.reasons
@@ -134,7 +135,10 @@ def group_episodes(
     news2 = decisions.news2.to_numpy(dtype=np.float64, na_value=np.nan)[rows]
     worst = _worst_values(frame, policy, episode_of, codes, values, news2)
     rules = _rules_by_episode(reasons, ids, episode_of, n_episodes)
-    times, totals = news2_steps(frame, policy)
+    # Artifacts score no NEWS2 points either (a plausible spike would score 3 by its value).
+    artifacts = reasons["reading_id"].to_numpy(dtype=np.int64)[~clinical]
+    scored = frame[~np.isin(frame_ids, artifacts)] if artifacts.size else frame
+    times, totals = news2_steps(scored, policy)
 
     episodes = []
     for e in range(n_episodes):

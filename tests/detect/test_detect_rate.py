@@ -103,3 +103,21 @@ def test_changes_within_reach_are_never_artifacts(steps: list[float], gaps: list
     limit = reach(dt / 1000.0, 120.0, 0.5)
     values = 90.0 + np.concatenate(([0.0], np.cumsum(np.array(steps[1:]) * limit)))
     assert rate_artifacts(t, values, np.ones(t.size, bool), 120, 0.5).positions.size == 0
+
+
+def test_a_spike_inside_an_episode_adds_no_news2_points_to_it() -> None:
+    n = 180
+    spo2 = np.full(n, 97.0)
+    spo2[60:90] = 89.0  # desaturation: SpO2 scores 3 for half an hour
+    hr = np.full(n, 80.0) + np.random.default_rng(4).normal(0, 1.5, n).round()
+    hr[75] = 290.0  # a spike in the middle of it: would score pulse 3
+    frame = pd.concat(
+        [series(SPO2, spo2, 60_000), series(HR, hr, 60_000).assign(id=lambda f: f["id"] + n)],
+        ignore_index=True,
+    )
+    decisions = classify_patient(frame, POLICY)
+    assert reasons_of(decisions, n + 76) == {("artifact", "rate-of-change")}
+    (episode,) = group_episodes(frame, decisions, POLICY)
+    assert episode.start_ms <= 75 * 60_000 <= episode.end_ms
+    assert episode.peak_news2 == 3  # SpO2 alone, not 6
+    assert n + 76 not in episode.reading_ids
