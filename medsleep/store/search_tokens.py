@@ -25,6 +25,9 @@ CATEGORY = "category"
 IDENTIFIER = "identifier"
 # (kind, system or "" when the coding or identifier names none, code or value)
 Token = tuple[str, str, str]
+# Longer is no real category or identifier, and PostgreSQL cannot index a key past ~2.7 kB:
+# such a token is left out (the resource is stored; search does not find it by that token).
+MAX_TOKEN_CHARS = 512
 
 
 def tokens_of(resource: object) -> tuple[Token, ...]:
@@ -43,7 +46,7 @@ def tokens_of(resource: object) -> tuple[Token, ...]:
     for identifier in identifiers if isinstance(identifiers, list) else ():
         if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
             found.append((IDENTIFIER, _system(identifier), identifier["value"]))
-    return tuple(dict.fromkeys(found))
+    return tuple(dict.fromkeys(t for t in found if len(t[1]) <= MAX_TOKEN_CHARS >= len(t[2])))
 
 
 def _system(item: Mapping[str, Any]) -> str:
