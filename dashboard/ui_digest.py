@@ -70,11 +70,6 @@ def pick_night(tz: ZoneInfo, night: tuple[time, time], quiet: tuple[time, time])
     return since, min(until, now), live, label or ""
 
 
-def who(r: DigestRow) -> str:
-    """The patient as people know them: name, MRN and birth date when sent, else the id."""
-    return r.header.label if r.header is not None else r.patient
-
-
 def caption(digest: NightDigest, source: DigestSource) -> None:
     held = sum(r.status == "held" for r in digest.rows)
     provisional = sum(r.status == "provisional" for r in digest.rows)
@@ -95,7 +90,8 @@ def _row(r: DigestRow, tz: ZoneInfo) -> dict[str, Any]:
     reviewed = [x for x in r.reviews if x.episode_start_ms is None]
     return {
         "risk": BAND_LABELS[r.band],
-        "patient": who(r),
+        "patient": r.patient,
+        "name": r.header.details if r.header is not None else "—",
         "peak NEWS2": r.peak_news2,
         "peak at": "—" if r.peak_ms is None else local_time(r.peak_ms, tz, "%d %b %H:%M"),
         "worst values": ", ".join(r.worst) or "normal",
@@ -121,7 +117,8 @@ def card(r: DigestRow, tz: ZoneInfo, user: SessionUser, night: tuple[int, int]) 
     with st.container(border=True):
         head, action = st.columns([5, 1], vertical_alignment="center")
         when = "" if r.peak_ms is None else f" at {local_time(r.peak_ms, tz, '%H:%M')}"
-        head.markdown(f"**{who(r)}** · {BAND_LABELS[r.band]} · peak NEWS2 "
+        details = f" {r.header.details} ·" if r.header is not None and r.header.details else ""
+        head.markdown(f"**{r.patient}** ·{details} {BAND_LABELS[r.band]} · peak NEWS2 "
                       f"**{r.peak_news2}**{when} · {STATUS[r.status]}")  # fmt: skip
         if action.button("Open patient", key=f"open-{r.patient}"):
             st.session_state["patient"] = r.patient

@@ -26,6 +26,5 @@ if not digest.rows:
 ui_digest.table(digest, tz)
 # One patient's card at a time (the worst first): twenty cards with their forms took seconds.
 by_patient = {row.patient: row for row in digest.rows}
-chosen = st.selectbox("Details for", list(by_patient), key="digest_patient",
-                      format_func=lambda p: ui_digest.who(by_patient[p]))  # fmt: skip
+chosen = st.selectbox("Details for", list(by_patient), key="digest_patient")
 ui_digest.card(by_patient[chosen or digest.rows[0].patient], tz, user, (since, until))

@@ -22,6 +22,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "sleep": ("medsleep sleep --db postgresql://medsleep@db/medsleep --executor processes",),
     "runs": ("medsleep runs --limit 5 --json",),
+    "digest": ("medsleep digest prepare --night-ending 2026-01-06",),
+    "digest prepare": (
+        "medsleep digest prepare",
+        "medsleep digest prepare --night-ending 2026-01-06 --json",
+    ),
     "query": ("medsleep query readings --patient icu-0001 --state retained",),
     "query readings": ("medsleep query readings --state retained --patient icu-0001 --format csv",),
     "query summaries": (

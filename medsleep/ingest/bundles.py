@@ -138,11 +138,18 @@ def _skipped_record(entry: BundleEntry, _resolve: Resolve) -> InputRecord:
 def _patient_record(entry: BundleEntry, _resolve: Resolve) -> InputRecord:
     # A Patient gives the dashboard's header (ingest.patients); its entry's urn:uuid is the
     # id readings' subjects resolve to when it has none of its own.
+    try:
+        resource = entry.resource()
+    except orjson.JSONDecodeError as exc:  # what msgspec let through (e.g. invalid UTF-8)
+        raw = bytes(entry._raw or b"")
+        return InputRecord(
+            entry.source, entry.position, raw, error=f"invalid JSON: {exc}", nbytes=entry.nbytes
+        )
     return InputRecord(
         entry.source,
         entry.position,
         entry.text(),
-        resource=entry.resource(),
+        resource=resource,
         full_url=entry.full_url,
         nbytes=entry.nbytes,
     )

@@ -261,13 +261,22 @@ def with_live_parts(
 
 
 def _patients_with_data(conn: Connection, patient: str | None) -> list[str]:
-    """Patients with hot readings or active summaries anywhere in the store."""
-    r, s = _reading.c, _summary.c
-    hot = select(r.patient).where(r.state.in_(HOT_STATES)).group_by(r.patient)
-    kept = select(s.patient).where(s.state == SummaryState.ACTIVE).group_by(s.patient)
-    if patient is not None:
-        hot, kept = hot.where(r.patient == patient), kept.where(s.patient == patient)
-    return [str(p) for p in conn.execute(hot.union(kept)).scalars()]
+    """Patients with readings or summaries anywhere in the store, one index seek each
+    (``min(patient) > previous`` on the series indexes) instead of a scan of every reading
+    (0.6 s on a million readings at load 8). A patient whose readings were all retracted or
+    superseded counts too: there is data, none to assess."""
+    found: set[str] = set()
+    for table in (_reading, _summary):
+        column = table.c.patient
+        if patient is not None:
+            hit = conn.execute(select(column).where(column == patient).limit(1)).scalar()
+            found |= {str(hit)} if hit is not None else set()
+            continue
+        last = conn.execute(select(func.min(column))).scalar()
+        while last is not None:
+            found.add(str(last))
+            last = conn.execute(select(func.min(column)).where(column > last)).scalar()
+    return sorted(found)
 
 
 def _hot_readings(

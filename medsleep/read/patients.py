@@ -30,10 +30,14 @@ class PatientHeader:
         >>> PatientHeader("p1").label
         'p1'
         """
+        return f"{self.details} · id {self.patient}" if self.details else self.patient
+
+    @property
+    def details(self) -> str:
+        """``Ana Muster · MRN 12345 · born 1950-03-01``: what was sent, without the id."""
         parts = [self.name, f"MRN {self.mrn}" if self.mrn else "",
                  f"born {self.birth_date}" if self.birth_date else ""]  # fmt: skip
-        shown = [p for p in parts if p]
-        return " · ".join([*shown, f"id {self.patient}"]) if shown else self.patient
+        return " · ".join(p for p in parts if p)
 
 
 def patient_headers(conn: Connection, patients: Iterable[str]) -> dict[str, PatientHeader]:

@@ -21,12 +21,19 @@ def test_digest_has_one_row_per_patient_for_the_last_night_with_data(dash: Engin
     assert at.date_input(key="night_day").value.isoformat() == "2026-01-06"
     table = at.dataframe[0].value
     assert sorted(table["patient"]) == PATIENTS
-    assert list(table.columns) == ["risk", "patient", "peak NEWS2", "peak at", "worst values",
-                                   "serious", "minor", "status", "reviewed"]  # fmt: skip
+    assert list(table.columns) == ["risk", "patient", "name", "peak NEWS2", "peak at",
+                                   "worst values", "serious", "minor", "status",
+                                   "reviewed"]  # fmt: skip
+    # The generator's Patient resources give each row a name and birth date.
+    assert table["name"].str.match(r"^\w[\w' -]* · born \d{4}-\d\d-\d\d$").all()
     assert (table["status"] == "consolidated").all()
     assert table["peak at"].str.match(r"^(—|\d\d [A-Z][a-z]{2} \d\d:\d\d)$").all()
     caption = at.caption[0].value
     assert caption.startswith("Mon 05 Jan 22:00 – Tue 06 Jan 07:00 CET")
+    assert "scored now (no prepared digest)" in caption  # the sample was never prepared
+    __import__("streamlit").cache_data.clear()  # as after the cache's 60 s
+    again = app("ana").caption[0].value
+    assert "prepared" in again  # the live one was stored for the next viewer
     assert at.selectbox(key="digest_patient").options == list(table["patient"])  # same order
     cards = [m.value for m in at.markdown if m.value.startswith("**icu-")]
     assert [c.split("**")[1] for c in cards] == [table["patient"].iloc[0]]  # the worst first
@@ -46,6 +53,9 @@ def test_open_patient_goes_to_that_patient(dash: Engine) -> None:
     assert not at.exception
     assert titles(at) == ["Patient"]
     assert at.selectbox(key="pick").value == top
+    header = at.subheader[0].value  # the Patient resource's name and birth date, then the id
+    assert " · born " in header
+    assert header.endswith(f"· id {top}")
 
 
 def test_marking_a_night_reviewed_is_audited_and_shown_to_the_next_viewer(dash: Engine) -> None:

@@ -138,3 +138,18 @@ def test_any_patient_resource_is_read_or_rejected_never_a_crash(
 @pytest.mark.parametrize("birth", ["1950", "1950-03", "1950-03-01", ""])
 def test_birth_dates_as_fhir_sends_them(birth: str) -> None:
     assert demographics(patient("p1", birthDate=birth))[3] == birth
+
+
+def test_a_patient_entry_that_is_not_valid_json_is_quarantined_and_the_bundle_goes_on(
+    engine: Engine, tmp_path: Path
+) -> None:
+    obs = json.dumps(observation("o1", when="2026-01-05T23:00:00Z")).encode()
+    bad = b'{"resourceType":"Patient","id":"p1","name":[{"text":"Bad \xff name"}]}'
+    path = tmp_path / "bundle.json"
+    path.write_bytes(b'{"resourceType":"Bundle","type":"collection","entry":[{"resource":'
+                     + bad + b'},{"resource":' + obs + b"}]}")  # fmt: skip
+    report = ingest_paths(engine, [str(path)])
+    assert report.balanced
+    assert (report.stored, report.quarantined) == (1, 1)
+    assert quarantined(engine)[0]["error"].startswith("invalid JSON")
+    assert stored(engine) == {}
