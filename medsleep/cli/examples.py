@@ -60,8 +60,6 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "token add": ("medsleep token add ward-7-gateway --scope write   # printed once",),
     "token list": ("medsleep token list --json",),
     "token revoke": ("medsleep token revoke ward-7-gateway",),
-    "digest": ("medsleep digest prepare",),
-    "digest prepare": ("medsleep digest prepare --night-ending 2026-01-06 --json   # cron, 07:05",),
     "dashboard": ("medsleep dashboard --db sqlite:///medsleep.db --port 8501",),
     "users": ("medsleep users add ana --role clinician",),
     "users add": (
