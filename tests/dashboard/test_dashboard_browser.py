@@ -17,7 +17,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -71,16 +73,17 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"medsleep dashboard did not come up:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def dashboard_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``medsleep dashboard`` on a free port over a copy of the consolidated sample."""
-    work = tmp_path_factory.mktemp("browser")
-    db = copy_store(consolidated_sample(tmp_path_factory), work / "store")
-    users = work / "users.json"
-    add_user(users, "ana", "clinician", PASSWORD, hasher=PasswordHasher(1, 8, 1))
+@contextmanager
+def running_dashboard(
+    work: Path, db: str, users: Path, log_copy: Path, archive: Path | None = None
+) -> Iterator[str]:
+    """``medsleep dashboard`` on a free port over ``db``, stopped (its own process group,
+    nothing else) on exit; its log is copied to ``log_copy``."""
     port = _free_port()
     log = work / "server.log"
     env = {**os.environ, "MEDSLEEP_DEBUG": "1", "HOME": str(work)}
+    if archive is not None:
+        env["MEDSLEEP_ARCHIVE"] = str(archive)
     command = [
         sys.executable, "-m", "medsleep", "dashboard", "--db", db, "--users", str(users),
         "--port", str(port), "--tz", "Europe/Zurich",
@@ -94,13 +97,39 @@ def dashboard_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         _wait_healthy(url, server, log)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server's own process group, nothing else
+        os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-        shutil.copy(log, tmp_path_factory.getbasetemp() / "dashboard-server.log")
+        shutil.copy(log, log_copy)
+
+
+@contextmanager
+def browser_page(chromium: Path) -> Iterator[Any]:
+    """A fresh headless Chromium tab, 1400 x 1000, with the slow-machine timeout."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            tab.set_default_timeout(WAIT_MS)
+            yield tab
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``medsleep dashboard`` on a free port over a copy of the consolidated sample."""
+    work = tmp_path_factory.mktemp("browser")
+    db = copy_store(consolidated_sample(tmp_path_factory), work / "store")
+    users = work / "users.json"
+    add_user(users, "ana", "clinician", PASSWORD, hasher=PasswordHasher(1, 8, 1))
+    log_copy = tmp_path_factory.getbasetemp() / "dashboard-server.log"
+    with running_dashboard(work, db, users, log_copy) as url:
+        yield url
 
 
 def test_clinician_logs_in_opens_a_patient_and_sees_why(

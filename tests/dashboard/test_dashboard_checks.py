@@ -3,11 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,13 +21,7 @@ from medsleep.read import checks
 from medsleep.store.handle import Store
 from medsleep.timefmt import parse_iso_ms
 from tests.conftest import FIXTURES
-from tests.dashboard.test_dashboard_browser import (
-    CHROMIUM_ARGS,
-    WAIT_MS,
-    _free_port,
-    _wait_healthy,
-    chromium,
-)
+from tests.dashboard.test_dashboard_browser import browser_page, chromium, running_dashboard
 from tests.dashboard.test_dashboard_data import consolidated_sample, copy_store
 
 PASSWORD = "compliance-pw"
@@ -66,40 +55,15 @@ def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     record_checks(db, work / "store" / "archive")
     users = work / "users.json"
     add_user(users, "cleo", "compliance", PASSWORD, hasher=PasswordHasher(1, 8, 1))
-    port = _free_port()
-    log = work / "server.log"
-    env = {**os.environ, "MEDSLEEP_DEBUG": "1", "HOME": str(work),
-           "MEDSLEEP_ARCHIVE": str(work / "store" / "archive")}  # fmt: skip
-    command = [sys.executable, "-m", "medsleep", "dashboard", "--db", db, "--users", str(users),
-               "--port", str(port), "--tz", "Europe/Zurich"]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log)
+    log_copy = tmp_path_factory.getbasetemp() / "dashboard-checks-server.log"
+    with running_dashboard(work, db, users, log_copy, archive=work / "store" / "archive") as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group, nothing else
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        shutil.copy(log, tmp_path_factory.getbasetemp() / "dashboard-checks-server.log")
 
 
 @pytest.fixture
 def page(server: str, chromium: Path) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            tab.set_default_timeout(WAIT_MS)
-            yield tab
-        finally:
-            browser.close()
+    with browser_page(chromium) as tab:
+        yield tab
 
 
 @pytest.mark.slow
