@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.engine import Connection
 
 from medsleep.archive.holds import held_patients
@@ -194,6 +194,7 @@ def night_digest(
     with engine.connect() as conn:
         readings = _hot_readings(conn, since_ms - LOOKBACK_MS, until_ms, patient)
         artifact_ids = _retained_artifacts(conn, since_ms - LOOKBACK_MS, until_ms, patient)
+        sparse_ids = _retained_only_sparse(conn, since_ms, until_ms, patient)
         summaries = _summary_ends(conn, since_ms - LOOKBACK_MS, until_ms, patient)
         held = held_patients(conn)
         if patient is not None:
@@ -210,6 +211,7 @@ def night_digest(
                 grouped.get(patient, readings.iloc[:0]),
                 summary_groups.get(patient, summaries.iloc[:0]),
                 artifact_ids,
+                sparse_ids,
                 patient in held,
                 policy,
                 tz,
@@ -305,14 +307,43 @@ def _hot_readings(
     )
 
 
+def _latest_retention() -> Any:
+    """Each retained reading's latest run: the reasons that stand for it now."""
+    t = _retention.c
+    latest = select(t.reading_id, func.max(t.run_id).label("run_id")).group_by(t.reading_id)
+    return latest.subquery()
+
+
+def _retained_only_sparse(
+    conn: Connection, since_ms: int, until_ms: int, patient: str | None
+) -> set[int]:
+    """Retained readings kept only because their cell was too sparse to summarise: normal
+    readings, which count toward NEWS2 but are not notable (they open no episode)."""
+    r, t = _reading.c, _retention.c
+    latest = _latest_retention()
+    query = (
+        select(t.reading_id)
+        .join(_reading, r.id == t.reading_id)
+        .join(latest, and_(latest.c.reading_id == t.reading_id, latest.c.run_id == t.run_id))
+        .where(
+            r.state == ReadingState.RETAINED,
+            r.effective_ms >= since_ms,
+            r.effective_ms < until_ms,
+        )
+        .group_by(t.reading_id)
+        .having(func.sum(case((t.kind == "sparse", 0), else_=1)) == 0)
+    )
+    if patient is not None:
+        query = query.where(r.patient == patient)
+    return {int(i) for i in conn.execute(query).scalars()}
+
+
 def _retained_artifacts(
     conn: Connection, since_ms: int, until_ms: int, patient: str | None
 ) -> set[int]:
     """Retained readings whose latest run kept them (also) as an artifact."""
     r, t = _reading.c, _retention.c
-    latest = (
-        select(t.reading_id, func.max(t.run_id).label("run_id")).group_by(t.reading_id).subquery()
-    )
+    latest = _latest_retention()
     query = (
         select(t.reading_id)
         .join(_reading, r.id == t.reading_id)
@@ -356,6 +387,7 @@ def _patient_row(
     readings: pd.DataFrame,
     summaries: pd.DataFrame,
     retained_artifacts: set[int],
+    only_sparse: set[int],
     held: bool,
     policy: Policy,
     tz: tzinfo,
@@ -376,7 +408,7 @@ def _patient_row(
     peak = peak_news2(times, totals, since_ms, until_ms - 1) if times.size else 0
     night = clean[(clean["t"] >= since_ms) & (clean["t"] < until_ms)]
     notable = night[
-        ((night["state"] == "retained") & ~night["id"].isin(artifacts))
+        ((night["state"] == "retained") & ~night["id"].isin(artifacts | only_sparse))
         | night["id"].isin(would_keep)
     ]
     episodes = _episodes(notable, night, policy, tz, times, totals)

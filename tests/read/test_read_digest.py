@@ -16,6 +16,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from medsleep.archive.holds import add_hold
 from medsleep.audit import iter_events, verify_chain
+from medsleep.consolidate.job import consolidate
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
 from medsleep.read.digest import night_digest, night_ending, night_window, risk_band
@@ -230,3 +231,19 @@ def test_an_old_store_gains_the_review_table_on_open(db_url: str) -> None:
         add_review(store, patient="p1", night=NIGHT, by="ana", now_ms=0)
     finally:
         store.dispose()
+
+
+def test_readings_kept_only_as_too_sparse_open_no_episode(engine: Engine, tmp_path: Path) -> None:
+    # Respiratory rate twice an hour, all normal: too few a cell to summarise, so they stay
+    # raw as "sparse". They count toward NEWS2 (score 0 here) but are not notable.
+    sparse = [
+        observation(f"rr-{i}", code="9279-1", unit="/min", patient="p1", value=16.0,
+                    when=iso(NIGHT[0] + i * 30 * 60_000))
+        for i in range(18)
+    ]  # fmt: skip
+    _ingest(engine, tmp_path, sparse)
+    store = Store(engine, tmp_path / "archive", clock=lambda: NIGHT[1] + 3_600_000)
+    report = consolidate(store, POLICY, until_ms=NIGHT[1])
+    assert report.sparse == 18  # what the test is about: every reading kept as too sparse
+    row = night_digest(engine, POLICY, UTC, *NIGHT).rows[0]
+    assert (row.patient, row.peak_news2, row.episodes) == ("p1", 0, ())
