@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine, Select, and_, case, func, select
 from sqlalchemy.engine import Connection
 
 from medsleep.archive.holds import held_patients
@@ -307,11 +307,24 @@ def _hot_readings(
     )
 
 
-def _latest_retention() -> Any:
-    """Each retained reading's latest run: the reasons that stand for it now."""
-    t = _retention.c
-    latest = select(t.reading_id, func.max(t.run_id).label("run_id")).group_by(t.reading_id)
-    return latest.subquery()
+def _current_reasons(since_ms: int, until_ms: int, patient: str | None) -> Select[Any]:
+    """The retention rows that stand now (each retained reading's latest run) of the retained
+    readings in ``[since_ms, until_ms)``, selecting their reading ids."""
+    r, t = _reading.c, _retention.c
+    latest = (
+        select(t.reading_id, func.max(t.run_id).label("run_id")).group_by(t.reading_id).subquery()
+    )
+    query = (
+        select(t.reading_id)
+        .join(_reading, r.id == t.reading_id)
+        .join(latest, and_(latest.c.reading_id == t.reading_id, latest.c.run_id == t.run_id))
+        .where(
+            r.state == ReadingState.RETAINED,
+            r.effective_ms >= since_ms,
+            r.effective_ms < until_ms,
+        )
+    )
+    return query if patient is None else query.where(r.patient == patient)
 
 
 def _retained_only_sparse(
@@ -319,22 +332,12 @@ def _retained_only_sparse(
 ) -> set[int]:
     """Retained readings kept only because their cell was too sparse to summarise: normal
     readings, which count toward NEWS2 but are not notable (they open no episode)."""
-    r, t = _reading.c, _retention.c
-    latest = _latest_retention()
+    t = _retention.c
     query = (
-        select(t.reading_id)
-        .join(_reading, r.id == t.reading_id)
-        .join(latest, and_(latest.c.reading_id == t.reading_id, latest.c.run_id == t.run_id))
-        .where(
-            r.state == ReadingState.RETAINED,
-            r.effective_ms >= since_ms,
-            r.effective_ms < until_ms,
-        )
+        _current_reasons(since_ms, until_ms, patient)
         .group_by(t.reading_id)
         .having(func.sum(case((t.kind == "sparse", 0), else_=1)) == 0)
     )
-    if patient is not None:
-        query = query.where(r.patient == patient)
     return {int(i) for i in conn.execute(query).scalars()}
 
 
@@ -342,21 +345,7 @@ def _retained_artifacts(
     conn: Connection, since_ms: int, until_ms: int, patient: str | None
 ) -> set[int]:
     """Retained readings whose latest run kept them (also) as an artifact."""
-    r, t = _reading.c, _retention.c
-    latest = _latest_retention()
-    query = (
-        select(t.reading_id)
-        .join(_reading, r.id == t.reading_id)
-        .join(latest, and_(latest.c.reading_id == t.reading_id, latest.c.run_id == t.run_id))
-        .where(
-            r.state == ReadingState.RETAINED,
-            r.effective_ms >= since_ms,
-            r.effective_ms < until_ms,
-            t.kind == "artifact",
-        )
-    )
-    if patient is not None:
-        query = query.where(r.patient == patient)
+    query = _current_reasons(since_ms, until_ms, patient).where(_retention.c.kind == "artifact")
     return {int(i) for i in conn.execute(query).scalars()}
 
 
