@@ -39,7 +39,7 @@ def test_show_cites_where_each_threshold_comes_from() -> None:
     assert params["heart_rate"]["sources"] == {
         "bands": "NEWS2",
         "plausible": "medsleep",
-        "reference": "uncited",
+        "reference": "HR",
         "max_step": "SVT",
         "max_rate": "SVT",
     }
@@ -61,6 +61,15 @@ def test_show_cites_where_each_threshold_comes_from() -> None:
     assert "Plausible" not in legend["ADA"]  # the header's next paragraph is not ADA's
     used = {tag for p in params.values() for tag in p["sources"].values()}  # type: ignore[attr-defined]
     assert used - {"medsleep", "uncited", "policy"} <= set(legend)
+
+
+def test_no_threshold_in_the_shipped_catalogue_is_uncited() -> None:
+    params = by_id(show())
+    uncited = sorted(
+        (pid, key) for pid, p in params.items() for key, tag in p["sources"].items()  # type: ignore[attr-defined]
+        if tag == "uncited"
+    )  # fmt: skip
+    assert uncited == []
 
 
 def test_every_news2_band_in_the_catalogue_is_cited() -> None:
