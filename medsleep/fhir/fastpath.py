@@ -106,12 +106,23 @@ _DATETIME_CACHE_LIMIT = 50_000
 FastResult = tuple[str, str, str, tuple[tuple[object, ...], ...], bytes, tuple[Token, ...]]
 _TOKENS_OF_CATEGORY: dict[bytes, tuple[Token, ...]] = {}  # a source sends few categories
 
-# digits -> "0", e/E -> "e", signs -> "s", any other byte -> "x"
-_NUMBER_SHAPE = bytes(
-    ord("0") if 48 <= b <= 57 else ord("e") if b in b"eE" else ord("s") if b in b"+-" else 120
-    for b in range(256)
-)
+
+def _shape_of(byte: int) -> int:
+    # digits -> "0", e/E -> "e", signs -> "s", "." -> ".", what may stand either side of a
+    # JSON number (":,[]{}" and whitespace) -> "d", any other byte -> "x"
+    if 48 <= byte <= 57:
+        return ord("0")
+    for chars, shape in ((b"eE", "e"), (b"+-", "s"), (b".", "."), (b":,[]{} \t\r\n", "d")):
+        if byte in chars:
+            return ord(shape)
+    return ord("x")
+
+
+_NUMBER_SHAPE = bytes(_shape_of(b) for b in range(256))
 _BIG_EXPONENT = re.compile(rb"0es?000")  # measured faster than two substring tests
+# A JSON number stands between delimiters: hex ids ("a3e4000b-...", "urn:uuid:12e45678-...")
+# have the shape of a big exponent without being one.
+_BIG_EXPONENT_NUMBER = re.compile(rb"ds?0+(?:\.0+)?es?000+(?:d|$)")
 _LONG_DIGIT_RUN = b"0" * 200
 
 
@@ -208,13 +219,20 @@ def numbers_may_overflow(raw: bytes) -> bool:
     exceed a double.
 
     The general path (orjson) rejects such a document; msgspec does not look at numbers in
-    fields it skips. Overflow needs an exponent of three digits or a run of 200+ digits. A
-    false alarm (``"1e234"`` inside a string) only sends records down the general path.
+    fields it skips. Overflow needs an exponent of three digits or a run of 200+ digits; a
+    number stands between delimiters, so hex ids and uuids do not count. A false alarm
+    (``":1e234,"`` inside a string) only sends records down the general path.
     Ingest asks once per chunk, all records joined: a scan of a few MB costs far less than
     one call per record, and only a chunk that raises the alarm is checked record by record.
     """
     shape = raw.translate(_NUMBER_SHAPE)
-    return _BIG_EXPONENT.search(shape) is not None or _LONG_DIGIT_RUN in shape
+    if _LONG_DIGIT_RUN in shape:
+        return True
+    # the loose pattern first: rarely found, and a plain scan, where the strict one would
+    # stop at every delimiter
+    return _BIG_EXPONENT.search(shape) is not None and (
+        _BIG_EXPONENT_NUMBER.search(shape) is not None
+    )
 
 
 def _patient_of(subject: _Reference, target: str | None) -> str:
