@@ -137,6 +137,7 @@ def restore(
             dict(zip(pairs, fresh["resource_json"].tolist(), strict=True)),
             dict(zip(pairs, (int(b) for b in fresh["batch_id"].tolist()), strict=True)),
             store.now_ms(),
+            _id_ranges(fresh),
         )
         conn.execute(
             update(_summary)
@@ -160,6 +161,14 @@ def restore(
             at_ms=store.now_ms(),
         )
     return report
+
+
+def _id_ranges(rows: pd.DataFrame) -> dict[tuple[str, str], tuple[int, int]]:
+    ids = rows.groupby(["resource_key", "resource_version"], sort=False)["id"].agg(["min", "max"])
+    return {
+        (str(key), str(version)): (int(lo), int(hi))
+        for (key, version), lo, hi in zip(ids.index, ids["min"], ids["max"], strict=True)
+    }
 
 
 def _reading_tuples(rows: pd.DataFrame) -> list[tuple[Any, ...]]:

@@ -26,6 +26,7 @@ from medsleep.export.output import ExportError
 from medsleep.export.updated import batches_stored_since, made_since, stored_since
 from medsleep.fhir.build import ArchiveFileFacts, AuditFacts, RunFacts, SummaryFacts
 from medsleep.store.bodies import texts_of
+from medsleep.store.resource_ranges import readings_of
 from medsleep.store.tables import (
     ARCHIVE_FILE,
     AUDIT_EVENT,
@@ -348,7 +349,7 @@ def _hot_current(
     parts: set[tuple[str, int]] = set()
     for start in range(0, len(keys), _IN):
         query = select(_reading.c.resource_key, _reading.c.resource_version, _reading.c.part).where(
-            _reading.c.resource_key.in_(keys[start : start + _IN]), _reading.c.state.in_(CURRENT)
+            readings_of(keys[start : start + _IN]), _reading.c.state.in_(CURRENT)
         )
         for key, version, part in conn.execute(query):
             versions.setdefault(key, set()).add(version)

@@ -16,6 +16,14 @@ from medsleep.ingest.parsing import Parsed
 from medsleep.ingest.patients import PATIENT_STORED, upsert_patients
 from medsleep.store.bodies import BodyWriter
 from medsleep.store.bulk import insert_rows, select_in
+from medsleep.store.resource_ranges import (
+    IdRange,
+    Pair,
+    inserted_reading_ids,
+    ranges_of,
+    readings_of,
+    reserved_reading_ids,
+)
 from medsleep.store.search_tokens import encode, token_ids
 from medsleep.store.tables import (
     HOT_STATES,
@@ -32,7 +40,15 @@ _seen = RESOURCE_SEEN
 _quarantine = QUARANTINE
 _ACTIVE = HOT_STATES
 _IN_CLAUSE = 500
-SEEN_COLUMNS = ("resource_key", "resource_version", "batch_id", "body", "search_tokens")
+SEEN_COLUMNS = (
+    "resource_key",
+    "resource_version",
+    "batch_id",
+    "body",
+    "search_tokens",
+    "first_id",
+    "last_id",
+)
 _KEY, _VERSION = READING_ROW.index("resource_key"), READING_ROW.index("resource_version")
 _RETRIES = 5
 
@@ -180,7 +196,29 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
             ReadingState.SUPERSEDED: superseded,
             ReadingState.RETRACTED: retracted,
         }
+    # Readings first: their ids go into their versions' resource_seen rows (store.resource_ranges).
+    in_order = [state_rows for state_rows in by_state.values() if state_rows]
+    total = sum(len(state_rows) for state_rows in in_order)
+    reserved = reserved_reading_ids(conn, total)
+    start = 0
+    columns: tuple[str, ...]
+    values: Sequence[Sequence[object]]
+    for state, state_rows in by_state.items():
+        if reserved is None:
+            columns, values = READING_ROW, state_rows
+        else:
+            part = reserved[start : start + len(state_rows)]
+            columns = ("id", *READING_ROW)
+            values = [(i, *row) for i, row in zip(part, state_rows, strict=True)]
+        start += len(state_rows)
+        insert_rows(conn, "reading", columns, values, {"batch_id": batch_id, "state": state})
+    ids = reserved if reserved is not None else inserted_reading_ids(conn, total)
     if stored_items:
+        if multi or retract:
+            flat = [row for state_rows in in_order for row in state_rows]
+            ranges = ranges_of(flat, ids, _KEY, _VERSION)
+        else:  # the readings are the stored versions' in order, all in one list
+            ranges = _ranges_in_order(stored_items, ids)
         # Each stored version's text once, for all its readings (see store.bodies).
         bodies = BodyWriter(
             conn,
@@ -190,9 +228,10 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         )
         # a chunk's resources share a handful of token sets (a monitor's one category)
         token_sets = {item.tokens for item in stored_items}
-        ids = token_ids(conn, {t for tokens in token_sets for t in tokens})
-        search = {tokens: encode([ids[t] for t in tokens]) for tokens in token_sets}
+        token_of = token_ids(conn, {t for tokens in token_sets for t in tokens})
+        search = {tokens: encode([token_of[t] for t in tokens]) for tokens in token_sets}
         compress = bodies.compress
+        no_range = (None, None)
         seen_rows = [
             (
                 item.key,
@@ -200,18 +239,11 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
                 batch_id,
                 compress(item.body, item.key),
                 search[item.tokens],
+                *ranges.get((item.key, item.version), no_range),
             )
             for item in stored_items
         ]
         insert_rows(conn, "resource_seen", SEEN_COLUMNS, seen_rows)
-    for state, state_rows in by_state.items():
-        insert_rows(
-            conn,
-            "reading",
-            READING_ROW,
-            state_rows,
-            constants={"batch_id": batch_id, "state": state},
-        )
     if quarantine_rows:
         conn.execute(insert(_quarantine), quarantine_rows)
     if patients:
@@ -220,11 +252,22 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
     return counts
 
 
+def _ranges_in_order(items: Sequence[Parsed], ids: Sequence[int]) -> dict[Pair, IdRange]:
+    ranges: dict[Pair, IdRange] = {}
+    start = 0
+    for item in items:
+        n = len(item.readings)
+        if n:
+            ranges[(item.key, item.version)] = (ids[start], ids[start + n - 1])
+            start += n
+    return ranges
+
+
 def _set_state(conn: Connection, key: str, state: str) -> int:
     """Move a stored resource's active readings to ``state``; returns how many moved."""
     result = conn.execute(
         update(_reading)
-        .where(_reading.c.resource_key == key, _reading.c.state.in_(_ACTIVE))
+        .where(readings_of([key]), _reading.c.state.in_(_ACTIVE))
         .values(state=state)
     )
     return int(result.rowcount)

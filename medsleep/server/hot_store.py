@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from medsleep.server.fhir_http import keys_for_id
 from medsleep.server.search_params import ObservationSearch, Token
 from medsleep.store.bodies import texts_of
+from medsleep.store.resource_ranges import readings_of
 from medsleep.store.search_tokens import CATEGORY, IDENTIFIER, matching_ids
 from medsleep.store.tables import HOT_STATES, INGEST_BATCH, READING, RESOURCE_SEEN
 
@@ -91,7 +92,7 @@ def _conditions(conn: Connection, search: ObservationSearch) -> list[ColumnEleme
     conditions.extend(_date_condition(*date) for date in search.dates)
     if search.ids:
         keys = [key for rid in search.ids for key in keys_for_id(rid)]
-        conditions.append(_reading.c.resource_key.in_(keys))
+        conditions.append(readings_of(keys))
     if search.statuses:
         conditions.append(_reading.c.status.in_(search.statuses))
     if search.categories:
@@ -172,7 +173,7 @@ class ReadResult:
 def read_observation(engine: Engine, rid: str, version: str | None = None) -> ReadResult:
     """The Observation ``rid`` (its active version, or ``version``) from the hot store."""
     keys = keys_for_id(rid)
-    query = select(_reading.c.id, _reading.c.state).where(_reading.c.resource_key.in_(keys))
+    query = select(_reading.c.id, _reading.c.state).where(readings_of(keys))
     if version is not None:
         query = query.where(_reading.c.resource_version == version)
     with engine.connect() as conn:
@@ -214,7 +215,7 @@ def versions_of(engine: Engine, key: str) -> Versions:
         versions = frozenset(str(v) for v in seen)
         current = conn.execute(
             select(_reading.c.resource_version)
-            .where(_reading.c.resource_key == key, _reading.c.state.in_(HOT))
+            .where(readings_of([key]), _reading.c.state.in_(HOT))
             .order_by(_reading.c.id.desc())
             .limit(1)
         ).scalar_one_or_none()

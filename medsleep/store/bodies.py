@@ -156,6 +156,11 @@ def texts_of(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, str]:
     }
 
 
+# What a version keeps once its body is dropped: not its id range either, since none of its
+# readings is left in it (restore gives it one again).
+_KEPT = ("resource_key", "resource_version", "batch_id")
+
+
 def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
     """Drop the bodies of these resources' versions that no reading refers to any more.
 
@@ -165,8 +170,9 @@ def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
     if not keys:
         return 0
     dbapi: Any = conn.connection.driver_connection
-    orphan = (
-        "body IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reading r WHERE r.resource_key = "
+    orphan = (  # its readings by id range (store.resource_ranges)
+        "body IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reading r WHERE r.id BETWEEN "
+        "resource_seen.first_id AND resource_seen.last_id AND r.resource_key = "
         "resource_seen.resource_key AND r.resource_version = resource_seen.resource_version)"
     )
     released: list[tuple[Any, ...]] = []
@@ -184,8 +190,7 @@ def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
         cursor = dbapi.cursor()
         try:
             cursor.execute(
-                f"SELECT resource_key, resource_version, batch_id FROM resource_seen "
-                f"WHERE {where} AND {orphan}",
+                f"SELECT {', '.join(_KEPT)} FROM resource_seen WHERE {where} AND {orphan}",
                 (param,),
             )
             rows = cursor.fetchall()
@@ -195,28 +200,47 @@ def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
         finally:
             cursor.close()
         released.extend(rows)
-    insert_rows(conn, "resource_seen", ("resource_key", "resource_version", "batch_id"), released)
+    insert_rows(conn, "resource_seen", _KEPT, released)
     return len(released)
 
 
 def put_back_bodies(
-    conn: Connection, texts: dict[Pair, str], batch_ids: dict[Pair, int], now_ms: int
+    conn: Connection,
+    texts: dict[Pair, str],
+    batch_ids: dict[Pair, int],
+    now_ms: int,
+    id_ranges: dict[Pair, tuple[int, int]],
 ) -> None:
-    """Give restored readings their resource's body again (where it was dropped)."""
+    """Give restored readings their resource's body again (where it was dropped), and their
+    versions an id range that covers them (``id_ranges``: the restored readings' ids)."""
     if not texts:
         return
     writer = BodyWriter(conn, [], now_ms)
     present = {
-        (str(k), str(v)): body is not None
-        for k, v, body in select_in(
+        (str(k), str(v)): (body is not None, first, last)
+        for k, v, body, first, last in select_in(
             conn,
             "resource_seen",
-            ("resource_key", "resource_version", "body"),
+            ("resource_key", "resource_version", "body", "first_id", "last_id"),
             "resource_key",
             sorted({key for key, _ in texts}),
         )
     }
-    wanted = {pair: text for pair, text in texts.items() if present.get(pair) is not True}
+
+    def covering(pair: Pair) -> tuple[int, int]:
+        lo, hi = id_ranges[pair]
+        _, first, last = present.get(pair, (False, None, None))
+        return (
+            lo if first is None else min(lo, int(first)),
+            hi if last is None else max(hi, int(last)),
+        )
+
+    wanted = {pair: text for pair, text in texts.items() if not present.get(pair, (False,))[0]}
+    widened = {
+        pair
+        for pair in texts
+        if pair in present and covering(pair) != (present[pair][1], present[pair][2])
+    }
     tokens = {pair: tokens_of(orjson.loads(text)) for pair, text in wanted.items()}
     ids = token_ids(conn, {t for found in tokens.values() for t in found})
 
@@ -229,9 +253,15 @@ def put_back_bodies(
             "b_version": v,
             "b_body": writer.compress(t.encode(), k),
             "b_search": search((k, v)),
+            "b_first": covering((k, v))[0],
+            "b_last": covering((k, v))[1],
         }
         for (k, v), t in wanted.items()
         if (k, v) in present
+    ]
+    ranged = [
+        {"b_key": k, "b_version": v, "b_first": covering((k, v))[0], "b_last": covering((k, v))[1]}
+        for k, v in sorted(widened - set(wanted))
     ]
     inserts = [
         {
@@ -240,19 +270,25 @@ def put_back_bodies(
             "batch_id": batch_ids[(k, v)],
             "body": writer.compress(t.encode(), k),
             "search_tokens": search((k, v)),
+            "first_id": id_ranges[(k, v)][0],
+            "last_id": id_ranges[(k, v)][1],
         }
         for (k, v), t in wanted.items()
         if (k, v) not in present
     ]
+    this_version = (
+        _seen.c.resource_key == bindparam("b_key"),
+        _seen.c.resource_version == bindparam("b_version"),
+    )
+    bounds: dict[str, Any] = {"first_id": bindparam("b_first"), "last_id": bindparam("b_last")}
     if updates:
         conn.execute(
             update(_seen)
-            .where(
-                _seen.c.resource_key == bindparam("b_key"),
-                _seen.c.resource_version == bindparam("b_version"),
-            )
-            .values(body=bindparam("b_body"), search_tokens=bindparam("b_search")),
+            .where(*this_version)
+            .values(body=bindparam("b_body"), search_tokens=bindparam("b_search"), **bounds),
             updates,
         )
+    if ranged:
+        conn.execute(update(_seen).where(*this_version).values(**bounds), ranged)
     if inserts:
         conn.execute(insert(_seen), inserts)

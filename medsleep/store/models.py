@@ -42,7 +42,8 @@ class Reading(ReadingBase, table=True):
     __tablename__ = "reading"
     __table_args__ = (
         Index("ix_reading_series", "patient", "code", "effective_ms"),
-        Index("ix_reading_resource", "resource_key"),
+        # No index on resource_key: a resource's readings are found by the id range its
+        # resource_seen row keeps (see store.resource_ranges), 52 bytes a reading less.
         # Never reuse the id of a deleted (archived) reading: restore puts it back.
         {"sqlite_autoincrement": True},
     )
@@ -62,6 +63,10 @@ class ResourceSeen(SQLModel, table=True):
     body: bytes | None = Field(default=None, sa_type=LargeBinary)
     # ids of its category codings and identifiers for search, see store.search_tokens
     search_tokens: str | None = Field(default=None, sa_type=Text)
+    # the smallest and largest id of its readings (None: it has none), see
+    # store.resource_ranges
+    first_id: int | None = Field(default=None, sa_type=BigInteger)
+    last_id: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class SearchToken(SQLModel, table=True):
