@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -294,10 +295,11 @@ def _run_shards(
         )
     started = time.perf_counter()
     try:
-        for result in run_tasks(spec, consolidate_shard_or_report, tasks, may_start=may_start):
-            report.add(result)
-            if progress is not None:
-                progress(report.shards_done, report.shards)
+        with _wal_kept_open(engine):
+            for result in run_tasks(spec, consolidate_shard_or_report, tasks, may_start=may_start):
+                report.add(result)
+                if progress is not None:
+                    progress(report.shards_done, report.shards)
     except BaseException as exc:
         report.status = RunStatus.FAILED
         report.seconds = time.perf_counter() - started
@@ -318,6 +320,22 @@ def _run_shards(
     _finish(engine, report, actor, clock, error=error)
     log.info("run %d %s: %d/%d shards", run_id, report.status, report.shards_done, report.shards)
     return report
+
+
+@contextmanager
+def _wal_kept_open(engine: Engine) -> Iterator[None]:
+    """On SQLite, one idle connection for the duration of the shards.
+
+    The last connection to close checkpoints the whole WAL into the database and fsyncs it;
+    every shard opens and closes its own, so without this each shard paid a checkpoint
+    (measured: 1.4 s of a 727k-reading night). The WAL still checkpoints itself every
+    ``wal_autocheckpoint`` pages, and ``return_space`` cuts it after the night. The
+    connection holds no transaction, so it keeps no snapshot and blocks no checkpoint."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with engine.connect():
+        yield
 
 
 def _finish(
