@@ -141,7 +141,7 @@ def patient_view(
     until_ms: int,
     tz: tzinfo,
     *,
-    max_points: int = 1500,
+    max_points: int = 800,
     max_retained: int = 20_000,
 ) -> PatientView:
     """Everything the Patient page draws for ``patient`` in ``[since_ms, until_ms)``."""
