@@ -14,7 +14,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
-from medsleep.read.patient import patient_view
+from medsleep.read.patient import CHART_SLOTS, patient_view
 from medsleep.store.engine import open_store
 from medsleep.store.tables import READING, RETENTION
 from medsleep.timefmt import iso, parse_iso_ms
@@ -156,7 +156,7 @@ def test_a_dense_day_is_sent_as_a_bounded_number_of_slots_with_every_retained_re
     view = patient_view(sqlite_engine, POLICY, "p1", START, START + 24 * HOUR, UTC)
     spec = ui_charts.vital_chart(view, "8867-4", POLICY, UTC, "UTC")
     hot = spec["datasets"]["hot"]
-    assert len(hot) <= 800  # at most ~1 slot per pixel of a wide chart, whatever the density
+    assert len(hot) <= CHART_SLOTS  # under 1 slot a pixel of a wide chart, whatever the density
     assert int(view.hot["n"].sum()) == count - len(retained)  # every hot reading is in a slot
     slots = view.hot.sort_values("start_ms")
     assert (hot["y0"].to_numpy() < slots["min"].to_numpy()).all()  # envelopes: min to max,
