@@ -132,7 +132,8 @@ def measure_browser(url: str, work: Path, repeat: int, against: Path | None = No
         f"load average (1, 5, 15 min): {load_before[0]:.1f} {load_before[1]:.1f} "
         f"{load_before[2]:.1f} before, {load_after[0]:.1f} {load_after[1]:.1f} "
         f"{load_after[2]:.1f} after; {os.cpu_count()} CPUs; cold = first session on a fresh "
-        f"server, warm = the next {repeat}; target {TARGET_S:g} s for every step"
+        f"server, warm = the next {repeat}; ok / SLOW: the warm median against the "
+        f"{TARGET_S:g} s target"
     )
     new = runs["this checkout"]
     for name, sessions in runs.items():
@@ -149,8 +150,9 @@ def _table(runs: list[dict[str, float]], new: list[dict[str, float]] | None) -> 
     )
     for step in runs[0]:
         warm = [r[step] for r in runs[1:]]
-        worst = max(runs[0][step], *warm)
-        verdict = "" if step.endswith("(baseline)") else (" ok" if worst <= TARGET_S else " SLOW")
+        # The target is for a warm server (the cold session includes the server's imports).
+        met = statistics.median(warm) <= TARGET_S
+        verdict = "" if step.endswith("(baseline)") else (" ok" if met else " SLOW")
         versus = ""
         if new:
             versus = (
