@@ -74,7 +74,8 @@ for i, (code, spec) in enumerate(charts.vitals):
     )
 st.caption(
     f"Blue bands: min–max of summarised readings per {view.summary_resolution_ms // 60_000} min "
-    f"with their mean; black: hot readings per {view.hot_resolution_ms // 60_000} min; points: "
+    f"with their mean; dark bars: min–max of the hot (raw) readings per "
+    f"{view.hot_resolution_ms // 60_000} min; points: "
     "retained readings (hover for why); hollow: not consolidated yet, what consolidation "
     "would keep (provisional); crosses along the top: probable sensor artifacts, left out of "
     "the axis and of NEWS2."
