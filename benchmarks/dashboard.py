@@ -190,6 +190,11 @@ def main() -> None:
         "--browser", action="store_true",
         help="also time login → digest → patient → range switch in headless Chromium",
     )  # fmt: skip
+    parser.add_argument(
+        "--against", type=Path, metavar="DIR",
+        help="with --browser: also run the dashboard of another checkout (say main's) on the "
+        "same store, sessions alternating, and print new ÷ old",
+    )  # fmt: skip
     args = parser.parse_args()
     with ExitStack() as stack:
         if args.postgres:
@@ -225,7 +230,7 @@ def main() -> None:
             from benchmarks.dashboard_browser import measure_browser
 
             prepare_digests(url)
-            measure_browser(url, work, args.repeat)
+            measure_browser(url, work, args.repeat, args.against)
             return
         measure(url, args.repeat)
         measure_page(url, args.repeat, work)

@@ -3,6 +3,10 @@ digest drawn, digest → patient with every chart drawn, a time-range switch. Ti
 clock in the browser (server, network on 127.0.0.1, Vega drawing), as a ratio against the
 login form drawn in the same run (Streamlit's own start-up, the baseline).
 
+With ``--against DIR`` (another checkout, say ``git worktree add /tmp/main main``) a second
+server runs that code on the same store, and the sessions alternate between the two (old,
+new, old, new …), so that a busy machine slows both alike; the last column is new ÷ old.
+
 Called by ``benchmarks/dashboard.py --browser``; see there for the store it builds."""
 
 from __future__ import annotations
@@ -34,16 +38,19 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(url: str, work: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(url: str, work: Path, tree: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """``medsleep dashboard`` on a free port: this checkout's code, or ``tree``'s (first on the
+    path, so its ``medsleep`` and ``dashboard/`` run)."""
     users = work / "bench-users.json"
     if not users.exists():
         add_user(users, "ana", "clinician", PASSWORD, hasher=PasswordHasher(1, 8, 1))
     port = _port()
-    log = (work / "dashboard.log").open("wb")
+    log = (work / f"dashboard{'-against' if tree else ''}.log").open("wb")
+    env = {**os.environ} | ({"PYTHONPATH": str(tree)} if tree else {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "medsleep", "dashboard", "--db", url, "--users", str(users),
          "--port", str(port), "--tz", "Europe/Zurich"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=tree,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -97,32 +104,61 @@ def _session(page: Any, base: str) -> dict[str, float]:
     return out
 
 
-def measure_browser(url: str, work: Path, repeat: int) -> None:
+def measure_browser(url: str, work: Path, repeat: int, against: Path | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
-    proc, base = _serve(url, work)
-    runs: list[dict[str, float]] = []
+    variants = {"this checkout": None} | ({f"against {against}": against} if against else {})
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    load_before = os.getloadavg()
     try:
+        for name, tree in variants.items():
+            servers[name] = _serve(url, work, tree)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for _ in range(repeat + 1):  # the first is cold: the server's caches are empty
-                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-                page.set_default_timeout(120_000)
-                runs.append(_session(page, base))
-                page.context.close()
+                for name in reversed(variants):  # alternate: old, new, old, new …
+                    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                    page.set_default_timeout(120_000)
+                    runs[name].append(_session(page, servers[name][1]))
+                    page.context.close()
             browser.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    baseline = statistics.median(r["login form (baseline)"] for r in runs[1:])
+        for proc, _ in servers.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    load_after = os.getloadavg()
     print(
-        f"{'browser step':>32}  {'cold':>7}  {'warm med':>8}  {'warm max':>8}  {'× baseline':>10}"
+        f"load average (1, 5, 15 min): {load_before[0]:.1f} {load_before[1]:.1f} "
+        f"{load_before[2]:.1f} before, {load_after[0]:.1f} {load_after[1]:.1f} "
+        f"{load_after[2]:.1f} after; {os.cpu_count()} CPUs; cold = first session on a fresh "
+        f"server, warm = the next {repeat}; ok / SLOW: the warm median against the "
+        f"{TARGET_S:g} s target"
+    )
+    new = runs["this checkout"]
+    for name, sessions in runs.items():
+        print(f"\n{name}")
+        _table(sessions, new if name != "this checkout" else None)
+
+
+def _table(runs: list[dict[str, float]], new: list[dict[str, float]] | None) -> None:
+    baseline = statistics.median(r["login form (baseline)"] for r in runs[1:])
+    ratio = "  this checkout ÷ it" if new else ""
+    print(
+        f"{'browser step':>32}  {'cold':>7}  {'warm med':>8}  {'warm max':>8}  "
+        f"{'× baseline':>10}{ratio}"
     )
     for step in runs[0]:
         warm = [r[step] for r in runs[1:]]
-        worst = max(runs[0][step], *warm)
-        verdict = "" if step.endswith("(baseline)") else (" ok" if worst <= TARGET_S else " SLOW")
+        # The target is for a warm server (the cold session includes the server's imports).
+        met = statistics.median(warm) <= TARGET_S
+        verdict = "" if step.endswith("(baseline)") else (" ok" if met else " SLOW")
+        versus = ""
+        if new:
+            versus = (
+                f"  {statistics.median(r[step] for r in new[1:]) / statistics.median(warm):10.2f}"
+            )
         print(
             f"{step:>32}  {runs[0][step]:6.2f}s  {statistics.median(warm):7.2f}s  "
-            f"{max(warm):7.2f}s  {statistics.median(warm) / baseline:9.1f}×{verdict}"
+            f"{max(warm):7.2f}s  {statistics.median(warm) / baseline:9.1f}×{versus}{verdict}"
         )

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medsleep.policy import Policy
+from medsleep.fhir.units import CATALOGUE
+from medsleep.policy import CodePolicy, Policy
 from medsleep.read.patient import PatientView
 from medsleep.read.text import KIND_ORDER, display_unit, vital_name
 
@@ -39,6 +40,10 @@ KIND_SHAPES = {
 Y_AXIS = {"minExtent": 45, "maxExtent": 45}
 HEIGHT = 250  # pixels for the whole chart (title, axes, plot): pass to st.vega_lite_chart
 LEGEND_HEIGHT = 45  # more for the one chart that shows the legend, above its plot
+# Streamlit runs Vega with its CSP-safe expression interpreter, so every expression evaluated
+# per datum is slow: no ARIA description per mark (each chart has alt text) and no validity
+# filter per layer (the views hold no missing values); data is never parsed (times are ms).
+LEAN_CONFIG = {"mark": {"aria": False, "invalid": None}}
 
 
 def with_times(frame: pd.DataFrame, tz: tzinfo, column: str, text: bool = True) -> pd.DataFrame:
@@ -79,6 +84,16 @@ def _x(field: str, domain: list[int], title: str) -> Spec:
     }
 
 
+def _data(name: str) -> Spec:
+    """A named dataset, used as sent: no ``toDate`` per datum for the temporal fields (epoch ms
+    already) and no type inference."""
+    return {"name": name, "format": {"parse": None}}
+
+
+def _number(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: f"{v:.4g}")
+
+
 def _tip(field: str, title: str, kind: str = "nominal", fmt: str | None = None) -> Spec:
     tip = {"field": field, "type": kind, "title": title}
     return tip | ({"format": fmt} if fmt else {})
@@ -106,36 +121,34 @@ def vital_chart(
     y_title = f"{vital_name(code, policy)} ({unit})" if unit else vital_name(code, policy)
     x = _x("start_ms_x", x_domain(view, tz), f"time ({tz_name})")
     y_scale = _y_scale(mine, cp.plausible if cp else None)
-    slot_tips = [
-        _tip("start_ms_local", "from"), _tip("start_ms_utc", "from (UTC)"),
-        _tip("total", "readings", "quantitative"), _tip("kept", "of them retained", "quantitative"),
-        _tip("min", f"min ({unit})", "quantitative"),
-        _tip("mean", f"mean ({unit})", "quantitative", ".1f"),
-        _tip("max", f"max ({unit})", "quantitative"),
-    ]  # fmt: skip
+    slot_tips = [_tip("from", "from"), _tip("readings", "readings"),
+                 _tip("values", f"min–max, mean ({unit})")]  # fmt: skip
     datasets: dict[str, pd.DataFrame] = {}
     layers: list[Spec] = []
-    for name, fill, line in (("summary", SUMMARY_FILL, SUMMARY_MEAN), ("hot", HOT_FILL, HOT)):
-        if mine[name].empty:
-            continue
-        data = with_times(with_times(mine[name], tz, "start_ms"), tz, "end_ms", text=False)
-        data = data.assign(total=data["n"] + data["kept"])
-        datasets[name] = data[["start_ms_x", "end_ms_x", "total", "kept", "min", "max", "mean",
-                               "start_ms_local", "start_ms_utc"]]  # fmt: skip
-        y = {"field": "min", "type": "quantitative", "title": y_title, "scale": y_scale}
+    y = {"type": "quantitative", "title": y_title, "scale": y_scale, "axis": Y_AXIS}
+    if not mine["summary"].empty:
+        datasets["summary"] = _slots(mine["summary"], tz, 0.0)
         layers.append({
-            "data": {"name": name},
-            "mark": {"type": "rect", "opacity": 0.35, "color": fill},
-            "encoding": {"x": x, "x2": {"field": "end_ms_x"}, "y": y | {"axis": Y_AXIS},
-                         "y2": {"field": "max"}, "tooltip": slot_tips},
+            "data": _data("summary"),
+            "mark": {"type": "rect", "opacity": 0.35, "color": SUMMARY_FILL},
+            "encoding": {"x": x, "x2": {"field": "end_ms_x"}, "y": y | {"field": "y0"},
+                         "y2": {"field": "y1"}, "tooltip": slot_tips},
         })  # fmt: skip
-        layers.append(
-            {
-                "data": {"name": name},
-                "mark": {"type": "rule", "color": line, "strokeWidth": 2},
-                "encoding": {"x": x, "x2": {"field": "end_ms_x"}, "y": y | {"field": "mean"}},
-            }
-        )
+        layers.append({
+            "data": _data("summary"),
+            "mark": {"type": "rule", "color": SUMMARY_MEAN, "strokeWidth": 2},
+            "encoding": {"x": x, "x2": {"field": "end_ms_x"}, "y": y | {"field": "mean"}},
+        })  # fmt: skip
+    if not mine["hot"].empty:
+        # One envelope per slot, a little taller than its min–max so that a slot of one
+        # reading shows as a tick: no separate mean line (it is in the tooltip).
+        datasets["hot"] = _slots(mine["hot"], tz, _tick(y_scale))
+        layers.append({
+            "data": _data("hot"),
+            "mark": {"type": "rect", "opacity": 0.75, "color": HOT},
+            "encoding": {"x": x, "x2": {"field": "end_ms_x"}, "y": y | {"field": "y0"},
+                         "y2": {"field": "y1"}, "tooltip": slot_tips},
+        })  # fmt: skip
     point_x = x | {"field": "t_ms_x"}
     if legend or not mine["kept"].empty:
         data = with_times(mine["kept"], tz, "t_ms")
@@ -148,28 +161,49 @@ def vital_chart(
         layer = _kept_layer(point_x, y_title, y_scale, unit, False, "provisional")
         layer["mark"] |= {"filled": False, "strokeWidth": 2, "size": 70}
         layers.append(layer)
-    if cp is not None and cp.critical is not None and not cp.bands:
-        layers.extend(_lab_layers(mine, cp.critical, point_x, y_scale, unit, tz, datasets))
+    if cp is not None and cp.critical is not None:
+        layers.extend(_limit_layers(cp.critical, y_scale, unit, datasets))
+        if is_lab(code, cp):
+            layers.extend(_lab_layers(mine, point_x, y_scale, unit, tz, datasets))
     if not mine["artifacts"].empty:
         layers.append(_artifact_lane(mine["artifacts"], point_x, y_scale, unit, tz, datasets))
-    return {"title": y_title, "datasets": datasets, "layer": layers}
+    return {"title": y_title, "datasets": datasets, "layer": layers, "config": LEAN_CONFIG}
 
 
-def _lab_layers(mine: dict[str, pd.DataFrame], critical: tuple[float, float], x: Spec,
-                y_scale: Spec, unit: str, tz: tzinfo, datasets: dict[str, pd.DataFrame],
-                ) -> list[Spec]:  # fmt: skip
-    """A lab's results as labelled points (a 1-minute slot is too thin to see) and its
-    critical limits as labelled dashed lines."""
-    results = pd.concat(
-        [
-            mine["hot"].rename(columns={"start_ms": "t_ms", "mean": "value"}),
-            mine["summary"].rename(columns={"start_ms": "t_ms", "mean": "value"}),
-            mine["kept"][["t_ms", "value"]],  # retained results are labelled too
-        ]
-    )
-    data = with_times(results[["t_ms", "value"]].reset_index(drop=True), tz, "t_ms")
-    data["label"] = data["value"].map(lambda v: f"{v:.3g}")
-    datasets["lab"] = data[["t_ms_x", "t_ms_local", "t_ms_utc", "value", "label"]]
+def is_lab(code: str, cp: CodePolicy) -> bool:
+    """A laboratory result (labelled points): the catalogue says so; an uncatalogued code with
+    critical limits and no NEWS2 bands is taken for one. Diastolic BP has limits, no bands, and
+    a reading a minute: 1,440 value labels a day made its chart the slowest of the page."""
+    info = CATALOGUE.get(code)
+    return info.kind == "lab" if info is not None else not cp.bands
+
+
+def _slots(frame: pd.DataFrame, tz: tzinfo, tick: float) -> pd.DataFrame:
+    """Slots as the browser needs them: x and x2, the envelope ``y0``–``y1`` (``tick`` wider
+    than min–max), the mean, and the tooltip as ready text (no formatting per datum there)."""
+    data = with_times(with_times(frame, tz, "start_ms"), tz, "end_ms", text=False)
+    total, kept = data["n"] + data["kept"], data["kept"]
+    readings = total.astype(str).where(kept == 0, total.astype(str) + " (" + kept.astype(str)
+                                       + " of them retained)")  # fmt: skip
+    low, high = _number(data["min"]), _number(data["max"])
+    values = low.where(data["min"] == data["max"], low + "–" + high)
+    return pd.DataFrame({
+        "start_ms_x": data["start_ms_x"], "end_ms_x": data["end_ms_x"],
+        "y0": data["min"] - tick / 2, "y1": data["max"] + tick / 2, "mean": data["mean"],
+        "from": data["start_ms_local"] + " (" + data["start_ms_utc"] + " UTC)",
+        "readings": readings, "values": values + ", mean " + data["mean"].map("{:.1f}".format),
+    })  # fmt: skip
+
+
+def _tick(y_scale: Spec) -> float:
+    """The least height of a hot slot: 1 % of the y range."""
+    low, high = y_scale.get("domain", [0.0, 0.0])
+    return max((high - low) * 0.01, 0.0)
+
+
+def _limit_layers(critical: tuple[float, float], y_scale: Spec, unit: str,
+                  datasets: dict[str, pd.DataFrame]) -> list[Spec]:  # fmt: skip
+    """Critical limits as labelled dashed lines."""
     datasets["limits"] = pd.DataFrame(
         {
             "limit": list(critical),
@@ -179,24 +213,40 @@ def _lab_layers(mine: dict[str, pd.DataFrame], critical: tuple[float, float], x:
             ],
         }
     )
+    y = {"field": "limit", "type": "quantitative", "scale": y_scale}
+    return [
+        {"data": _data("limits"), "mark": {"type": "rule", "strokeDash": [4, 4],
+                                           "color": KIND_COLOURS["rule"]},
+         "encoding": {"y": y, "tooltip": _tip("meaning", "limit")}},
+        {"data": _data("limits"), "mark": {"type": "text", "align": "left", "dx": 3,
+                                           "dy": -6, "x": 0, "color": "#555555"},
+         "encoding": {"y": y, "text": {"field": "meaning"}}},
+    ]  # fmt: skip
+
+
+def _lab_layers(mine: dict[str, pd.DataFrame], x: Spec, y_scale: Spec, unit: str, tz: tzinfo,
+                datasets: dict[str, pd.DataFrame]) -> list[Spec]:  # fmt: skip
+    """A lab's results as labelled points (a 1-minute slot is too thin to see)."""
+    results = pd.concat(
+        [
+            mine["hot"].rename(columns={"start_ms": "t_ms", "mean": "value"}),
+            mine["summary"].rename(columns={"start_ms": "t_ms", "mean": "value"}),
+            mine["kept"][["t_ms", "value"]],  # retained results are labelled too
+        ]
+    )
+    data = with_times(results[["t_ms", "value"]].reset_index(drop=True), tz, "t_ms")
+    data["label"] = _number(data["value"])
+    datasets["lab"] = data[["t_ms_x", "t_ms_local", "t_ms_utc", "value", "label"]]
     y = {"field": "value", "type": "quantitative", "scale": y_scale, "axis": Y_AXIS}
     tips = [
         _tip("t_ms_local", "time"),
         _tip("t_ms_utc", "UTC"),
-        _tip("value", f"result ({unit})", "quantitative"),
+        _tip("label", f"result ({unit})"),
     ]
     return [
-        {"data": {"name": "limits"}, "mark": {"type": "rule", "strokeDash": [4, 4],
-                                              "color": KIND_COLOURS["rule"]},
-         "encoding": {"y": {"field": "limit", "type": "quantitative", "scale": y_scale},
-                      "tooltip": _tip("meaning", "limit")}},
-        {"data": {"name": "limits"}, "mark": {"type": "text", "align": "left", "dx": 3,
-                                              "dy": -6, "x": 0, "color": "#555555"},
-         "encoding": {"y": {"field": "limit", "type": "quantitative", "scale": y_scale},
-                      "text": {"field": "meaning"}}},
-        {"data": {"name": "lab"}, "mark": {"type": "point", "filled": True, "color": HOT},
+        {"data": _data("lab"), "mark": {"type": "point", "filled": True, "color": HOT},
          "encoding": {"x": x, "y": y, "tooltip": tips}},
-        {"data": {"name": "lab"}, "mark": {"type": "text", "dy": -10, "fontSize": 10},
+        {"data": _data("lab"), "mark": {"type": "text", "dy": -10, "fontSize": 10},
          "encoding": {"x": x, "y": y, "text": {"field": "label"}}},
     ]  # fmt: skip
 
@@ -209,7 +259,7 @@ def _artifact_lane(frame: pd.DataFrame, x: Spec, y_scale: Spec, unit: str, tz: t
     datasets["artifacts"] = data[["t_ms_x", "t_ms_local", "t_ms_utc", "value", "why"]]
     top = y_scale.get("domain", [0, 1])[1]
     return {
-        "data": {"name": "artifacts"},
+        "data": _data("artifacts"),
         "mark": {"type": "point", "shape": "cross", "color": KIND_COLOURS["artifact"],
                  "size": 60, "filled": True},
         "encoding": {"x": x, "y": {"datum": top, "type": "quantitative", "scale": y_scale},
@@ -225,7 +275,7 @@ def _kept_layer(
     kinds = list(KIND_ORDER)
     shown = {"orient": "top", "direction": "horizontal"} if legend else None
     return {
-        "data": {"name": data},
+        "data": _data(data),
         "mark": {"type": "point", "filled": True, "size": 45, "opacity": 0.9},
         "encoding": {
             "x": x,
@@ -278,7 +328,7 @@ def news2_chart(view: PatientView, tz: tzinfo, tz_name: str) -> Spec:
     levels = pd.DataFrame({"level": [5, 7], "meaning": ["5 urgent response", "7 emergency"]})
     risks = list(NEWS2_RISK)
     band = {
-        "data": {"name": "news2"},
+        "data": _data("news2"),
         "mark": {"type": "rect", "opacity": 0.8},
         "encoding": {
             "x": _x("start_ms_x", x_domain(view, tz), f"time ({tz_name})"),
@@ -301,7 +351,7 @@ def news2_chart(view: PatientView, tz: tzinfo, tz_name: str) -> Spec:
         },
     }
     lines = {
-        "data": {"name": "levels"},
+        "data": _data("levels"),
         "mark": {"type": "rule", "strokeDash": [4, 4], "color": "#555555"},
         "encoding": {
             "y": {"field": "level", "type": "quantitative"},
@@ -309,13 +359,15 @@ def news2_chart(view: PatientView, tz: tzinfo, tz_name: str) -> Spec:
         },  # fmt: skip
     }
     labels = {
-        "data": {"name": "levels"},
+        "data": _data("levels"),
         "mark": {"type": "text", "align": "left", "x": 3, "dy": -7, "color": "#333333"},
         "encoding": {"y": {"field": "level", "type": "quantitative"},
                      "text": {"field": "meaning"}},
     }  # fmt: skip
-    return {"title": "NEWS2 aggregate", "datasets": {"news2": data, "levels": levels},
-            "layer": [band, lines, labels]}  # fmt: skip
+    columns = ["start_ms_x", "end_ms_x", "y0", "y1", "low", "high", "risk", "start_ms_local",
+               "start_ms_utc"]  # fmt: skip
+    return {"title": "NEWS2 aggregate", "datasets": {"news2": data[columns], "levels": levels},
+            "layer": [band, lines, labels], "config": LEAN_CONFIG}  # fmt: skip
 
 
 NEWS2_RISK = {"0": "#BBBBBB", "1–4 low": "#F0E442", "5–6 medium": "#E69F00", "≥ 7 high": "#D55E00"}
@@ -332,7 +384,7 @@ def compression_chart(frame: pd.DataFrame, tz: tzinfo, tz_name: str) -> Spec:
     data = with_times(frame, tz, "day_ms").assign(end_x=lambda d: d["day_ms_x"] + 86_400_000)
     data["day"] = data["day_ms_local"].str.slice(0, 10)
     return {
-        "data": {"name": "days"},
+        "data": _data("days"),
         "datasets": {"days": data[["day_ms_x", "end_x", "day", "readings", "rows", "ratio"]]},
         "mark": {"type": "rect", "color": SUMMARY_MEAN},
         "encoding": {
@@ -353,7 +405,7 @@ def compression_chart(frame: pd.DataFrame, tz: tzinfo, tz_name: str) -> Spec:
 def reasons_chart(frame: pd.DataFrame) -> Spec:
     kinds = list(KIND_ORDER)
     return {
-        "data": {"name": "reasons"},
+        "data": _data("reasons"),
         "datasets": {"reasons": frame},
         "mark": {"type": "bar"},
         "encoding": {

@@ -113,6 +113,18 @@ def table(digest: NightDigest, tz: ZoneInfo) -> None:
     st.dataframe(styled, hide_index=True, key="digest_table", width="stretch")
 
 
+def open_patient(patient: str) -> None:
+    """The button's callback: it runs before the next script run, whose first lines switch to
+    the Patient page (``switch_if_opening``), so the digest is not drawn again on the way."""
+    st.session_state["patient"] = patient
+    st.session_state["opening_patient"] = True
+
+
+def switch_if_opening() -> None:
+    if st.session_state.pop("opening_patient", False):
+        st.switch_page("app_pages/patient.py")
+
+
 def card(r: DigestRow, tz: ZoneInfo, user: SessionUser, night: tuple[int, int]) -> None:
     with st.container(border=True):
         head, action = st.columns([5, 1], vertical_alignment="center")
@@ -120,9 +132,8 @@ def card(r: DigestRow, tz: ZoneInfo, user: SessionUser, night: tuple[int, int]) 
         details = f" {r.header.details} ·" if r.header is not None and r.header.details else ""
         head.markdown(f"**{r.patient}** ·{details} {BAND_LABELS[r.band]} · peak NEWS2 "
                       f"**{r.peak_news2}**{when} · {STATUS[r.status]}")  # fmt: skip
-        if action.button("Open patient", key=f"open-{r.patient}"):
-            st.session_state["patient"] = r.patient
-            st.switch_page("app_pages/patient.py")
+        action.button("Open patient", key=f"open-{r.patient}", on_click=open_patient,
+                      args=(r.patient,))  # fmt: skip
         lines = [f"- {e.text}{' · provisional' if e.provisional else ''}" for e in r.serious]
         st.markdown("\n".join(lines) or "No serious episode.")
         if r.minor:

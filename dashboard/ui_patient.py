@@ -1,9 +1,11 @@
 """The Patient page's pieces: the time range (presets or custom days), the audit of who viewed
-which patient, and the table of retained readings in plain words."""
+which patient, the charts (built once per view), and the table of retained readings in plain
+words."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -25,6 +27,27 @@ KIND_WORDS = {
     "artifact": "probable sensor artifact",
     "context": "context of a kept reading",
 }
+
+
+class Charts(NamedTuple):
+    news2: ui_charts.Spec | None  # None with fewer than two NEWS2 parameters
+    vitals: list[tuple[str, ui_charts.Spec]]  # (code, spec), the first with the legend
+
+
+@st.cache_data(ttl=ui.TTL, show_spinner=False, max_entries=64)
+def charts(
+    url: str, policy_path: str | None, tz_name: str, patient: str, since_ms: int, until_ms: int
+) -> Charts:
+    """The page's chart specs, cached like the view they draw: building them is pandas work
+    (times as text, tooltips) that a second viewer need not wait for."""
+    view = ui.patient_view(url, policy_path, tz_name, patient, since_ms, until_ms)
+    policy, tz = ui._policy(policy_path), ZoneInfo(tz_name)
+    news2 = ui_charts.news2_chart(view, tz, tz_name) if len(view.news2_parameters) >= 2 else None
+    vitals = [
+        (code, ui_charts.vital_chart(view, code, policy, tz, tz_name, legend=i == 0))
+        for i, code in enumerate(view.codes)
+    ]
+    return Charts(news2, vitals)
 
 
 def pick_range(span: tuple[int, int], tz: ZoneInfo) -> tuple[int, int]:

@@ -8,6 +8,7 @@ import ui_common as ui
 import ui_digest
 
 user = ui.require("digest")
+ui_digest.switch_if_opening()
 s, tz, policy = ui.settings(), ui.tz(), ui.policy()
 st.title("Morning digest")
 if ui.overview(s.db_url).empty:

@@ -55,24 +55,27 @@ if not view.episodes.empty:
         rows = zip(view.episodes["start_ms"], view.episodes["text"], strict=True)
         st.markdown("\n".join(f"- {ui.when(t, '%d %b')} {text}" for t, text in rows))
 
-if len(view.news2_parameters) >= 2:
-    chart = ui_charts.news2_chart(view, tz, s.tz_name)
-    st.vega_lite_chart(spec=chart, width="stretch", height=ui_charts.HEIGHT, alt="NEWS2 over time")
+charts = ui_patient.charts(s.db_url, s.policy_path, s.tz_name, patient, since, until)
+if charts.news2 is not None:
+    st.vega_lite_chart(
+        spec=charts.news2, width="stretch", height=ui_charts.HEIGHT, alt="NEWS2 over time"
+    )
     names = ", ".join(parameter_name(p, policy) for p in view.news2_parameters)
     st.caption(
         f"Lowest–highest possible aggregate per slot from {names}; consciousness and "
         "supplemental oxygen are not recorded, so the true NEWS2 may be higher."
     )
-for i, code in enumerate(view.codes):
+for i, (code, spec) in enumerate(charts.vitals):
     st.vega_lite_chart(
-        spec=ui_charts.vital_chart(view, code, policy, tz, s.tz_name, legend=i == 0),
+        spec=spec,
         width="stretch",
         height=ui_charts.HEIGHT + (ui_charts.LEGEND_HEIGHT if i == 0 else 0),
         alt=f"{vital_name(code, policy)} over time",
     )
 st.caption(
     f"Blue bands: min–max of summarised readings per {view.summary_resolution_ms // 60_000} min "
-    f"with their mean; black: hot readings per {view.hot_resolution_ms // 60_000} min; points: "
+    f"with their mean; dark bars: min–max of the hot (raw) readings per "
+    f"{view.hot_resolution_ms // 60_000} min; points: "
     "retained readings (hover for why); hollow: not consolidated yet, what consolidation "
     "would keep (provisional); crosses along the top: probable sensor artifacts, left out of "
     "the axis and of NEWS2."

@@ -45,6 +45,10 @@ _MINUTE = 60_000
 _STEPS_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
 BAND_COLUMNS = ("code", "unit", "start_ms", "end_ms", "n", "kept", "min", "max", "mean")
 RETAINED_COLUMNS = ("id", "code", "unit", "t_ms", "value", "kind", "why", "run_id", "artifact")
+CHART_SLOTS = 600
+"""At most this many min–max slots per vital and lane (summaries, hot readings): under one a
+pixel of a wide chart, so the browser draws a dense day as fast as a sparse one. Retained
+readings are not slots: each is drawn."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def patient_view(
     until_ms: int,
     tz: tzinfo,
     *,
-    max_points: int = 1500,
+    max_points: int = CHART_SLOTS,
     max_retained: int = 20_000,
 ) -> PatientView:
     """Everything the Patient page draws for ``patient`` in ``[since_ms, until_ms)``."""

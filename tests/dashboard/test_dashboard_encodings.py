@@ -14,7 +14,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
-from medsleep.read.patient import patient_view
+from medsleep.read.patient import CHART_SLOTS, patient_view
 from medsleep.store.engine import open_store
 from medsleep.store.tables import READING, RETENTION
 from medsleep.timefmt import iso, parse_iso_ms
@@ -130,3 +130,76 @@ def test_labs_are_labelled_points_with_their_critical_limits(sample: Engine) -> 
 def test_long_ranges_show_the_year() -> None:
     assert ui_charts._x("t", [0, 90 * 86_400_000], "t")["axis"]["format"] == "%d %b %Y"
     assert ui_charts._x("t", [0, 86_400_000], "t")["axis"]["format"] == "%d %b %H:%M"
+
+
+def _retain(engine: Engine, value: float, kind: str) -> list[int]:
+    with engine.begin() as conn:
+        ids = list(conn.execute(select(READING.c.id).where(READING.c.value == value)).scalars())
+        conn.execute(update(READING).where(READING.c.id.in_(ids)).values(state="retained"))
+        conn.execute(insert(RETENTION), [{"run_id": 1, "reading_id": i, "kind": kind,
+                                          "rule": "news2-band"} for i in ids])  # fmt: skip
+    return ids
+
+
+def test_a_dense_day_is_sent_as_a_bounded_number_of_slots_with_every_retained_reading(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    # A heart rate every 10 s for a day (8,640 readings), 29 of them retained spikes.
+    step, count = 10_000, 8_640
+    resources = [
+        observation(f"hr-{i}", value=131 if i % 300 == 150 else 72 + i % 7,
+                    when=iso(START + i * step))
+        for i in range(count)
+    ]  # fmt: skip
+    ingest_paths(sqlite_engine, [str(write_ndjson(tmp_path / "dense.ndjson", resources))])
+    retained = _retain(sqlite_engine, 131, "rule")
+    view = patient_view(sqlite_engine, POLICY, "p1", START, START + 24 * HOUR, UTC)
+    spec = ui_charts.vital_chart(view, "8867-4", POLICY, UTC, "UTC")
+    hot = spec["datasets"]["hot"]
+    assert len(hot) <= CHART_SLOTS  # under 1 slot a pixel of a wide chart, whatever the density
+    assert int(view.hot["n"].sum()) == count - len(retained)  # every hot reading is in a slot
+    slots = view.hot.sort_values("start_ms")
+    assert (hot["y0"].to_numpy() < slots["min"].to_numpy()).all()  # envelopes: min to max,
+    assert (hot["y1"].to_numpy() > slots["max"].to_numpy()).all()  # a tick wider
+    assert slots["max"].max() == 78  # the spikes are not in the envelopes: they are points
+    assert len(retained) == 29
+    assert sorted(spec["datasets"]["kept"]["id"]) == sorted(retained)  # each its own point
+
+
+def test_a_slots_tooltip_counts_and_spans_its_retained_readings(sample: Engine) -> None:
+    view = patient_view(sample, POLICY, "icu-0001", START - 30 * HOUR, START + 10 * HOUR, UTC)
+    with_kept = view.bands[view.bands["kept"] > 0].iloc[0]
+    spec = ui_charts.vital_chart(view, with_kept["code"], POLICY, UTC, "UTC")
+    slots = spec["datasets"]["summary"]
+    row = slots[slots["start_ms_x"] == with_kept["start_ms"]].iloc[0]
+    total, kept = int(with_kept["n"] + with_kept["kept"]), int(with_kept["kept"])
+    assert row["readings"] == f"{total} ({kept} of them retained)"
+    assert row["values"].startswith(f"{with_kept['min']:.4g}")
+    assert row["y0"] == with_kept["min"]
+    assert row["y1"] == with_kept["max"]
+    assert "UTC" in row["from"]
+
+
+def test_the_browser_evaluates_nothing_per_datum_that_could_be_sent_ready(
+    sample: Engine,
+) -> None:
+    """Streamlit runs Vega's CSP-safe expression interpreter: no per-datum number formats,
+    no ARIA descriptions, no invalid-value filters, no date parsing (times are sent as ms)."""
+    view = patient_view(sample, POLICY, "icu-0002", START - 24 * HOUR, START + 2 * HOUR, UTC)
+    specs = [ui_charts.news2_chart(view, UTC, "UTC")] + [
+        ui_charts.vital_chart(view, code, POLICY, UTC, "UTC") for code in view.codes
+    ]
+    for spec in specs:
+        assert spec["config"]["mark"] == {"aria": False, "invalid": None}
+        for layer in spec["layer"]:
+            assert layer["data"].get("format", {"parse": None}) == {"parse": None}
+            tips = layer["encoding"].get("tooltip", [])
+            assert not any("format" in tip for tip in ([tips] if isinstance(tips, dict) else tips))
+
+
+def test_only_labs_get_a_label_per_result() -> None:
+    diastolic, potassium = POLICY.for_code("8462-4"), POLICY.for_code("2823-3")
+    assert diastolic is not None
+    assert potassium is not None
+    assert not ui_charts.is_lab("8462-4", diastolic)  # a reading a minute: no 1,440 labels
+    assert ui_charts.is_lab("2823-3", potassium)
