@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medsleep.fhir.units import CATALOGUE
-from medsleep.policy import CodePolicy, Policy
+from medsleep.policy import Policy
 from medsleep.read.patient import PatientView
-from medsleep.read.text import KIND_ORDER, display_unit, vital_name
+from medsleep.read.text import KIND_ORDER, display_unit, is_lab, vital_name
 
 Spec = dict[str, Any]
 SUMMARY_FILL, SUMMARY_MEAN, HOT_FILL, HOT = "#56B4E9", "#0072B2", "#7F7F7F", "#000000"
@@ -168,14 +167,6 @@ def vital_chart(
     if not mine["artifacts"].empty:
         layers.append(_artifact_lane(mine["artifacts"], point_x, y_scale, unit, tz, datasets))
     return {"title": y_title, "datasets": datasets, "layer": layers, "config": LEAN_CONFIG}
-
-
-def is_lab(code: str, cp: CodePolicy) -> bool:
-    """A laboratory result (labelled points): the catalogue says so; an uncatalogued code with
-    critical limits and no NEWS2 bands is taken for one. Diastolic BP has limits, no bands, and
-    a reading a minute: 1,440 value labels a day made its chart the slowest of the page."""
-    info = CATALOGUE.get(code)
-    return info.kind == "lab" if info is not None else not cp.bands
 
 
 def _slots(frame: pd.DataFrame, tz: tzinfo, tick: float) -> pd.DataFrame:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import bisect
 import math
 from datetime import datetime, tzinfo
+from functools import cache
 
-from medsleep.policy import CodePolicy, Policy
+from medsleep.policy import CodePolicy, Policy, load_catalogue
 from medsleep.timefmt import iso, ms_to_datetime
 
 SHORT_NAMES = {
@@ -38,6 +39,20 @@ def vital_name(code: str, policy: Policy) -> str:
     """The policy's name of a code (``Heart rate``), or the code itself."""
     cp = policy.for_code(code)
     return cp.name if cp is not None else code
+
+
+def is_lab(code: str, cp: CodePolicy) -> bool:
+    """A laboratory result (shown as labelled points): the catalogue says so; an uncatalogued
+    code with no NEWS2 bands is taken for one (the caller asks only of codes with critical
+    limits). Diastolic BP has limits, no bands, and a reading a minute: 1,440 value labels a
+    day made its chart the slowest of the page."""
+    kind = _catalogue_kinds().get(code)
+    return kind == "lab" if kind is not None else not cp.bands
+
+
+@cache
+def _catalogue_kinds() -> dict[str, str]:
+    return {code: p.kind for p in load_catalogue() for _, code in p.codes}
 
 
 def short_name(code: str, policy: Policy) -> str:
