@@ -26,6 +26,7 @@ KIND_WORDS = {
     "detector": "unusual for this patient (detector)",
     "artifact": "probable sensor artifact",
     "context": "context of a kept reading",
+    "sparse": "too few readings to summarise: kept raw",
 }
 
 

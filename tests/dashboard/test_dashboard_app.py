@@ -222,6 +222,7 @@ def test_patient_page_draws_every_vital_with_units_and_says_why(dash: Engine) ->
     assert sorted(table["reading"]) == sorted(kept)
     assert table["why"].str.len().gt(0).all()
     assert table["time"].str.endswith(("CET", "CEST")).all()
+    assert table["kept because"].notna().all()  # every kind in words, "sparse" too
 
 
 def test_patient_search_and_time_range(dash: Engine) -> None:

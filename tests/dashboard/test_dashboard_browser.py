@@ -167,6 +167,15 @@ def test_clinician_logs_in_opens_a_patient_and_sees_why(
             assert "why" in text
             assert "UTC" in text
 
+            # A slot's band (summaries or hot envelope): its count and range as ready text.
+            band = charts.nth(1).locator("g.mark-rect.role-mark path").first
+            band.scroll_into_view_if_needed()
+            band.hover(force=True)
+            page.get_by_text("min–max, mean").first.wait_for()
+            text = tooltip.text_content() or ""
+            assert "readings" in text
+            assert "UTC" in text
+
             table = page.locator("[data-testid='stDataFrame']").first
             table.scroll_into_view_if_needed()
             table.locator("[role=columnheader]").first.wait_for(state="attached")  # a11y grid

@@ -9,7 +9,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, insert, select, update
 
 from medsleep.ingest import ingest_paths
@@ -203,3 +206,34 @@ def test_only_labs_get_a_label_per_result() -> None:
     assert potassium is not None
     assert not ui_charts.is_lab("8462-4", diastolic)  # a reading a minute: no 1,440 labels
     assert ui_charts.is_lab("2823-3", potassium)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 500), st.integers(0, 50), st.floats(-1e6, 1e6), st.floats(0, 1e3)),
+        min_size=1,
+        max_size=30,
+    ),
+    st.floats(0, 10),
+)
+def test_a_slots_envelope_holds_its_range_and_its_text_its_count(
+    slots: list[tuple[int, int, float, float]], tick: float
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "start_ms": [START + i * 60_000 for i in range(len(slots))],
+            "end_ms": [START + (i + 1) * 60_000 for i in range(len(slots))],
+            "n": [n for n, _, _, _ in slots],
+            "kept": [k for _, k, _, _ in slots],
+            "min": [low for _, _, low, _ in slots],
+            "max": [low + width for _, _, low, width in slots],
+        }
+    ).assign(mean=lambda f: (f["min"] + f["max"]) / 2)
+    out = ui_charts._slots(frame, UTC, tick)
+    assert (out["y0"] <= frame["min"]).all()
+    assert (out["y1"] >= frame["max"]).all()
+    assert np.allclose(out["y1"] - out["y0"], frame["max"] - frame["min"] + tick)
+    for text, n, kept in zip(out["readings"], frame["n"], frame["kept"], strict=True):
+        assert text.startswith(str(n + kept))
+        assert (f"({kept} of them retained)" in text) == (kept > 0)
