@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -92,6 +92,31 @@ def head_revision() -> str | None:
     return _joined(ScriptDirectory.from_config(config).get_heads())
 
 
+def _fold_rechained_heads(conn: Connection) -> None:
+    """Forget recorded revisions that another recorded one now descends from.
+
+    Two migrations written side by side (0006 and 0007, both on 0005) were later chained
+    (0007 after 0006). A store upgraded in between records both as heads; Alembic then
+    refuses it ("Requested revision 0007 overlaps with other requested revisions 0006").
+    Both were applied, so recording only the descendant is what Alembic would have written."""
+    context = MigrationContext.configure(conn)
+    recorded = set(context.get_current_heads())
+    if len(recorded) < 2:
+        return
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    script = ScriptDirectory.from_config(config)
+    folded = {
+        ancestor.revision
+        for rev in recorded
+        for ancestor in script.iterate_revisions(rev, "base")
+        if ancestor.revision != rev and ancestor.revision in recorded
+    }
+    for rev in sorted(folded):
+        log.warning("schema: revision %s is recorded beside a descendant; folding it", rev)
+        conn.execute(text("DELETE FROM alembic_version WHERE version_num = :rev"), {"rev": rev})
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Upgrade the schema to the newest revision (idempotent), atomically.
 
@@ -102,12 +127,14 @@ def upgrade_schema(engine: Engine) -> None:
     """
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
+            _fold_rechained_heads(conn)
             command.upgrade(_alembic_config(conn), "heads")
         return
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # the driver's own BEGIN
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
+            _fold_rechained_heads(conn)
             command.upgrade(_alembic_config(conn), "heads")
         except BaseException:
             conn.exec_driver_sql("ROLLBACK")

@@ -5,11 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from medsleep.audit import GENESIS, append_event, chain_hash, keyed_engine, verify_chain
 from medsleep.ingest import ingest_paths
-from medsleep.store.engine import _alembic_config, create_store_engine, open_store
+from medsleep.store.engine import (
+    _alembic_config,
+    create_store_engine,
+    current_revision,
+    head_revision,
+    open_store,
+)
 from medsleep.store.tables import INGEST_BATCH
 from tests.helpers import observation, write_ndjson
 
@@ -44,4 +50,21 @@ def test_a_store_at_0002_with_history_upgrades_and_keeps_verifying(
     with engine.connect() as conn:
         owner = conn.execute(select(INGEST_BATCH.c.owner)).scalar_one()
     assert owner.rsplit(":", 1)[1].isdigit()
+    engine.dispose()
+
+
+def test_a_store_that_recorded_two_since_chained_revisions_opens_and_upgrades(
+    db_url: str,
+) -> None:
+    """0006 and 0007 were once side by side on 0005; a store upgraded then records both."""
+    old = create_store_engine(db_url)
+    with old.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0007")
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0006')"))
+    old.dispose()
+    engine = open_store(db_url)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        recorded = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    assert recorded == [head_revision()]
     engine.dispose()
