@@ -24,6 +24,8 @@ from medsleep.errors import MedsleepError
 from medsleep.store.engine import DEFAULT_DB_URL
 
 APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+# Starts Streamlit with the library already imported, so the first session is not the slow one.
+LAUNCHER = "serve.py"
 
 
 class DashboardMissingError(MedsleepError):
@@ -47,7 +49,7 @@ def streamlit_invocation(
             "install medsleep from a checkout with pip install -e ."
         )
     argv = [
-        sys.executable, "-m", "streamlit", "run", str(app_path),
+        sys.executable, str(app_path.with_name(LAUNCHER)), "run", str(app_path),
         "--server.port", str(port),
         "--server.address", address,
         "--server.headless", "true",

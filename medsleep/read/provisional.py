@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from medsleep.detect import classify_patient
+from medsleep.detect import classify_patient, warm_up_detectors
 from medsleep.policy import Policy
 from medsleep.read.explain import explain_reason
 from medsleep.store.tables import READING, ReadingState
@@ -19,6 +19,12 @@ from medsleep.store.tables import READING, ReadingState
 PROVISIONAL_COLUMNS = ("id", "code", "unit", "t_ms", "value", "kind", "why")
 MAX_HOT_READINGS = 200_000
 """More hot readings than this (a held patient's months) are not classified on the fly."""
+
+
+def warm_up(policy: Policy) -> None:
+    """Import the detectors provisional markers run for ``policy`` now (a dashboard server
+    does it before it listens, so its first session does not wait ~2 s for PyOD)."""
+    warm_up_detectors([policy.multivariate.detector, *(c.detector for c in policy.codes.values())])
 
 
 def provisional_readings(

@@ -3,7 +3,9 @@ that name every option, setting, role and page."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,8 +32,8 @@ def test_the_invocation_runs_streamlit_on_the_app_with_settings_in_the_environme
         policy=tmp_path / "p.toml",
         tz="Europe/Zurich",
     )
-    assert argv[:5] == [sys.executable, "-m", "streamlit", "run", str(APP_PATH)]
-    options = dict(zip(argv[5::2], argv[6::2], strict=True))
+    assert argv[:4] == [sys.executable, str(APP_PATH.with_name("serve.py")), "run", str(APP_PATH)]
+    options = dict(zip(argv[4::2], argv[5::2], strict=True))
     assert options["--server.port"] == "8600"
     assert options["--server.address"] == "0.0.0.0"
     assert options["--server.headless"] == "true"
@@ -101,3 +103,23 @@ def test_docs_name_every_setting_role_and_page() -> None:
     pages = ["Morning digest", "Overview", "Patient", "Runs", "Quarantine", "Compliance"]
     for word in [*settings, *ROLES, *pages, "dashboard.login", "dashboard.login_failed"]:
         assert word in docs, word
+
+
+@pytest.mark.parametrize("policy", ["", "missing.toml"])
+def test_the_launcher_imports_the_library_before_streamlit_serves(
+    policy: str, tmp_path: Path
+) -> None:
+    """The first session after a restart should not pay the imports (PyOD ~2 s)."""
+    probe = (
+        "import sys, runpy; serve = runpy.run_path(sys.argv[1]); serve['preload'](); "
+        "print(sorted(m for m in ('medsleep.read.patient', 'medsleep.export.night_report', "
+        "'pyod', 'streamlit') if m in sys.modules))"
+    )
+    env = {**os.environ, "MEDSLEEP_POLICY": str(tmp_path / policy)} if policy else None
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(APP_PATH.with_name("serve.py"))],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    loaded = ["medsleep.export.night_report", "medsleep.read.patient"]
+    # An unreadable policy skips the detectors: the app says what is wrong with it on the page.
+    assert done.stdout.strip() == str(loaded if policy else [*loaded, "pyod"])
