@@ -74,7 +74,9 @@ def _charts_drawn(page: Any) -> None:
     )
 
 
-def _session(page: Any, base: str) -> dict[str, float]:
+def _session(page: Any, base: str, index: int) -> dict[str, float]:
+    """One clinician's session; session ``index`` opens the index-th patient of the digest, so
+    no patient page (nor its 7-day range) is one the server has drawn before."""
     out: dict[str, float] = {}
     start = time.perf_counter()
     page.goto(base)
@@ -88,7 +90,8 @@ def _session(page: Any, base: str) -> dict[str, float]:
     page.get_by_role("button", name="Open patient").first.wait_for()
     out["login → digest drawn"] = time.perf_counter() - start
     start = time.perf_counter()
-    page.get_by_role("button", name="Open patient").first.click()
+    buttons = page.get_by_role("button", name="Open patient")
+    buttons.nth(index % buttons.count()).click()
     page.get_by_role("heading", name="Retained readings and why").wait_for()
     _charts_drawn(page)
     out["digest → patient, every chart"] = time.perf_counter() - start
@@ -116,11 +119,11 @@ def measure_browser(url: str, work: Path, repeat: int, against: Path | None = No
             servers[name] = _serve(url, work, tree)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            for _ in range(repeat + 1):  # the first is cold: the server's caches are empty
+            for index in range(repeat + 1):  # the first is cold: the server's caches are empty
                 for name in reversed(variants):  # alternate: old, new, old, new …
                     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
                     page.set_default_timeout(120_000)
-                    runs[name].append(_session(page, servers[name][1]))
+                    runs[name].append(_session(page, servers[name][1], index))
                     page.context.close()
             browser.close()
     finally:
@@ -132,7 +135,8 @@ def measure_browser(url: str, work: Path, repeat: int, against: Path | None = No
         f"load average (1, 5, 15 min): {load_before[0]:.1f} {load_before[1]:.1f} "
         f"{load_before[2]:.1f} before, {load_after[0]:.1f} {load_after[1]:.1f} "
         f"{load_after[2]:.1f} after; {os.cpu_count()} CPUs; cold = first session on a fresh "
-        f"server, warm = the next {repeat}; ok / SLOW: the warm median against the "
+        f"server, warm = the next {repeat} (each opens a patient no session opened before); "
+        f"ok / SLOW: the warm median against the "
         f"{TARGET_S:g} s target"
     )
     new = runs["this checkout"]
