@@ -43,7 +43,7 @@ from medsleep.timefmt import parse_iso_ms
 executor = sys.argv[3] if len(sys.argv) > 3 else "processes:2"
 policy = load_policy()
 t = time.perf_counter()
-warm_up_detectors([policy.multivariate.detector, *(c.detector for c in policy.codes.values())])
+warm_up_detectors(policy.detector_names)
 imported = time.perf_counter() - t
 r = consolidate(Store.open(sys.argv[1], Path(sys.argv[2])), policy,
                 until_ms=parse_iso_ms("2027-01-01T00:00:00+00:00"),

@@ -137,6 +137,13 @@ class Policy:
         canonical = json.dumps(asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+    @property
+    def detector_names(self) -> frozenset[str]:
+        """Every PyOD detector this policy can run: per code, for uncatalogued codes, and the
+        multivariate one ('' where a code has none)."""
+        per_code = (c.detector for c in self.codes.values())
+        return frozenset((self.multivariate.detector, self.statistical.detector, *per_code)) - {""}
+
     def for_code(self, code: str) -> CodePolicy | None:
         """The clinical rules of ``code``, or None when no catalogue or policy table names it."""
         return self.codes.get(code)

@@ -207,9 +207,7 @@ def dry_run(
         for number, patient in enumerate(todo, start=1)
     )
     if spec.kind == "processes" and todo:
-        warm_up_detectors(
-            [policy.multivariate.detector, *(c.detector for c in policy.codes.values())]
-        )
+        warm_up_detectors(policy.detector_names)
     for preview in run_tasks(spec, preview_shard, tasks):
         report.add(preview)
         if progress is not None:

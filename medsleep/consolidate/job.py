@@ -290,9 +290,7 @@ def _run_shards(
 
     if spec.kind == "processes":
         # forked workers inherit the imported PyOD models
-        warm_up_detectors(
-            [policy.multivariate.detector, *(c.detector for c in policy.codes.values())]
-        )
+        warm_up_detectors(policy.detector_names)
     started = time.perf_counter()
     try:
         with _wal_kept_open(engine):

@@ -24,7 +24,7 @@ MAX_HOT_READINGS = 200_000
 def warm_up(policy: Policy) -> None:
     """Import the detectors provisional markers run for ``policy`` now (a dashboard server
     does it before it listens, so its first session does not wait ~2 s for PyOD)."""
-    warm_up_detectors([policy.multivariate.detector, *(c.detector for c in policy.codes.values())])
+    warm_up_detectors(policy.detector_names)
 
 
 def provisional_readings(

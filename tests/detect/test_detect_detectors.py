@@ -221,3 +221,11 @@ def test_multivariate_takes_a_monitors_mdc_codes_one_series_per_parameter(
 def test_multivariate_parameters_must_be_in_the_catalogue() -> None:
     with pytest.raises(PolicyError, match="not in the catalogue: pulse"):
         parse_policy({"multivariate": {"parameters": ["pulse"]}})
+
+
+def test_a_policy_names_every_detector_it_can_run_for_the_warm_up() -> None:
+    assert load_policy().detector_names == {"ECOD"}
+    site = parse_policy(
+        {"codes": {"8867-4": {"detector": "IForest"}}, "multivariate": {"detector": "COPOD"}}
+    )
+    assert site.detector_names == {"IForest", "COPOD", "ECOD"}  # ECOD: every other code
