@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from medsleep.archive.holds import held_patients
 from medsleep.policy import Policy
@@ -105,7 +106,7 @@ def prepare_digest(
         if night_watermark(conn, since_ms, until_ms) != before:
             return digest  # a reading arrived meanwhile: the next look scores it again
         key = _key(since_ms, until_ms, tz, policy)
-        conn.execute(delete(_prepared).where(*(_prepared.c[k] == v for k, v in key.items())))
+        conn.execute(delete(_prepared).where(*_matching(key)))
         conn.execute(
             insert(_prepared).values(
                 **key, watermark=before, computed_ms=now_ms, rows_json=_rows_json(digest.rows)
@@ -130,7 +131,7 @@ def current_digest(
     with engine.connect() as conn:
         stored = conn.execute(
             select(_prepared.c.watermark, _prepared.c.computed_ms, _prepared.c.rows_json).where(
-                *(_prepared.c[k] == v for k, v in key.items())
+                *_matching(key)
             )
         ).one_or_none()
         mark = night_watermark(conn, since_ms, until_ms) if stored is not None else None
@@ -180,7 +181,7 @@ def prepare_nights(
         key = _key(start, end, tz, policy)
         with engine.connect() as conn:
             stored = conn.execute(
-                select(_prepared.c.watermark).where(*(_prepared.c[k] == v for k, v in key.items()))
+                select(_prepared.c.watermark).where(*_matching(key))
             ).scalar_one_or_none()
             if stored is not None and stored == night_watermark(conn, start, end):
                 continue
@@ -250,6 +251,11 @@ def _key(since_ms: int, until_ms: int, tz: tzinfo, policy: Policy) -> dict[str, 
         "tz": tz_name(tz),
         "policy_digest": policy.digest,
     }
+
+
+def _matching(key: dict[str, Any]) -> list[ColumnElement[bool]]:
+    """The conditions that pick the stored digest of ``key`` (a night, zone and policy)."""
+    return [_prepared.c[k] == v for k, v in key.items()]
 
 
 def _rows_json(rows: tuple[DigestRow, ...]) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import bisect
 import math
 from datetime import datetime, tzinfo
-from functools import cache
 
-from medsleep.policy import CodePolicy, Policy, load_catalogue
+from medsleep.fhir.units import CATALOGUE
+from medsleep.policy import CodePolicy, Policy
 from medsleep.timefmt import iso, ms_to_datetime
 
 SHORT_NAMES = {
@@ -46,13 +46,8 @@ def is_lab(code: str, cp: CodePolicy) -> bool:
     code with no NEWS2 bands is taken for one (the caller asks only of codes with critical
     limits). Diastolic BP has limits, no bands, and a reading a minute: 1,440 value labels a
     day made its chart the slowest of the page."""
-    kind = _catalogue_kinds().get(code)
-    return kind == "lab" if kind is not None else not cp.bands
-
-
-@cache
-def _catalogue_kinds() -> dict[str, str]:
-    return {code: p.kind for p in load_catalogue() for _, code in p.codes}
+    info = CATALOGUE.get(code)
+    return info.kind == "lab" if info is not None else not cp.bands
 
 
 def short_name(code: str, policy: Policy) -> str:

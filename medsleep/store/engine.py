@@ -86,10 +86,14 @@ def current_revision(engine: Engine) -> str | None:
         return _joined(MigrationContext.configure(conn).get_current_heads())
 
 
-def head_revision() -> str | None:
+def _script() -> ScriptDirectory:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    return _joined(ScriptDirectory.from_config(config).get_heads())
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision() -> str | None:
+    return _joined(_script().get_heads())
 
 
 def _fold_rechained_heads(conn: Connection) -> None:
@@ -103,9 +107,7 @@ def _fold_rechained_heads(conn: Connection) -> None:
     recorded = set(context.get_current_heads())
     if len(recorded) < 2:
         return
-    config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    script = ScriptDirectory.from_config(config)
+    script = _script()
     folded = {
         ancestor.revision
         for rev in recorded
