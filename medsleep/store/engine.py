@@ -1,16 +1,17 @@
-"""Open a store by URL: engine with the right pragmas, schema upgraded to the newest revision."""
+"""Open a store by URL: engine with the right pragmas, schema created or upgraded to the newest
+revision.
+
+Alembic is imported only to upgrade a store behind its head (see ``store.schema``): a new
+store is created from the models in one step, and a current one is recognised without it.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -18,7 +19,12 @@ from sqlalchemy.pool import NullPool
 
 from medsleep.errors import StoreUnavailableError
 from medsleep.store.checkpoint import DEFAULT_AUTOCHECKPOINT
+from medsleep.store.schema import create_at_head, head_revisions, is_empty, recorded_revisions
 from medsleep.store.space import INCREMENTAL
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 DEFAULT_DB_URL = "sqlite:///medsleep.db"
@@ -26,6 +32,8 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
@@ -83,17 +91,20 @@ def _joined(revisions: Iterable[str]) -> str | None:
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return _joined(MigrationContext.configure(conn).get_current_heads())
+        return _joined(recorded_revisions(conn))
 
 
 def _script() -> ScriptDirectory:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     return ScriptDirectory.from_config(config)
 
 
 def head_revision() -> str | None:
-    return _joined(_script().get_heads())
+    return _joined(head_revisions())
 
 
 def _fold_rechained_heads(conn: Connection) -> None:
@@ -103,6 +114,8 @@ def _fold_rechained_heads(conn: Connection) -> None:
     (0007 after 0006). A store upgraded in between records both as heads; Alembic then
     refuses it ("Requested revision 0007 overlaps with other requested revisions 0006").
     Both were applied, so recording only the descendant is what Alembic would have written."""
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(conn)
     recorded = set(context.get_current_heads())
     if len(recorded) < 2:
@@ -120,7 +133,8 @@ def _fold_rechained_heads(conn: Connection) -> None:
 
 
 def upgrade_schema(engine: Engine) -> None:
-    """Upgrade the schema to the newest revision (idempotent), atomically.
+    """Create the schema of an empty database at the newest revision, or upgrade an existing
+    one to it through the migrations (idempotent), atomically.
 
     PostgreSQL runs DDL in the transaction. SQLite's Python driver does not open one for DDL
     (each CREATE TABLE commits alone): a process killed midway left a half-made schema that
@@ -129,19 +143,28 @@ def upgrade_schema(engine: Engine) -> None:
     """
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
-            _fold_rechained_heads(conn)
-            command.upgrade(_alembic_config(conn), "heads")
+            _create_or_migrate(conn)
         return
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # the driver's own BEGIN
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
-            _fold_rechained_heads(conn)
-            command.upgrade(_alembic_config(conn), "heads")
+            _create_or_migrate(conn)
         except BaseException:
             conn.exec_driver_sql("ROLLBACK")
             raise
         conn.exec_driver_sql("COMMIT")
+
+
+def _create_or_migrate(conn: Connection) -> None:
+    # Asked inside the transaction: a first user that raced this one has created it already.
+    if is_empty(conn):
+        create_at_head(conn)
+        return
+    from alembic import command
+
+    _fold_rechained_heads(conn)
+    command.upgrade(_alembic_config(conn), "heads")
 
 
 def open_store(url: str = DEFAULT_DB_URL, *, upgrade: bool = True) -> Engine:

@@ -138,3 +138,22 @@ def test_every_command_has_help() -> None:
         code, out, _ = run(*args)
         assert code == 0, args
         assert "Usage" in out, args
+
+
+def test_ingest_loads_no_detector_table_or_migration_stack(tmp_path: Path) -> None:
+    """``medsleep ingest`` pays for what it uses: no PyOD, scikit-learn, pandas, pyarrow,
+    NumPy or Alembic (a new store is created from the models, see store.schema)."""
+    source = write_ndjson(tmp_path / "in.ndjson", [observation()])
+    probe = (
+        "import sys\nfrom medsleep.cli import main\ntry:\n    main(sys.argv[1:])\n"
+        "except SystemExit as done:\n    code = done.code\n"
+        "heavy = ('pyod', 'sklearn', 'pandas', 'pyarrow', 'numpy', 'scipy', 'alembic')\n"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
+    )
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    for _ in range(2):  # a new store, then an existing one
+        done = subprocess.run(
+            [sys.executable, "-c", probe, "ingest", str(source), "--db", db, "--quiet", "--json"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert done.stdout.strip().splitlines()[-1] == "0 []"
