@@ -10,7 +10,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -118,6 +117,8 @@ def _parsed_chunks(
         for chunk in chunks(records, write_size):
             yield parse_chunk(chunk, options)
         return
+    from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only with workers
+
     with ProcessPoolExecutor(max_workers=workers) as pool:
         # A bounded window of pieces in flight keeps memory flat and order stable.
         window: list[Any] = []

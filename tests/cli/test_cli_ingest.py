@@ -142,12 +142,14 @@ def test_every_command_has_help() -> None:
 
 def test_ingest_loads_no_detector_table_or_migration_stack(tmp_path: Path) -> None:
     """``medsleep ingest`` pays for what it uses: no PyOD, scikit-learn, pandas, pyarrow,
-    NumPy or Alembic (a new store is created from the models, see store.schema)."""
+    NumPy, Alembic (a new store is created from the models, see store.schema), fhir_core
+    (fhir.resources: --strict only) or multiprocessing (--workers only)."""
     source = write_ndjson(tmp_path / "in.ndjson", [observation()])
     probe = (
         "import sys\nfrom medsleep.cli import main\ntry:\n    main(sys.argv[1:])\n"
         "except SystemExit as done:\n    code = done.code\n"
-        "heavy = ('pyod', 'sklearn', 'pandas', 'pyarrow', 'numpy', 'scipy', 'alembic')\n"
+        "heavy = ('pyod', 'sklearn', 'pandas', 'pyarrow', 'numpy', 'scipy', 'alembic',\n"
+        "         'fhir_core', 'multiprocessing')\n"
         "print(code, sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
     )
     db = f"sqlite:///{tmp_path / 'm.db'}"
