@@ -17,7 +17,13 @@ machines here are noisy).
 monitoring NDJSON a bedside gateway sends, and reports on it: the hot store's bytes per
 reading table by table (also for the whole mixed input), and whole-process time against
 ``sqlite-utils insert --nl`` of the same file — installed only into a venv of its own under
-the benchmark's work folder, never into medsleep's.
+the benchmark's work folder, never into medsleep's. Each whole process is timed in wall
+seconds and in CPU seconds (user + system, from ``getrusage``): on a shared machine, and
+against a tool that commits (and syncs) every 100 rows, wall time is mostly the disk's and
+the neighbours'; CPU time is the work. ``--rounds R`` times each contender R times,
+alternating, and keeps the medians; ``--against DIR`` adds another checkout of medsleep
+(e.g. main's, run from this venv with ``PYTHONPATH=DIR``) to the same rounds, library and
+``medsleep ingest`` alike, so old and new are compared in one run.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -134,31 +141,82 @@ def _plain_input(path: Path, work: Path, n: int) -> Path:
     return plain
 
 
-def _sqlite_utils_seconds(plain: Path, work: Path) -> float:
-    """Whole-process seconds of ``sqlite-utils insert --nl`` from its own venv."""
+def _sqlite_utils(work: Path) -> Path:
+    """``sqlite-utils``, installed into a venv of its own under ``work``."""
     venv = work / "sqlite-utils-venv"
     tool = venv / "bin" / "sqlite-utils"
     if not tool.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", SQLITE_UTILS]
         subprocess.run(pip, check=True)
-    db = work / "sqlite-utils.db"
-    _fresh(db)
+    return tool
+
+
+def _timed(argv: list[str], env: dict[str, str] | None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, its children included) of one whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([str(tool), "insert", str(db), "observations", str(plain), "--nl"], check=True)
-    return time.perf_counter() - started
+    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _plain_comparison(path: Path, work: Path, n: int) -> None:
+CLI = "from medsleep.cli import main; main()"  # what the ``medsleep`` console script runs
+
+
+def _plain_comparison(
+    path: Path, work: Path, n: int, rounds: int = 1, against: Path | None = None
+) -> None:
     plain = _plain_input(path, work, n)
-    db = work / "plain.db"
-    child = run_child(MEDSLEEP, str(plain), _fresh(db), "0", "-", "-")
-    _bytes_per_reading(f"plain monitoring ({plain.stat().st_size / 2**20:,.0f} MiB NDJSON)", db)
-    tool = _sqlite_utils_seconds(plain, work)
-    ratio = tool / child.seconds
+    tool = _sqlite_utils(work)
+    trees = {"": None}
+    if against is not None:
+        trees[f" [{against}]"] = {**os.environ, "PYTHONPATH": str(against.resolve())}
+    contenders: dict[str, tuple[list[str], Path, dict[str, str] | None]] = {}
+    for i, (label, env) in enumerate(trees.items()):
+        db = work / f"plain-{i}.db"
+        contenders[f"medsleep library{label}"] = (
+            [sys.executable, "-c", MEDSLEEP, str(plain), f"sqlite:///{db}", "0", "-", "-"],
+            db,
+            env,
+        )
+        cli_db = work / f"plain-cli-{i}.db"
+        ingest = ["ingest", str(plain), "--db", f"sqlite:///{cli_db}", "--quiet", "--json"]
+        contenders[f"medsleep ingest (CLI){label}"] = (
+            [sys.executable, "-c", CLI, *ingest],
+            cli_db,
+            env,
+        )
+    su_db = work / "sqlite-utils.db"
+    contenders["sqlite-utils insert --nl"] = (
+        [str(tool), "insert", str(su_db), "observations", str(plain), "--nl"],
+        su_db,
+        None,
+    )
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
+            argv, db, env = contenders[name]
+            _fresh(db)
+            times[name].append(_timed(argv, env))
+    _bytes_per_reading(
+        f"plain monitoring ({plain.stat().st_size / 2**20:,.0f} MiB NDJSON)", work / "plain-0.db"
+    )
+    median = {
+        name: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+        for name, runs in times.items()
+    }
+    su_wall, su_cpu = median["sqlite-utils insert --nl"]
+    print(f"plain, whole process, median of {rounds} alternated round(s):")
+    print(f"{'':44} {'wall s':>7} {'CPU s':>7} {'su/x wall':>9} {'su/x CPU':>9}")
+    for name, (wall, cpu) in median.items():
+        print(f"{name[:44]:44} {wall:7.2f} {cpu:7.2f} {su_wall / wall:9.2f} {su_cpu / cpu:9.2f}")
+    wall, cpu = median["medsleep library"]
     print(
-        f"plain, whole process: medsleep {child.seconds:.1f} s, sqlite-utils insert --nl "
-        f"{tool:.1f} s: medsleep {ratio:.1f}x faster (target >= 3x: {_met(ratio >= 3)})"
+        f"plain: medsleep {su_wall / wall:.1f}x sqlite-utils in wall time, {su_cpu / cpu:.1f}x "
+        f"in CPU time (target >= 3x: {_met(su_wall / wall >= 3)} / {_met(su_cpu / cpu >= 3)})"
     )
 
 
@@ -174,11 +232,17 @@ def main() -> None:
     parser.add_argument("--big-gb", type=float, default=0.0, help="also ingest a file this big")
     parser.add_argument("--repeat", type=int, default=1, help="runs per row (median)")
     parser.add_argument("--plain", type=int, default=200_000, help="0: skip the plain rows")
+    parser.add_argument("--rounds", type=int, default=1, help="alternated plain rounds (median)")
+    parser.add_argument("--against", type=Path, default=None, help="another checkout to compare")
+    parser.add_argument("--only-plain", action="store_true", help="just the --plain rows")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="medsleep-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     path = make_input(work, args.observations)
+    if args.only_plain:
+        _plain_comparison(path, work, args.plain, args.rounds, args.against)
+        return
     rows = []
 
     naive = run_child(NAIVE, str(path), _fresh(work / "naive.db"), str(args.baseline))
@@ -222,7 +286,7 @@ def main() -> None:
         print(f"--strict --workers 2 vs one core: {strict_rows[1][1] / strict_rows[0][1]:.2f}x")
     _bytes_per_reading("mixed input", work / "m.db")
     if args.plain:
-        _plain_comparison(path, work, args.plain)
+        _plain_comparison(path, work, args.plain, args.rounds, args.against)
 
     if args.big_gb:
         big = make_input(work, int(args.big_gb * 2**30 / 593), seed=2)
