@@ -14,6 +14,7 @@ against the same plus the library packages, on this project's 2-core machines).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -48,6 +49,12 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("MEDSLEEP_DEBUG"):
             raise
         fail(f"unexpected {type(exc).__name__}: {exc} (MEDSLEEP_DEBUG=1 for a traceback)", 1)
+    finally:
+        # The command is done and the process ends next: interpreter shutdown would walk
+        # every tracked object (SQLAlchemy's and pydantic's many) in its garbage collections.
+        # Frozen, they are left to the exit; atexit handlers and flushes run as before.
+        # Measured: ~0.18 s less CPU for every command.
+        gc.freeze()
 
 
 __all__ = ["app", "main"]

@@ -159,3 +159,22 @@ def test_ingest_loads_no_detector_table_or_migration_stack(tmp_path: Path) -> No
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_the_console_entry_leaves_the_heap_to_the_exit(tmp_path: Path) -> None:
+    """``main`` freezes the collector's objects once the command is done (shutdown would
+    otherwise walk them all), and the command's output and exit code are unchanged."""
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: sys.stderr.write(f'frozen={gc.get_freeze_count() > 0}'))\n"
+        "from medsleep.cli import main\nmain(sys.argv[1:])\n"
+    )
+    source = write_ndjson(tmp_path / "in.ndjson", [observation()])
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "ingest", str(source), "--db", db, "--quiet", "--json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["stored"] == 1
+    assert done.stderr.endswith("frozen=True")
