@@ -26,7 +26,7 @@ import errno
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from medsleep.archive.body_format import readings_of
 from medsleep.errors import ArchiveError
 from medsleep.files import TEMP_SUFFIX, fsync_dir, make_dirs, temp_file
 from medsleep.store.tables import READING_ADDED_COLUMNS
@@ -82,16 +83,26 @@ def file_sha256(path: Path) -> str:
 
 
 def write_archive_file(
-    root: Path, name: str, table: pd.DataFrame, *, id_column: str = "id"
+    root: Path,
+    name: str,
+    table: pd.DataFrame,
+    *,
+    id_column: str = "id",
+    metadata: Mapping[bytes, bytes] | None = None,
 ) -> ArchiveFile:
     """Write ``table`` to ``root / name`` durably and verify it; return what to record.
 
-    Parent directories are created. Raises ArchiveError when the name is not a safe relative
-    ``.parquet`` path, a column cannot be archived, the name already holds different bytes, or
-    the file read back from disk differs from what was meant (checksum, rows, ``id_column``).
+    ``metadata`` goes into the file's schema metadata (the archive format and what it needs to
+    be read alone, see ``archive.body_format``). Parent directories are created. Raises
+    ArchiveError when the name is not a safe relative ``.parquet`` path, a column cannot be
+    archived, the name already holds different bytes, or the file read back from disk differs
+    from what was meant (checksum, rows, ``id_column``).
     """
     path = _resolve(root, name)
     arrow_table = _to_arrow(table, name)
+    if metadata:
+        merged = {**(arrow_table.schema.metadata or {}), **metadata}
+        arrow_table = arrow_table.replace_schema_metadata(merged)
     _make_directories(path.parent)
 
     try:
@@ -168,6 +179,21 @@ def read_archive_file(
     file cannot change between check and read. Raises ArchiveError when the file is missing,
     fails its checksum or cannot be parsed.
     """
+    arrow_table = _read_table(root, name, sha256, columns, filters)
+    try:
+        frame: pd.DataFrame = arrow_table.to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        raise ArchiveError(f"archive file {name} is unreadable: {exc}") from exc
+    return frame
+
+
+def _read_table(
+    root: Path,
+    name: str,
+    sha256: str | None,
+    columns: Sequence[str] | None = None,
+    filters: Filters | None = None,
+) -> pa.Table:
     path = _existing(root, name)
     source: pa.BufferReader | Path = path
     if sha256 is not None:
@@ -182,22 +208,25 @@ def read_archive_file(
             )
         source = pa.BufferReader(data)
     try:
-        arrow_table = pq.read_table(
+        return pq.read_table(
             source,
             columns=None if columns is None else list(columns),
             filters=filters,
             page_checksum_verification=True,
         )
-        frame: pd.DataFrame = arrow_table.to_pandas()
     except (OSError, pa.ArrowException) as exc:
         raise ArchiveError(f"archive file {name} is unreadable: {exc}") from exc
-    return frame
 
 
 def read_archived_readings(root: Path, name: str, sha256: str | None) -> pd.DataFrame:
-    """An archive file of readings (checked against ``sha256``), with the reading columns
-    added since it was written filled in with the value its readings had then."""
-    frame = read_archive_file(root, name, sha256)
+    """An archive file of readings (checked against ``sha256``), in either format, with each
+    reading's text as ``resource_json`` and the reading columns added since it was written
+    filled in with the value its readings had then."""
+    arrow_table = _read_table(root, name, sha256)
+    try:
+        frame = readings_of(arrow_table, name)
+    except (OSError, pa.ArrowException) as exc:
+        raise ArchiveError(f"archive file {name} is unreadable: {exc}") from exc
     for column, default in READING_ADDED_COLUMNS.items():
         if column not in frame.columns:
             frame[column] = default

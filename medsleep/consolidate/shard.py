@@ -20,9 +20,10 @@ import pandas as pd
 from sqlalchemy import Engine, Float, Integer, select, update
 from sqlalchemy.engine import Connection
 
+from medsleep.archive.body_format import STORED_COLUMNS, body_metadata
 from medsleep.archive.files import write_archive_file
 from medsleep.archive.holds import is_held
-from medsleep.archive.index import ARCHIVE_COLUMNS, active_cells_of
+from medsleep.archive.index import active_cells_of
 from medsleep.consolidate.sparse import sparse_retention_rows, too_sparse
 from medsleep.consolidate.summarize import (
     SUMMARY_COLUMNS,
@@ -33,7 +34,7 @@ from medsleep.consolidate.summarize import (
 from medsleep.detect import PatientDecisions, classify_patient, group_episodes
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy
-from medsleep.store.bodies import release_bodies, texts_of
+from medsleep.store.bodies import bodies_of, dictionaries_of, release_bodies
 from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
 from medsleep.store.tables import (
@@ -227,6 +228,7 @@ class ShardDecision:
     collapsed: Collapsed
     superseded: list[int]  # active summaries the late data replaces
     episodes: list[Any]
+    dictionaries: dict[int, bytes]  # the store's body dictionaries, for the archive file
 
     def result(self, patient: str, archived: int) -> ShardResult:
         return ShardResult(
@@ -254,12 +256,20 @@ def decide_shard(conn: Connection, task: ShardTask, raw: pd.DataFrame) -> ShardD
     keep = np.isin(frame["id"].to_numpy(), retained_ids)
     raw = raw.assign(band=pd.Series(decisions.band.to_numpy(dtype=object), dtype=object))
     collapse = raw.loc[~keep]
-    # The archive keeps each collapsed reading with its resource's text (read once per resource)
+    # The archive keeps each collapsed reading with its resource's body as the store keeps it
+    # (compressed with the store's dictionary, a copy of which goes into the file): read once
+    # per resource, never decompressed here
     pairs = list(
         zip(collapse["resource_key"].tolist(), collapse["resource_version"].tolist(), strict=True)
     )
-    texts = texts_of(conn, pairs)
-    collapse = collapse.assign(resource_json=np.array([texts[p] for p in pairs], dtype=object))
+    bodies = bodies_of(conn, pairs)
+    missing = [p for p in pairs if p not in bodies]
+    if missing:
+        raise ShardConflictError(f"shard {task.patient}: {len(missing)} readings lost their body")
+    collapse = collapse.assign(
+        resource_body=pd.Series([bodies[p] for p in pairs], dtype=object, index=collapse.index)
+    )
+    dictionaries = dictionaries_of(conn) if len(collapse) else {}
     episodes = group_episodes(frame, decisions, policy) if retained_ids.size else []
 
     late = active_cells_of(
@@ -286,7 +296,7 @@ def decide_shard(conn: Connection, task: ShardTask, raw: pd.DataFrame) -> ShardD
     )
     return ShardDecision(
         raw, decisions, retained_ids, collapse, sparse_rows, combined, collapsed,
-        late.summary_ids, episodes,
+        late.summary_ids, episodes, dictionaries,
     )  # fmt: skip
 
 
@@ -314,7 +324,12 @@ def _write_decision(
     archived = 0
     if len(new_rows):
         file_name = archive_name(task, attempt)
-        written = write_archive_file(Path(task.archive_root), file_name, new_rows)
+        written = write_archive_file(
+            Path(task.archive_root),
+            file_name,
+            new_rows,
+            metadata=body_metadata(decision.dictionaries),
+        )
         archived = written.rows
 
     files_per_summary = _archive_files_per_summary(
@@ -375,7 +390,7 @@ def _archive_rows(collapse: pd.DataFrame, bucket_starts: np.ndarray, run_id: int
     rows["run_id"] = np.full(len(rows), run_id, dtype=np.int64)
     for column in ("id", "effective_ms", "part", "batch_id"):
         rows[column] = rows[column].astype(np.int64)
-    return rows[list(ARCHIVE_COLUMNS)]
+    return rows[list(STORED_COLUMNS)]
 
 
 def _cells(collapse: pd.DataFrame, bucket_minutes: int) -> set[tuple[str, str, int]]:
