@@ -66,9 +66,10 @@ def timed(step, fn, *args, **kwargs):
     return out
 rows = 0
 for name in iter_archive_files(produced):
-    table = pq.read_table(produced / name)
-    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
-    frame = table.to_pandas()
+    parquet = pq.ParquetFile(produced / name)
+    meta = {k: v for k, v in (parquet.metadata.metadata or {}).items()
+            if k.startswith(b"medsleep.")}
+    frame = parquet.read().to_pandas()
     rows += timed("archive", write_archive_file, floor_root, name, frame,
                   **({"metadata": meta} if meta else {})).rows
 engine = create_store_engine(url)

@@ -101,9 +101,6 @@ def write_archive_file(
     """
     path = _resolve(root, name)
     arrow_table = _to_arrow(table, name)
-    if metadata:
-        merged = {**(arrow_table.schema.metadata or {}), **metadata}
-        arrow_table = arrow_table.replace_schema_metadata(merged)
     _make_directories(path.parent)
 
     try:
@@ -113,7 +110,7 @@ def write_archive_file(
     try:
         with handle:
             sink = _HashingSink(handle)
-            pq.write_table(arrow_table, sink, compression=COMPRESSION, write_page_checksum=True)
+            _write_parquet(arrow_table, sink, metadata)
             handle.flush()
             os.fsync(handle.fileno())
         digest = sink.hexdigest()
@@ -144,6 +141,34 @@ def write_archive_file(
     size = path.stat().st_size
     logger.info("archived %d rows to %s (%d bytes)", len(table), name, size)
     return ArchiveFile(name=name, sha256=digest, rows=len(table), bytes=size)
+
+
+def _write_parquet(
+    arrow_table: pa.Table, sink: _HashingSink, metadata: Mapping[bytes, bytes] | None
+) -> None:
+    """The Parquet bytes of ``arrow_table``; ``metadata`` goes into the footer's key-value
+    metadata only (schema metadata would be stored twice: Arrow copies it into its own
+    serialised schema). Binary columns hold compressed, unique values: no dictionary pages."""
+    plain = [f.name for f in arrow_table.schema if not pa.types.is_large_binary(f.type)]
+    with pq.ParquetWriter(
+        sink,
+        arrow_table.schema,
+        compression=COMPRESSION,
+        write_page_checksum=True,
+        use_dictionary=plain,
+    ) as writer:
+        writer.write_table(arrow_table)
+        if metadata:
+            writer.add_key_value_metadata(dict(metadata))
+
+
+def footer_metadata(root: Path, name: str) -> dict[bytes, bytes]:
+    """The key-value metadata of an archive file's footer (what ``metadata`` wrote)."""
+    path = _existing(root, name)
+    try:
+        return dict(pq.ParquetFile(path).metadata.metadata or {})
+    except (OSError, pa.ArrowException) as exc:
+        raise ArchiveError(f"archive file {name} is unreadable: {exc}") from exc
 
 
 def verify_archive_file(root: Path, name: str, sha256: str, *, rows: int | None = None) -> None:
@@ -180,21 +205,22 @@ def read_archive_file(
     file cannot change between check and read. Raises ArchiveError when the file is missing,
     fails its checksum or cannot be parsed.
     """
-    arrow_table = _read_table(root, name, sha256, columns, filters)
+    source = _checked_source(root, name, sha256)
     try:
+        arrow_table = pq.read_table(
+            source,
+            columns=None if columns is None else list(columns),
+            filters=filters,
+            page_checksum_verification=True,
+        )
         frame: pd.DataFrame = arrow_table.to_pandas()
     except (OSError, pa.ArrowException) as exc:
         raise ArchiveError(f"archive file {name} is unreadable: {exc}") from exc
     return frame
 
 
-def _read_table(
-    root: Path,
-    name: str,
-    sha256: str | None,
-    columns: Sequence[str] | None = None,
-    filters: Filters | None = None,
-) -> pa.Table:
+def _checked_source(root: Path, name: str, sha256: str | None) -> pa.BufferReader | Path:
+    """The file to parse: its bytes, read once and checked against ``sha256`` when given."""
     path = _existing(root, name)
     source: pa.BufferReader | Path = path
     if sha256 is not None:
@@ -208,24 +234,17 @@ def _read_table(
                 f"archive file {name} fails its checksum: expected sha256 {sha256}, found {digest}"
             )
         source = pa.BufferReader(data)
-    try:
-        return pq.read_table(
-            source,
-            columns=None if columns is None else list(columns),
-            filters=filters,
-            page_checksum_verification=True,
-        )
-    except (OSError, pa.ArrowException) as exc:
-        raise ArchiveError(f"archive file {name} is unreadable: {exc}") from exc
+    return source
 
 
 def read_archived_readings(root: Path, name: str, sha256: str | None) -> pd.DataFrame:
     """An archive file of readings (checked against ``sha256``), in either format, with each
     reading's text as ``resource_json`` and the reading columns added since it was written
     filled in with the value its readings had then."""
-    arrow_table = _read_table(root, name, sha256)
+    source = _checked_source(root, name, sha256)
     try:
-        frame = readings_of(arrow_table, name)
+        parquet = pq.ParquetFile(source, page_checksum_verification=True)
+        frame = readings_of(parquet.read(), dict(parquet.metadata.metadata or {}), name)
     except (OSError, pa.ArrowException) as exc:
         raise ArchiveError(f"archive file {name} is unreadable: {exc}") from exc
     for column, default in READING_ADDED_COLUMNS.items():

@@ -16,13 +16,13 @@ from sqlalchemy import Engine, text
 
 from medsleep.archive.body_format import (
     BODY_COLUMN,
-    DICTIONARIES_KEY,
+    DICTIONARY_KEY,
     FORMAT_BODIES,
     FORMAT_KEY,
     TEXT_COLUMN,
     format_of,
 )
-from medsleep.archive.files import read_archived_readings, write_archive_file
+from medsleep.archive.files import footer_metadata, read_archived_readings, write_archive_file
 from medsleep.archive.index import ARCHIVE_COLUMNS
 from medsleep.archive.restore import restore
 from medsleep.consolidate.job import consolidate
@@ -82,14 +82,17 @@ def test_a_night_archives_bodies_as_stored_and_restores_them_exactly(
     db_url: str, tmp_path: Path, n: int
 ) -> None:
     engine, store, expected, run_id = _night(db_url, tmp_path, n)
+    root = tmp_path / "arch"
     for name, _ in _files(engine):
-        parquet = pq.ParquetFile(tmp_path / "arch" / name)
-        schema = parquet.schema_arrow
-        assert format_of(schema, name) == FORMAT_BODIES
-        assert BODY_COLUMN in schema.names
-        assert TEXT_COLUMN not in schema.names
-        dictionaries = orjson.loads(schema.metadata[DICTIONARIES_KEY])
-        assert len(dictionaries) == (1 if n > TRAIN_MIN_SAMPLES else 0)
+        footer = footer_metadata(root, name)
+        assert format_of(footer, name) == FORMAT_BODIES
+        parquet = pq.ParquetFile(root / name)
+        assert BODY_COLUMN in parquet.schema_arrow.names
+        assert TEXT_COLUMN not in parquet.schema_arrow.names
+        dictionaries = [key for key in footer if key.startswith(DICTIONARY_KEY)]
+        assert dictionaries == ([DICTIONARY_KEY + b"1"] if n > TRAIN_MIN_SAMPLES else [])
+        # stored once, raw: not a second time in Arrow's serialised schema
+        assert len(footer[b"ARROW:schema"]) < 8192  # the pandas metadata, no dictionary
         bodies = parquet.read(columns=[BODY_COLUMN]).column(0).to_pylist()
         assert max(map(len, bodies)) < min(map(len, expected.values()))  # compressed
     restore(store, run_id=run_id)
@@ -118,7 +121,7 @@ def test_a_format_1_file_still_restores_exactly(db_url: str, tmp_path: Path) -> 
         frame = read_archived_readings(root, name, sha)[list(ARCHIVE_COLUMNS)]
         (root / name).unlink()
         old = write_archive_file(root, name, frame)
-        assert FORMAT_KEY not in (pq.ParquetFile(root / name).schema_arrow.metadata or {})
+        assert FORMAT_KEY not in footer_metadata(root, name)
         with engine.begin() as conn:
             conn.execute(
                 text("UPDATE archive_file SET sha256 = :s, bytes = :b WHERE name = :n"),
@@ -144,7 +147,7 @@ def test_a_body_that_does_not_decompress_is_an_archive_error(tmp_path: Path) -> 
     frame = pd.DataFrame(
         {"id": [1], "resource_key": ["Observation/a"], BODY_COLUMN: [b"\x01not zstd"]}
     )
-    meta = {FORMAT_KEY: str(FORMAT_BODIES).encode(), DICTIONARIES_KEY: b"{}"}
+    meta = {FORMAT_KEY: str(FORMAT_BODIES).encode()}
     written = write_archive_file(tmp_path, "x.parquet", frame, metadata=meta)
     with pytest.raises(ArchiveError, match="does not decompress"):
         read_archived_readings(tmp_path, "x.parquet", written.sha256)
