@@ -32,7 +32,7 @@ print(json.dumps({"readings": r.readings, "seconds": time.perf_counter() - t}))
 # The detector stack (PyOD, scikit-learn, SciPy, matplotlib by way of ECOD) is imported once
 # per process, before the night, and timed apart: a `consolidate sleep` service pays it once.
 CONSOLIDATE_CHILD = """
-import json, sys, time
+import json, resource, sys, time
 from pathlib import Path
 from medsleep.consolidate.job import consolidate
 from medsleep.consolidate.executors import parse_executor
@@ -45,10 +45,14 @@ policy = load_policy()
 t = time.perf_counter()
 warm_up_detectors(policy.detector_names)
 imported = time.perf_counter() - t
+def cpu():  # this process and its joined workers (the pool is shut down when the night ends)
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+c = cpu()
 r = consolidate(Store.open(sys.argv[1], Path(sys.argv[2])), policy,
                 until_ms=parse_iso_ms("2027-01-01T00:00:00+00:00"),
                 executor=parse_executor(executor))
-print(json.dumps({**r.as_json(), "import_seconds": imported}))
+print(json.dumps({**r.as_json(), "import_seconds": imported, "cpu_seconds": cpu() - c}))
 """
 
 

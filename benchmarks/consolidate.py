@@ -12,11 +12,19 @@ ingests them into SQLite once, copies the database, then times on identical copi
   * the baseline: INSERT INTO hourly SELECT ... GROUP BY patient, code, hour; DELETE FROM reading.
 It also prints the hot store's bytes per reading, table by table, and the database file's size
 before and after the night (target: after <= 20 % of before).
+
+The floor: what "never lose a reading" cannot skip, timed in the same run on the same data,
+one process: writing + fsyncing + verifying the archive copy of the very rows medsleep archived
+(its own files, read back untimed, written again with ``write_archive_file``), and the
+detectors alone (``classify_patient`` on each patient's readings, loaded untimed). Divided by
+the executor's workers it is the floor's best case at that parallelism; medsleep's time is
+printed against it as well as against the SQL downsample.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -34,6 +42,47 @@ from _common import (
 
 from medsleep.read.space import store_stats
 from medsleep.store.engine import open_store
+
+# The floor's steps, each timed alone (wall and CPU), one process.
+FLOOR_CHILD = """
+import json, sys, time
+from pathlib import Path
+import pyarrow.parquet as pq
+from sqlalchemy import text
+from medsleep.archive.files import iter_archive_files, write_archive_file
+from medsleep.consolidate.shard import ShardTask, load_raw
+from medsleep.detect import classify_patient, warm_up_detectors
+from medsleep.policy import load_policy
+from medsleep.store.engine import create_store_engine
+url, produced, floor_root = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+policy = load_policy()
+warm_up_detectors(policy.detector_names)
+clocks = {"archive": [0.0, 0.0], "detect": [0.0, 0.0]}
+def timed(step, fn, *args, **kwargs):
+    w, c = time.perf_counter(), time.process_time()
+    out = fn(*args, **kwargs)
+    clocks[step][0] += time.perf_counter() - w
+    clocks[step][1] += time.process_time() - c
+    return out
+rows = 0
+for name in iter_archive_files(produced):
+    parquet = pq.ParquetFile(produced / name)
+    meta = {k: v for k, v in (parquet.metadata.metadata or {}).items()
+            if k.startswith(b"medsleep.")}
+    frame = parquet.read().to_pandas()
+    rows += timed("archive", write_archive_file, floor_root, name, frame,
+                  **({"metadata": meta} if meta else {})).rows
+engine = create_store_engine(url)
+until = 1_798_761_600_000  # 2027-01-01
+with engine.connect() as conn:
+    patients = [p for (p,) in conn.execute(text("SELECT DISTINCT patient FROM reading"))]
+    for i, patient in enumerate(patients):
+        raw = load_raw(conn, ShardTask(url, "", 0, i, patient, until, policy, 0))
+        frame = raw.rename(columns={"effective_ms": "t"})[
+            ["id", "code", "t", "value", "interpretation", "reference_range"]]
+        timed("detect", classify_patient, frame, policy)
+print(json.dumps({"rows": rows, **{k: v for k, v in clocks.items()}}))
+"""
 
 BASELINE_SQL = """
 CREATE TABLE hourly AS SELECT patient, code, (effective_ms / 3600000) * 3600000 AS bucket,
@@ -90,6 +139,16 @@ def main() -> None:
         conn.executescript(BASELINE_SQL)
     baseline = time.perf_counter() - started
 
+    floor_db = work / "floor.db"
+    copy_db(template, floor_db)
+    floor_root = work / "floor-archive"
+    shutil.rmtree(floor_root, ignore_errors=True)
+    floor = run_child(FLOOR_CHILD, f"sqlite:///{floor_db}", str(archive), str(floor_root)).result
+    archive_wall, archive_cpu = floor["archive"]  # type: ignore[misc]
+    detect_wall, detect_cpu = floor["detect"]  # type: ignore[misc]
+    workers = _workers(args.executor)
+    floor_seconds = (archive_wall + detect_wall) / workers
+
     imported = float(report["import_seconds"])  # type: ignore[arg-type]
     print(f"readings: {readings:,} ({what}), executor {args.executor}")
     print(
@@ -108,6 +167,18 @@ def main() -> None:
         f"ratio medsleep / baseline time: {seconds / baseline:.2f}x "
         f"({with_import / baseline:.2f}x with the import)"
     )
+    cpu = report.get("cpu_seconds")
+    if cpu is not None:
+        print(f"medsleep CPU, all processes: {float(cpu):.1f} s")  # type: ignore[arg-type]
+    print(
+        f"floor, one process: archive copy of the {floor['rows']:,} collapsed readings written "
+        f"+ fsynced + verified {archive_wall:.1f} s ({archive_cpu:.1f} s CPU); detectors alone "
+        f"{detect_wall:.1f} s ({detect_cpu:.1f} s CPU)"
+    )
+    print(
+        f"floor at {workers} worker(s): {floor_seconds:.1f} s = {floor_seconds / baseline:.2f}x "
+        f"the baseline; medsleep / floor: {seconds / floor_seconds:.2f}x"
+    )
     print(
         f"retained {report['retained']:,}, summaries {report['summaries']:,}, "
         f"compression {readings / (int(report['retained']) + int(report['summaries'])):.1f}x"
@@ -117,6 +188,14 @@ def main() -> None:
         f"database file: {file_before / 2**20:,.1f} MiB before, {file_after / 2**20:,.1f} MiB "
         f"after = {share:.1%} (target <= 20%: {'met' if share <= 0.2 else 'NOT met'})"
     )
+
+
+def _workers(executor: str) -> int:
+    """How many processes the executor runs shards in (the floor is divided by it)."""
+    kind, _, count = executor.partition(":")
+    if kind == "processes":
+        return int(count) if count else os.cpu_count() or 1
+    return 1
 
 
 def _file_bytes(db: Path) -> int:

@@ -16,7 +16,7 @@ holds the text with the readings from then on, and restore puts it back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -116,11 +116,21 @@ def _train(conn: Connection, samples: Sequence[bytes], now_ms: int) -> int:
     return dict_id
 
 
-class BodyReader:
-    """Decompresses bodies read on one connection, whichever dictionary each names."""
+def dictionaries_of(conn: Connection) -> dict[int, bytes]:
+    """The store's body dictionaries by id, as stored (what a body's frame header names)."""
+    rows = conn.execute(select(_dictionary.c.dict_id, _dictionary.c.data)).all()
+    return {int(i): bytes(data) for i, data in rows}
 
-    def __init__(self, conn: Connection) -> None:
+
+class BodyReader:
+    """Decompresses bodies read on one connection (or with the ``dictionaries`` given, such
+    as an archive file's own copy), whichever dictionary each names."""
+
+    def __init__(
+        self, conn: Connection | None, dictionaries: Mapping[int, bytes] | None = None
+    ) -> None:
         self._conn = conn
+        self._given = dictionaries
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {}
 
     def text(self, body: bytes | memoryview, key: str | None = None) -> str:
@@ -129,19 +139,27 @@ class BodyReader:
         dict_id = int(zstandard.get_frame_parameters(blob, format=_FORMAT).dict_id)
         decompressor = self._decompressors.get(dict_id)
         if decompressor is None:
-            data = _dictionaries(self._conn)[dict_id] if dict_id else None
+            data = self._dictionary(dict_id) if dict_id else None
             decompressor = zstandard.ZstdDecompressor(dict_data=data, format=_FORMAT)
             self._decompressors[dict_id] = decompressor
         text = decompressor.decompressobj().decompress(blob)  # no content size: a stream
         return (text if key is None else _restored(text, key)).decode()
 
+    def _dictionary(self, dict_id: int) -> zstandard.ZstdCompressionDict:
+        if self._given is not None:
+            if dict_id not in self._given:
+                raise KeyError(f"a body names dictionary {dict_id}, which is not given")
+            return zstandard.ZstdCompressionDict(self._given[dict_id])
+        assert self._conn is not None
+        return _dictionaries(self._conn)[dict_id]
 
-def texts_of(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, str]:
-    """The original text of each (key, version) whose body is in the hot store."""
+
+def bodies_of(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, bytes]:
+    """The stored (compressed) body of each (key, version) whose body is in the hot store;
+    :class:`BodyReader` (with the store's :func:`dictionaries_of`) gives its text back."""
     wanted = set(pairs)
     if not wanted:
         return {}
-    reader = BodyReader(conn)
     rows = select_in(
         conn,
         "resource_seen",
@@ -150,10 +168,16 @@ def texts_of(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, str]:
         sorted({key for key, _ in wanted}),
     )
     return {
-        (str(key), str(version)): reader.text(body, str(key))
+        (str(key), str(version)): bytes(body)
         for key, version, body in rows
         if body is not None and (key, version) in wanted
     }
+
+
+def texts_of(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, str]:
+    """The original text of each (key, version) whose body is in the hot store."""
+    reader = BodyReader(conn)
+    return {pair: reader.text(body, pair[0]) for pair, body in bodies_of(conn, pairs).items()}
 
 
 # What a version keeps once its body is dropped: not its id range either, since none of its
