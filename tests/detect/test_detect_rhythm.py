@@ -112,3 +112,22 @@ def test_a_short_long_pair_only_counts_beat_by_beat() -> None:
     paired, plain = spike_z(values), spike_z(values, pairs=False)
     assert paired[5] > 1.5 * plain[5]
     assert np.array_equal(np.delete(paired, 5), np.delete(plain, 5))
+
+
+def test_sensor_off_zeros_of_an_uncatalogued_code_are_an_artifact_run_not_an_event() -> None:
+    # A monitor's numeric under a code no catalogue knows sends 0 while its sensor is off:
+    # that is no signal (summarised in an artifact band, values kept), not 40 deviations.
+    rng = np.random.default_rng(2)
+    values = 97 + rng.normal(0, 0.6, 600).round(1)
+    values[200:240] = 0.0
+    values[400:410] -= 8  # a real ten-minute dip
+    frame = pd.DataFrame(
+        {"id": np.arange(1, 601), "code": "x-local-spo2", "t": np.arange(600) * 60_000,
+         "value": values}
+    )  # fmt: skip
+    decisions = classify_patient(frame, POLICY)
+    assert decisions.series_statistical == 1
+    kept = set(decisions.retained_ids.tolist())
+    assert not kept & set(range(201, 241))
+    assert (decisions.band.iloc[200:240] == "artifact").all()
+    assert set(range(403, 409)) <= kept
