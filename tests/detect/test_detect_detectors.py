@@ -253,3 +253,16 @@ def test_a_deviation_shorter_than_sustained_needs_a_detector_flag() -> None:
     beat = np.full(300, 6.0)
     beat[150] = 0.5
     assert sustained_runs(beat, np.arange(300) * 500, 4.0).size == 300
+
+
+def test_every_reading_of_a_sustained_run_scores_past_the_gate() -> None:
+    # Beat by beat, an SVT's one slower beat is still in the run, and its reason says so.
+    rng = np.random.default_rng(1)
+    values = 66 + rng.normal(0, 1.5, 3000)
+    values[1000:1250] = 100 + rng.normal(0, 1.0, 250)  # 2.5 minutes
+    values[1100] = 70.0
+    times = np.cumsum(60_000 / values).astype(np.int64)
+    flags = detect_series(values, "ECOD", 0.01, 4.0, times=times)
+    kept = np.union1d(flags.positions, flags.segment)
+    assert set(range(1000, 1250)) <= set(kept.tolist())
+    assert (flags.segment_z >= 4.0).all()
