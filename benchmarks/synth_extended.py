@@ -132,42 +132,54 @@ def _sinus(rng: np.random.Generator, n: int, base: float) -> FloatArray:
     return base + rsa + wander + rng.normal(0, 0.8, n)
 
 
-def generate_rhythms(out: Path, seed: int = 7, patients: int = 8) -> tuple[Path, pd.DataFrame]:
+def generate_rhythms(out: Path, seed: int = 7, patients: int = 12) -> tuple[Path, pd.DataFrame]:
     """Beat-to-beat heart rate with the rhythm events the issue lists, at their real, subtle
-    size: ectopic beats at 72-88/min among ~70/min, each followed by its compensatory pause
-    (the two RR intervals sum to two normal ones); an SVT run of 2-3 minutes at ~100/min
-    against a ~66/min baseline (longer than the detector's contamination ceiling); a stretch
-    of atrial fibrillation (irregularly irregular RR at a similar mean rate); and an unseeded
-    sustained deviation: 20 minutes 15/min above the patient's own baseline, well inside the
-    NEWS2 normal band, reached gradually (no beat stands out from its neighbours)."""
+    size, in records of the length real ones have. Every record has 12 ectopic beats at
+    72-88/min among ~70/min, each followed by its compensatory pause (the two RR intervals
+    sum to two normal ones). Half-hour records (as in the MIT-BIH arrhythmia database) hold
+    an SVT run of 2-3 minutes at ~100/min against a ~66/min baseline (a tenth of the record:
+    more than the detector's 5 % contamination ceiling), alone or after 3 minutes of atrial
+    fibrillation (irregularly irregular RR at a similar mean rate); every third record is a
+    3.5-hour night with an unseeded sustained deviation instead: 20 minutes 15/min above the
+    patient's own baseline, inside the NEWS2 normal band, reached gradually over two minutes
+    (no beat stands out from its neighbours)."""
     rng = np.random.default_rng(seed)
     lines: list[str] = []
     labels: list[tuple[str, str, str, int, int]] = []
     for p in range(patients):
         patient, code = f"rhythm-{p}", "8867-4"
-        n = 14400  # ~3.5 hours of beats
+        night = p % 3 == 2
+        n = 14400 if night else 2100  # ~3.5 hours or ~30 minutes of beats
         base = float(rng.uniform(64, 72))
         hr = _sinus(rng, n, base)
         spans: list[tuple[str, int, int]] = []
-        svt = int(rng.integers(600, 900))
-        svt_len = int(rng.integers(200, 300))  # 2-3 min at ~100/min
-        hr[svt : svt + svt_len] = 100 + rng.normal(0, 1.0, svt_len)
-        spans.append(("svt-long", svt, svt + svt_len))
-        af = svt + svt_len + int(rng.integers(300, 500))
-        af_len = 240  # ~3 min
-        rr = rng.uniform(0.55, 1.15, af_len) * 60_000 / base  # irregularly irregular RR
-        hr[af : af + af_len] = 60_000 / rr
-        spans.append(("af", af, af + af_len))
-        dev = af + af_len + int(rng.integers(300, 500))
-        dev_len = 1500  # ~20 min at ~85/min
-        ramp = np.clip(np.arange(dev_len) / 120, 0, 1) * np.clip(
-            (dev_len - np.arange(dev_len)) / 120, 0, 1
-        )
-        hr[dev : dev + dev_len] += 15 * ramp
-        spans.append(("sustained", dev + 120, dev + dev_len - 120))
+        start = int(rng.integers(300, n // 3))
+        if night:
+            dev_len = 1500  # ~20 min at ~85/min
+            ramp = np.clip(np.arange(dev_len) / 120, 0, 1) * np.clip(
+                (dev_len - np.arange(dev_len)) / 120, 0, 1
+            )
+            hr[start : start + dev_len] += 15 * ramp
+            spans.append(("sustained", start + 120, start + dev_len - 120))
+        elif p % 3 == 0:
+            svt_len = int(rng.integers(200, 300))  # 2-3 min at ~100/min
+            hr[start : start + svt_len] = 100 + rng.normal(0, 1.0, svt_len)
+            spans.append(("svt-long", start, start + svt_len))
+        else:
+            af_len = 240  # ~3 min
+            rr = rng.uniform(0.55, 1.15, af_len) * 60_000 / base  # irregularly irregular RR
+            hr[start : start + af_len] = 60_000 / rr
+            spans.append(("af", start, start + af_len))
+            # ... and, as in mixed-rhythm records (MIT-BIH 201, 203), an SVT run later on:
+            # the AF beats now take the detector's top ranks.
+            svt = start + af_len + int(rng.integers(150, 300))
+            svt_len = int(rng.integers(200, 300))
+            hr[svt : svt + svt_len] = 100 + rng.normal(0, 1.0, svt_len)
+            spans.append(("svt-long", svt, svt + svt_len))
         quiet = np.ones(n, dtype=np.bool_)
         for _, a, b in spans:
             quiet[max(a - 20, 0) : b + 20] = False
+        quiet[:5] = quiet[-5:] = False
         candidates = np.flatnonzero(quiet[:-2] & quiet[1:-1] & quiet[2:])
         ectopic = np.sort(rng.choice(candidates, 12, replace=False))
         ectopic = ectopic[np.concatenate(([True], np.diff(ectopic) > 3))]
