@@ -1,7 +1,11 @@
 """Quality of consolidation on real labelled recordings and on labelled synthetic ICU data,
 side by side with three peers.
 
-    .venv/bin/python benchmarks/quality.py [--cases real,synth] [--patients 30] [--days 1]
+    .venv/bin/python benchmarks/quality.py [--cases real,synth,extended,variants] [--patients 30]
+
+``variants`` re-expresses each real recording the ways real sources differ (other LOINC or MDC
+codes, a code in no catalogue, jittered timing, half and double rate, a gap, other units, the
+source's own flags; ``medsleep.evaluate.variants``) and compares each with the original.
 
 medsleep runs for real (ingest into a scratch SQLite store, consolidate with the default
 policy). Running, scoring and peers are ``medsleep.evaluate`` — the same functions as
@@ -19,17 +23,20 @@ bisected to medsleep's compression.
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from synth_extended import generate_extended
+from synth_extended import generate_extended, generate_rhythms
 
 from medsleep.consolidate.executors import parse_executor
 from medsleep.evaluate.labels import Windows, load_labels
 from medsleep.evaluate.peers import news2_subscores
 from medsleep.evaluate.run import consolidate_scratch, score_ids, score_windows
 from medsleep.evaluate.scoring import Labels
+from medsleep.evaluate.variants import VARIANTS, make_variant
 from medsleep.policy import Policy, load_policy
 from medsleep.synth import generate
 
@@ -61,6 +68,82 @@ def real(policy: Policy, executor: str) -> None:
                 f"{row['case']:9} {row['method']:22} {row['compression']:10.1f}x "
                 f"{row['recall']:7.3f} {row['labelled_kept']:>3}/{row['labelled']:<3}  "
                 f"{target:8} {row['setting']}"
+            )
+
+
+# --- variants -------------------------------------------------------------------------
+
+RATE_VARIANTS = frozenset({"half-rate", "double-rate"})
+NOISE = 0.9
+"""A variant keeping less than this share of the original's compression loses compression by
+more than noise. Half or double the readings change compression by themselves (summaries stay
+one a bucket, a point event keeps as many readings at any rate, a long one as many as its
+rate gives it), so a rate variant is judged by its raw readings kept instead: no more than the
+original's, times the rate's factor when that is above one."""
+
+
+def read_resources(path: Path) -> list[dict[str, Any]]:
+    with gzip.open(path, "rt") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def variant_case(
+    name: str, variant: str, policy: Policy, executor: str = "local"
+) -> dict[str, Any]:
+    """medsleep on one real case re-expressed as ``variant`` ("original": as recorded):
+    compression, raw readings kept, summaries, labelled kept."""
+    labels = load_labels(REAL / f"{name}.labels.json")
+    assert isinstance(labels, Labels)
+    resources = read_resources(REAL / f"{name}.ndjson.gz")
+    if variant != "original":
+        resources, labels = make_variant(variant, resources, labels)
+    with tempfile.TemporaryDirectory(prefix=f"medsleep-variant-{name}-") as tmp:
+        path = Path(tmp) / f"{name}-{variant}.ndjson"
+        path.write_text("".join(json.dumps(r) + "\n" for r in resources))
+        run = consolidate_scratch([path], Path(tmp), policy, parse_executor(executor))
+    ours = score_ids(run, labels, policy)[0]
+    return {
+        "case": name,
+        "variant": variant,
+        "readings": len(run.readings),
+        "kept_raw": int(run.kept.sum()),
+        "summaries": run.summaries,
+        "statistical": run.report.series_statistical,
+        **ours,
+    }
+
+
+def judged(row: dict[str, Any], original: dict[str, Any]) -> str:
+    """ "ok", or what the variant lost against the original."""
+    lost = []
+    if row["recall"] < original["recall"]:
+        lost.append("labelled")
+    if row["variant"] in RATE_VARIANTS:
+        factor = max(1.0, row["readings"] / original["readings"])
+        if row["kept_raw"] * NOISE > factor * original["kept_raw"]:
+            lost.append("kept raw")
+    elif row["compression"] < NOISE * original["compression"]:
+        lost.append("compression")
+    return "LOSS " + "+".join(lost) if lost else "ok"
+
+
+def variants(policy: Policy, executor: str, names: list[str]) -> None:
+    print(
+        f"{'case':9} {'variant':13} {'readings':>8} {'compression':>11} {'vs orig':>7} "
+        f"{'raw kept':>8} {'summ':>5} {'labelled':>8}  verdict"
+    )
+    for name in REAL_CASES:
+        original = variant_case(name, "original", policy, executor)
+        for variant in ["original", *names]:
+            row = (
+                original if variant == "original" else variant_case(name, variant, policy, executor)
+            )
+            ratio = row["compression"] / original["compression"]
+            print(
+                f"{name:9} {variant:13} {row['readings']:8,} {row['compression']:10.1f}x "
+                f"{ratio:6.2f}x {row['kept_raw']:8} {row['summaries']:5} "
+                f"{row['labelled_kept']:>4}/{row['labelled']:<3}  "
+                f"{judged(row, original)}"
             )
 
 
@@ -101,11 +184,13 @@ def synthetic(policy: Policy, patients: int, days: float, seed: int, executor: s
         )
 
 
-def extended(policy: Policy, executor: str) -> None:
-    """The kinds of series the generator does not make (see ``synth_extended``)."""
+def extended(policy: Policy, executor: str, rhythms: bool = False) -> None:
+    """The kinds of series the generator does not make (see ``synth_extended``); with
+    ``rhythms`` the beat-to-beat rhythm events at their real, subtle size."""
     with tempfile.TemporaryDirectory(prefix="medsleep-quality-ext-") as tmp:
         work = Path(tmp)
-        path, events = generate_extended(work / "in")
+        make = generate_rhythms if rhythms else generate_extended
+        path, events = make(work / "in")
         run = consolidate_scratch([path], work, policy, parse_executor(executor))
     report = run.report
     print(
@@ -120,11 +205,20 @@ def extended(policy: Policy, executor: str) -> None:
     for row in rows:
         by_kind = " ".join(f"{row['by_kind'][k]:12.3f}" for k in kinds)
         print(f"{_label(row):40} {row['compression']:10.1f}x " + by_kind)
+    print("readings kept inside the windows, by kind:")
+    for row in rows:
+        by_kind = " ".join(f"{row['by_kind_readings'][k]:12.3f}" for k in kinds)
+        print(f"{_label(row):40} {'':11} " + by_kind)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="real,synth,extended", help="real, synth, extended")
+    parser.add_argument(
+        "--cases", default="real,synth,extended", help="real, synth, extended, rhythm, variants"
+    )
+    parser.add_argument(
+        "--variants", default=",".join(v.name for v in VARIANTS), help="with --cases variants"
+    )
     parser.add_argument("--patients", type=int, default=30)
     parser.add_argument("--days", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=11)
@@ -138,6 +232,10 @@ def main() -> None:
         synthetic(policy, args.patients, args.days, args.seed, args.executor)
     if "extended" in cases:
         extended(policy, args.executor)
+    if "rhythm" in cases:
+        extended(policy, args.executor, rhythms=True)
+    if "variants" in cases:
+        variants(policy, args.executor, args.variants.split(","))
 
 
 if __name__ == "__main__":

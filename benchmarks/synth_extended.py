@@ -12,7 +12,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+
+FloatArray = npt.NDArray[np.float64]
 
 START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z
 MDC = "urn:iso:std:iso:11073:10101"
@@ -107,8 +110,88 @@ def generate_extended(out: Path, seed: int = 5) -> tuple[Path, pd.DataFrame]:
             lines.append(_obs(f"{patient}-sbp-{k}", patient, LOINC, "8480-6", t, round(sbp)))
             lines.append(_obs(f"{patient}-a1c-{k}", patient, LOINC, "4548-4", t, round(a1c, 1)))
 
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "extended.ndjson"
+    return _write(out / "extended.ndjson", lines, labels)
+
+
+def _write(
+    path: Path, lines: list[str], labels: list[tuple[str, str, str, int, int]]
+) -> tuple[Path, pd.DataFrame]:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     frame = pd.DataFrame(labels, columns=["event", "patient", "code", "start_ms", "end_ms"])
     return path, frame
+
+
+def _sinus(rng: np.random.Generator, n: int, base: float) -> FloatArray:
+    """Beat-to-beat sinus heart rate around ``base``: respiratory sinus arrhythmia (a breath
+    every ~4 beats, +-2/min), a slow wander and beat noise, as in real RR series."""
+    beats = np.arange(n)
+    rsa = 2.0 * np.sin(2 * np.pi * beats / rng.uniform(3.5, 5.0))
+    wander = np.cumsum(rng.normal(0, 0.05, n))
+    wander -= np.linspace(wander[0], wander[-1], n)  # a wander, not a drift away
+    return base + rsa + wander + rng.normal(0, 0.8, n)
+
+
+def generate_rhythms(out: Path, seed: int = 7, patients: int = 12) -> tuple[Path, pd.DataFrame]:
+    """Beat-to-beat heart rate with the rhythm events the issue lists, at their real, subtle
+    size, in records of the length real ones have. Every record has 12 ectopic beats at
+    72-88/min among ~70/min, each followed by its compensatory pause (the two RR intervals
+    sum to two normal ones). Half-hour records (as in the MIT-BIH arrhythmia database) hold
+    an SVT run of 2-3 minutes at ~100/min against a ~66/min baseline (a tenth of the record:
+    more than the detector's 5 % contamination ceiling), alone or after 3 minutes of atrial
+    fibrillation (irregularly irregular RR at a similar mean rate); every third record is a
+    3.5-hour night with an unseeded sustained deviation instead: 20 minutes 15/min above the
+    patient's own baseline, inside the NEWS2 normal band, reached gradually over two minutes
+    (no beat stands out from its neighbours)."""
+    rng = np.random.default_rng(seed)
+    lines: list[str] = []
+    labels: list[tuple[str, str, str, int, int]] = []
+    for p in range(patients):
+        patient, code = f"rhythm-{p}", "8867-4"
+        night = p % 3 == 2
+        n = 14400 if night else 2100  # ~3.5 hours or ~30 minutes of beats
+        base = float(rng.uniform(64, 72))
+        hr = _sinus(rng, n, base)
+        spans: list[tuple[str, int, int]] = []
+        start = int(rng.integers(300, n // 3))
+        if night:
+            dev_len = 1500  # ~20 min at ~85/min
+            ramp = np.clip(np.arange(dev_len) / 120, 0, 1) * np.clip(
+                (dev_len - np.arange(dev_len)) / 120, 0, 1
+            )
+            hr[start : start + dev_len] += 15 * ramp
+            spans.append(("sustained", start + 120, start + dev_len - 120))
+        elif p % 3 == 0:
+            svt_len = int(rng.integers(200, 300))  # 2-3 min at ~100/min
+            hr[start : start + svt_len] = 100 + rng.normal(0, 1.0, svt_len)
+            spans.append(("svt-long", start, start + svt_len))
+        else:
+            af_len = 240  # ~3 min
+            rr = rng.uniform(0.55, 1.15, af_len) * 60_000 / base  # irregularly irregular RR
+            hr[start : start + af_len] = 60_000 / rr
+            spans.append(("af", start, start + af_len))
+            # ... and, as in mixed-rhythm records (MIT-BIH 201, 203), an SVT run later on:
+            # the AF beats now take the detector's top ranks.
+            svt = start + af_len + int(rng.integers(150, 300))
+            svt_len = int(rng.integers(200, 300))
+            hr[svt : svt + svt_len] = 100 + rng.normal(0, 1.0, svt_len)
+            spans.append(("svt-long", svt, svt + svt_len))
+        quiet = np.ones(n, dtype=np.bool_)
+        for _, a, b in spans:
+            quiet[max(a - 20, 0) : b + 20] = False
+        quiet[:5] = quiet[-5:] = False
+        candidates = np.flatnonzero(quiet[:-2] & quiet[1:-1] & quiet[2:])
+        ectopic = np.sort(rng.choice(candidates, 12, replace=False))
+        ectopic = ectopic[np.concatenate(([True], np.diff(ectopic) > 3))]
+        for e in ectopic:
+            normal_rr = 60_000 / hr[e - 1]
+            short = 60_000 / rng.uniform(72, 88)
+            hr[e] = 60_000 / min(short, normal_rr * 0.97)
+            hr[e + 1] = 60_000 / (2 * normal_rr - 60_000 / hr[e])  # compensatory pause
+        t = START_MS + np.cumsum(60_000 / hr).astype(np.int64)
+        for e in ectopic:
+            labels.append(("ectopic-subtle", patient, code, int(t[e]), int(t[e]) + 1))
+        for kind, a, b in spans:
+            labels.append((kind, patient, code, int(t[a]), int(t[b - 1]) + 1))
+        lines += [_obs(f"{patient}-{i}", patient, LOINC, code, int(t[i]), hr[i]) for i in range(n)]
+    return _write(out / "rhythms.ndjson", lines, labels)

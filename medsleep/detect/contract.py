@@ -25,6 +25,7 @@ from medsleep.detect.rules import (
     IntArray,
     implausible_mask,
     news2_scores,
+    no_signal_zeros,
     run_lengths,
 )
 from medsleep.policy import CodePolicy, Policy
@@ -59,7 +60,12 @@ class Series:
 
     @cached_property
     def implausible(self) -> BoolArray:
-        return implausible_mask(self.values, self.rules.plausible)
+        """Missing or outside the plausible range; for a code no catalogue knows (no range),
+        runs of "no signal" zeros far from the series' level (``rules.no_signal_zeros``)."""
+        mask = implausible_mask(self.values, self.rules.plausible)
+        if self.rules.plausible is None:
+            mask |= no_signal_zeros(self.values, self.artifact_run_min)
+        return mask
 
     @cached_property
     def in_artifact_run(self) -> BoolArray:

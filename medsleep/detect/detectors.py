@@ -91,6 +91,61 @@ def grow_segments(seeds: IntArray, gate_z: FloatArray, min_z: float) -> IntArray
     return grown
 
 
+SUSTAINED_MINUTES = 2.0
+"""A run of readings this long (in time), every one as far from the baseline as the gate asks,
+is an event whether or not the detector flagged any of it."""
+
+SUSTAINED_READINGS = 5
+"""... and at least this many readings: a minute-by-minute series needs five in a row (three
+a minute apart happen in a patient's ordinary wander, see tests/detect)."""
+
+SMOOTHING_SECONDS = 15.0
+"""Beat by beat, the gate is read through a rolling median over this long, so that one
+normal-looking beat inside a tachycardia does not break the run in two."""
+
+
+def sustained_runs(gate_z: FloatArray, times: IntArray, min_z: float) -> IntArray:
+    """Rows of ``sustained_gate`` runs (see there)."""
+    return sustained_gate(gate_z, times, min_z)[0]
+
+
+def sustained_gate(
+    gate_z: FloatArray, times: IntArray, min_z: float
+) -> tuple[IntArray, FloatArray]:
+    """Rows in runs of ``gate_z >= min_z`` lasting ``SUSTAINED_MINUTES`` and
+    ``SUSTAINED_READINGS``: a sustained deviation from the patient's own baseline (an SVT run
+    of minutes, a slow climb) is one event even when it is longer than the detector's
+    contamination ceiling lets it flag, or when the detector ranks other readings above it.
+    Returns the rows and the (smoothed) gate z-score that put each in its run.
+
+    >>> minute = 60_000
+    >>> sustained_runs(np.array([1, 5, 5, 5, 5, 5, 1, 5, 1.0]), np.arange(9) * minute, 4.0)
+    array([1, 2, 3, 4, 5])
+    """
+    none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
+    if min_z <= 0 or gate_z.size < SUSTAINED_READINGS:
+        return none
+    step_ms = max(float(np.median(np.diff(times))), 1.0)
+    window = int(round(SMOOTHING_SECONDS * 1000 / step_ms))
+    if window >= 3:
+        gate_z = (
+            pd.Series(gate_z)
+            .rolling(window | 1, center=True, min_periods=1)
+            .median()
+            .to_numpy(dtype=np.float64)
+        )
+    above = np.concatenate(([False], gate_z >= min_z, [False]))
+    change = np.flatnonzero(above[1:] != above[:-1])
+    starts, ends = change[::2], change[1::2]
+    long = (ends - starts >= SUSTAINED_READINGS) & (
+        times[ends - 1] - times[starts] >= SUSTAINED_MINUTES * 60_000
+    )
+    if not long.any():
+        return none
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts[long], ends[long], strict=True)])
+    return rows.astype(np.int64), gate_z[rows]
+
+
 def check_detector_name(name: str) -> None:
     """Raise PolicyError unless ``name`` is "" or a detector medsleep knows."""
     if name and name not in DETECTOR_NAMES:
@@ -289,7 +344,15 @@ def detect_series(
     features, gate_z = series_features(values, window, scale=name not in _SCALE_FREE)
     flags = fit_and_flag(name, contamination, features, features[:, -1], gate_z, min_z)
     segment = grow_segments(flags.positions, gate_z, min_z)
-    return replace(flags, segment=segment, segment_z=gate_z[segment])
+    if times is None:
+        times = np.arange(values.size, dtype=np.int64) * 60_000
+    sustained, smoothed = sustained_gate(gate_z, times, min_z)
+    # A sustained row's score is the smoothed gate that put it in its run (one beat of it may
+    # itself lie nearer the baseline).
+    segment_z = gate_z.copy()
+    segment_z[sustained] = np.maximum(segment_z[sustained], smoothed)
+    segment = np.union1d(segment, np.setdiff1d(sustained, flags.positions)).astype(np.int64)
+    return replace(flags, segment=segment, segment_z=segment_z[segment])
 
 
 def detect_aligned(

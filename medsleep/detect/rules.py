@@ -65,6 +65,34 @@ def implausible_mask(values: FloatArray, plausible: tuple[float, float] | None) 
     return mask
 
 
+NO_SIGNAL_Z = 6.0
+"""Zeros count as "no signal" in a series whose readings sit this many robust SDs from 0."""
+
+
+def no_signal_zeros(values: FloatArray, run_min: int) -> BoolArray:
+    """Runs of at least ``run_min`` exact zeros in a series whose other readings lie far from
+    0 (``NO_SIGNAL_Z`` robust SDs): what a monitor sends when a sensor is off (MIMIC numerics,
+    bedside exports). For a code no catalogue gives a plausible range; a series that really
+    goes to 0 from a level near it (a pain score, a urine output) is not matched.
+
+    >>> no_signal_zeros(np.array([97.0, 96, 0, 0, 0, 97, 0, 98, 97]), 3).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0, 0, 0]
+    """
+    zero = values == 0
+    if run_min < 1 or not zero.any():
+        return np.zeros(values.shape, dtype=np.bool_)
+    others = values[~zero & np.isfinite(values)]
+    if others.size < run_min:
+        return np.zeros(values.shape, dtype=np.bool_)
+    centre = float(np.median(others))
+    spread = 1.4826 * float(np.median(np.abs(others - centre)))
+    spread = spread if spread > 0 else 1.2533 * float(np.abs(others - centre).mean())
+    if abs(centre) <= NO_SIGNAL_Z * spread:
+        return np.zeros(values.shape, dtype=np.bool_)
+    out: BoolArray = zero & (run_lengths(zero) >= run_min)
+    return out
+
+
 def run_lengths(mask: BoolArray) -> IntArray:
     """Length of the run of consecutive True each element belongs to (0 where False).
 

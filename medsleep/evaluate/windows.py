@@ -1,7 +1,8 @@
 """Scoring against labelled windows (the generator's ``labels.csv``). Pure.
 
 - **event recall** = windows with a reading kept raw ÷ windows (also per ``event`` kind);
-- **reading recall** = readings inside a window that are kept raw ÷ readings inside one;
+- **reading recall** = readings inside a window that are kept raw ÷ readings inside one (also
+  per kind: how much of a long event is kept, not just whether it is seen);
 - **precision** = kept readings inside an event or artifact window ÷ kept readings.
 
 ``readings`` has columns ``patient``, ``code``, ``t`` (epoch ms); ``kept`` is per reading.
@@ -62,4 +63,12 @@ def window_score(
         "windows": len(events),
         "windows_caught": int(hits.sum()),
         "by_kind": {str(k): float(hits[kinds == k].mean()) for k in sorted(set(kinds))},
+        "by_kind_readings": {
+            str(k): _kept_share(readings, kept, events[kinds == k]) for k in sorted(set(kinds))
+        },
     }
+
+
+def _kept_share(readings: pd.DataFrame, kept: BoolArray, events: pd.DataFrame) -> float:
+    mask = inside(readings, events)
+    return float(kept[mask].mean()) if mask.any() else float("nan")

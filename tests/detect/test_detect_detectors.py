@@ -16,7 +16,7 @@ from medsleep.detect import (
     detect_aligned,
     detect_series,
 )
-from medsleep.detect.detectors import grow_segments
+from medsleep.detect.detectors import grow_segments, sustained_runs
 from medsleep.errors import PolicyError
 from medsleep.policy import Policy, load_policy, parse_policy
 
@@ -229,3 +229,40 @@ def test_a_policy_names_every_detector_it_can_run_for_the_warm_up() -> None:
         {"codes": {"8867-4": {"detector": "IForest"}}, "multivariate": {"detector": "COPOD"}}
     )
     assert site.detector_names == {"IForest", "COPOD", "ECOD"}  # ECOD: every other code
+
+
+def test_a_sustained_deviation_no_detector_flag_reaches_is_kept_whole() -> None:
+    # The contamination ceiling lets ECOD flag one reading: the spike. The 30-minute plateau
+    # 20/min above the baseline gets no seed, and is still one event.
+    values = ar1(6, 1440, 70, 2)
+    values[200] += 90
+    values[700:730] += 20
+    flags = detect_series(values, "ECOD", 0.0005, 4.0)
+    kept = set(flags.positions.tolist()) | set(flags.segment.tolist())
+    assert 200 in kept
+    assert set(range(702, 728)) <= kept
+    assert len(kept - set(range(695, 735)) - {200}) <= 0.01 * values.size
+
+
+def test_a_deviation_shorter_than_sustained_needs_a_detector_flag() -> None:
+    minute = 60_000
+    z = np.array([1.0, 5, 5, 5, 5, 1, 1, 5, 5, 5, 5, 5, 1])
+    assert sustained_runs(z, np.arange(13) * minute, 4.0).tolist() == [7, 8, 9, 10, 11]
+    assert sustained_runs(z, np.arange(13) * minute, 0.0).size == 0
+    # Beat by beat, one normal-looking beat does not break a two-minute run.
+    beat = np.full(300, 6.0)
+    beat[150] = 0.5
+    assert sustained_runs(beat, np.arange(300) * 500, 4.0).size == 300
+
+
+def test_every_reading_of_a_sustained_run_scores_past_the_gate() -> None:
+    # Beat by beat, an SVT's one slower beat is still in the run, and its reason says so.
+    rng = np.random.default_rng(1)
+    values = 66 + rng.normal(0, 1.5, 3000)
+    values[1000:1250] = 100 + rng.normal(0, 1.0, 250)  # 2.5 minutes
+    values[1100] = 70.0
+    times = np.cumsum(60_000 / values).astype(np.int64)
+    flags = detect_series(values, "ECOD", 0.01, 4.0, times=times)
+    kept = np.union1d(flags.positions, flags.segment)
+    assert set(range(1000, 1250)) <= set(kept.tolist())
+    assert (flags.segment_z >= 4.0).all()

@@ -88,3 +88,46 @@ def test_an_uncatalogued_series_is_judged_by_statistics_alone() -> None:
     rules = set(decisions.reasons["rule"])
     assert not rules & {"news2-critical", "news2-transition", "critical-lab"}
     assert "detector:ECOD" not in rules  # a statistical reason says no clinical rule applied
+
+
+def test_ectopic_beats_only_a_little_faster_than_sinus_are_kept_by_their_pause() -> None:
+    # Ectopic beats at 78-86/min among ~72/min, each followed by its compensatory pause (the
+    # two RR intervals sum to two normal ones). The rise into such a beat is within twice the
+    # sinus beat noise; the short-long pair as a whole is not.
+    rng = np.random.default_rng(8)
+    hr = 72 + 4 * np.sin(np.arange(1200) / 40) + rng.normal(0, 1.5, 1200)
+    ectopic = np.arange(100, 1100, 100)
+    for e, rate in zip(ectopic, rng.uniform(78, 86, ectopic.size), strict=True):
+        normal_rr = 60_000 / hr[e - 1]
+        hr[e] = rate
+        hr[e + 1] = 60_000 / (2 * normal_rr - 60_000 / rate)
+    decisions = classify_patient(beats(hr), POLICY)
+    kept = set(decisions.retained_ids.tolist())
+    assert {int(e) + 1 for e in ectopic} <= kept  # ids are positions + 1
+    assert len(kept) <= 3 * ectopic.size + 12  # the beat, its context, hardly anything else
+
+
+def test_a_short_long_pair_only_counts_beat_by_beat() -> None:
+    values = np.array([70.0, 71, 70, 71, 70, 76, 65, 70, 71, 70])
+    paired, plain = spike_z(values), spike_z(values, pairs=False)
+    assert paired[5] > 1.5 * plain[5]
+    assert np.array_equal(np.delete(paired, 5), np.delete(plain, 5))
+
+
+def test_sensor_off_zeros_of_an_uncatalogued_code_are_an_artifact_run_not_an_event() -> None:
+    # A monitor's numeric under a code no catalogue knows sends 0 while its sensor is off:
+    # that is no signal (summarised in an artifact band, values kept), not 40 deviations.
+    rng = np.random.default_rng(2)
+    values = 97 + rng.normal(0, 0.6, 600).round(1)
+    values[200:240] = 0.0
+    values[400:410] -= 8  # a real ten-minute dip
+    frame = pd.DataFrame(
+        {"id": np.arange(1, 601), "code": "x-local-spo2", "t": np.arange(600) * 60_000,
+         "value": values}
+    )  # fmt: skip
+    decisions = classify_patient(frame, POLICY)
+    assert decisions.series_statistical == 1
+    kept = set(decisions.retained_ids.tolist())
+    assert not kept & set(range(201, 241))
+    assert (decisions.band.iloc[200:240] == "artifact").all()
+    assert set(range(403, 409)) <= kept
