@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from medsleep.errors import MedsleepError
 from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk
@@ -25,13 +25,12 @@ from medsleep.ingest.pipeline import (
 )
 from medsleep.ingest.sources import InputRecord
 from medsleep.ingest.writer import ChunkCounts, write_chunk
-from medsleep.store.tables import INGEST_BATCH, RESOURCE_SEEN, BatchStatus
+from medsleep.store.archived_versions import stored_versions
+from medsleep.store.tables import INGEST_BATCH, BatchStatus
 from medsleep.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
 _batch = INGEST_BATCH
-_seen = RESOURCE_SEEN
-_IN_CLAUSE = 500
 DEFAULT_CHUNK = 2_000  # smaller than the CLI's: a request's latency is a chunk's commit away
 
 
@@ -143,13 +142,12 @@ def ingest_transaction(
 def entry_results(engine: Engine, batch_id: int, parsed: Sequence[Parsed]) -> list[EntryResult]:
     """Per record: created (this batch stored it first), duplicate, skipped or quarantined."""
     keys = sorted({p.key for p in parsed if p.key and p.error is None and p.skipped is None})
-    stored_by: dict[tuple[str, str], int] = {}
-    with engine.connect() as conn:
-        for start in range(0, len(keys), _IN_CLAUSE):
-            part = keys[start : start + _IN_CLAUSE]
-            query = select(_seen.c.resource_key, _seen.c.resource_version, _seen.c.batch_id)
-            for key, version, batch in conn.execute(query.where(_seen.c.resource_key.in_(part))):
-                stored_by[(key, version)] = int(batch)
+    with engine.connect() as conn:  # hot or archived since (store.archived_versions)
+        stored_by = {
+            (key, version): batch
+            for key, versions in stored_versions(conn, keys).items()
+            for version, batch in versions.items()
+        }
     results: list[EntryResult] = []
     claimed: set[tuple[str, str]] = set()
     for item in parsed:

@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from medsleep.ingest.parsing import Parsed
 from medsleep.ingest.patients import PATIENT_STORED, upsert_patients
+from medsleep.store.archived_versions import stored_versions
 from medsleep.store.bodies import BodyWriter
-from medsleep.store.bulk import insert_rows, select_in
+from medsleep.store.bulk import insert_rows
 from medsleep.store.resource_ranges import (
     IdRange,
     Pair,
@@ -85,10 +86,8 @@ def _newer(candidate: str, existing: set[str]) -> bool:
 
 
 def _known_versions(conn: Connection, keys: Sequence[str]) -> dict[str, set[str]]:
-    known: dict[str, set[str]] = {}
-    for key, version in select_in(conn, "resource_seen", SEEN_COLUMNS[:2], "resource_key", keys):
-        known.setdefault(key, set()).add(version)
-    return known
+    """Every version of these keys stored before, hot or archived (store.archived_versions)."""
+    return {key: set(versions) for key, versions in stored_versions(conn, keys).items()}
 
 
 def write_chunk(

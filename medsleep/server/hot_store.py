@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from medsleep.server.fhir_http import keys_for_id
 from medsleep.server.search_params import ObservationSearch, Token
+from medsleep.store.archived_versions import stored_versions
 from medsleep.store.bodies import texts_of
 from medsleep.store.resource_ranges import readings_of
 from medsleep.store.search_tokens import CATEGORY, IDENTIFIER, matching_ids
@@ -178,11 +179,10 @@ def read_observation(engine: Engine, rid: str, version: str | None = None) -> Re
         query = query.where(_reading.c.resource_version == version)
     with engine.connect() as conn:
         rows = list(conn.execute(query.order_by(_reading.c.id.desc())).all())
-        if not rows:
-            seen = select(_seen.c.resource_key).where(_seen.c.resource_key.in_(keys))
+        if not rows:  # stored once, hot or archived since (store.archived_versions)
+            stored = [v for found in stored_versions(conn, keys).values() for v in found]
             if version is not None:
-                seen = seen.where(_seen.c.resource_version == version)
-            stored = conn.execute(seen.limit(1)).first() is not None
+                stored = [v for v in stored if v == version]
             return ReadResult("archived" if stored else "missing")
         hot = [row for row in rows if row.state in HOT]
         if version is None and not hot:
@@ -209,10 +209,7 @@ class Versions:
 
 def versions_of(engine: Engine, key: str) -> Versions:
     with engine.connect() as conn:
-        seen = conn.execute(
-            select(_seen.c.resource_version).where(_seen.c.resource_key == key)
-        ).scalars()
-        versions = frozenset(str(v) for v in seen)
+        versions = frozenset(stored_versions(conn, [key]).get(key, {}))
         current = conn.execute(
             select(_reading.c.resource_version)
             .where(readings_of([key]), _reading.c.state.in_(HOT))

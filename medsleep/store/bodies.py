@@ -10,8 +10,9 @@ Each frame names its dictionary (zstd's dict id in the frame header), so a store
 several and old bodies stay readable. The text given back is byte for byte the text that
 came in.
 
-A body is dropped (set NULL) once none of its readings is left in the hot store: the archive
-holds the text with the readings from then on, and restore puts it back.
+A body is dropped once none of its readings is left in the hot store: the archive holds the
+text with the readings from then on, the version moves to ``resource_archived`` (by key
+digest), and restore puts both back.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import zstandard
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from medsleep.store.bulk import insert_rows, select_in
+from medsleep.store.archived_versions import archive_versions, take_back
+from medsleep.store.bulk import select_in
 from medsleep.store.search_tokens import encode, token_ids, tokens_of
 from medsleep.store.tables import BODY_DICTIONARY, RESOURCE_SEEN
 
@@ -186,11 +188,9 @@ _KEPT = ("resource_key", "resource_version", "batch_id")
 
 
 def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
-    """Drop the bodies of these resources' versions that no reading refers to any more.
-
-    The rows are deleted and put back without their body rather than updated: SQLite merges
-    the pages a delete leaves under-full, but leaves a shrunken row's page as it was, so an
-    update would keep the bytes in the file (measured: 124 bytes a row after, 55 before)."""
+    """Drop the bodies of these resources' versions that no reading refers to any more: each
+    such version leaves ``resource_seen`` for ``resource_archived``, which keeps it by the
+    digest of its key (store.archived_versions)."""
     if not keys:
         return 0
     dbapi: Any = conn.connection.driver_connection
@@ -224,8 +224,7 @@ def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
         finally:
             cursor.close()
         released.extend(rows)
-    insert_rows(conn, "resource_seen", _KEPT, released)
-    return len(released)
+    return archive_versions(conn, released)
 
 
 def put_back_bodies(
@@ -235,8 +234,9 @@ def put_back_bodies(
     now_ms: int,
     id_ranges: dict[Pair, tuple[int, int]],
 ) -> None:
-    """Give restored readings their resource's body again (where it was dropped), and their
-    versions an id range that covers them (``id_ranges``: the restored readings' ids)."""
+    """Give restored readings their resource's body again (where it was dropped, moving the
+    version back from ``resource_archived``), and their versions an id range that covers
+    them (``id_ranges``: the restored readings' ids)."""
     if not texts:
         return
     writer = BodyWriter(conn, [], now_ms)
@@ -287,11 +287,13 @@ def put_back_bodies(
         {"b_key": k, "b_version": v, "b_first": covering((k, v))[0], "b_last": covering((k, v))[1]}
         for k, v in sorted(widened - set(wanted))
     ]
+    # a version whose readings were all archived comes back from resource_archived
+    archived = take_back(conn, [pair for pair in wanted if pair not in present])
     inserts = [
         {
             "resource_key": k,
             "resource_version": v,
-            "batch_id": batch_ids[(k, v)],
+            "batch_id": archived.get((k, v), batch_ids[(k, v)]),
             "body": writer.compress(t.encode(), k),
             "search_tokens": search((k, v)),
             "first_id": id_ranges[(k, v)][0],

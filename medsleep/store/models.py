@@ -52,8 +52,9 @@ class Reading(ReadingBase, table=True):
 
 
 class ResourceSeen(SQLModel, table=True):
-    """Every resource version ever stored, so re-ingest is idempotent after archiving; with
-    its original JSON (zstd, see store.bodies) while any of its readings is hot."""
+    """A resource version with readings in the hot store (or none ever), with its original
+    JSON (zstd, see store.bodies); once a night archives all its readings it moves to
+    ``resource_archived``, so that the two together know every version ever stored."""
 
     __tablename__ = "resource_seen"
     __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one B-tree, not two
@@ -67,6 +68,17 @@ class ResourceSeen(SQLModel, table=True):
     # store.resource_ranges
     first_id: int | None = Field(default=None, sa_type=BigInteger)
     last_id: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class ResourceArchived(SQLModel, table=True):
+    """A resource version whose readings are all archived, by the digest of its key (see
+    store.archived_versions): what keeps re-ingest idempotent in 16 bytes, not the key."""
+
+    __tablename__ = "resource_archived"
+    __table_args__ = {"sqlite_with_rowid": False}
+    key_digest: bytes = Field(primary_key=True, sa_type=LargeBinary)  # blake2b-128 of the key
+    resource_version: str = Field(primary_key=True)
+    batch_id: int
 
 
 class SearchToken(SQLModel, table=True):

@@ -25,6 +25,7 @@ from medsleep.store.models import (
     PreparedDigest,
     Quarantine,
     Reading,
+    ResourceArchived,
     ResourceSeen,
     Retention,
     Review,
@@ -42,6 +43,7 @@ def table_of(model: type[SQLModel]) -> Table:
 
 READING: Final = table_of(Reading)
 RESOURCE_SEEN: Final = table_of(ResourceSeen)
+RESOURCE_ARCHIVED: Final = table_of(ResourceArchived)
 BODY_DICTIONARY: Final = table_of(BodyDictionary)
 SEARCH_TOKEN: Final = table_of(SearchToken)
 INGEST_BATCH: Final = table_of(IngestBatch)

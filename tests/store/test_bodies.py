@@ -84,9 +84,11 @@ def _by_key(lines: list[str]) -> dict[str, str]:
 
 
 def _seen(engine: Engine) -> tuple[int, int]:
+    """Versions known (hot or archived by key digest) and bodies kept."""
     with engine.connect() as conn:
         row = conn.execute(text("SELECT count(*), count(body) FROM resource_seen")).one()
-    return int(row[0]), int(row[1])
+        archived = conn.execute(text("SELECT count(*) FROM resource_archived")).scalar_one()
+    return int(row[0]) + int(archived), int(row[1])
 
 
 def test_a_panel_keeps_one_copy_and_every_text_comes_back_exactly(

@@ -94,7 +94,8 @@ def test_an_old_store_reuses_pages_until_vacuum_switches_it(
     engine = open_store(sqlite_url)
     assert auto_vacuum_mode(engine) == INCREMENTAL
     assert store_stats(engine).free_bytes == 0
-    assert _file_bytes(sqlite_url) <= report.store_bytes_before - freed
+    # what the night left live, packed (the archived versions' table grew the file a little)
+    assert _file_bytes(sqlite_url) <= report.store_bytes_after - freed
     assert return_space(engine).returned
     engine.dispose()
 

@@ -1,0 +1,126 @@
+"""Resource versions whose readings are all archived: kept by a digest of the key, not the key.
+
+A version stays in ``resource_seen`` (key, body, id range) while any of its readings is hot.
+Once a night has archived them all, ``store.bodies.release_bodies`` moves it here: what
+re-ingest needs to stay idempotent and supersede correctly is only that (key, version) was
+stored, and by which batch. The key becomes its blake2b-128 digest (16 bytes; a generator's
+``Observation/icu-0001-1994-3-29459601`` is 36), in a WITHOUT ROWID table on SQLite whose
+primary key is the row. Restore moves the version back (``take_back``).
+
+A collision (two keys with one digest) would make ingest take a new resource for a duplicate
+of an archived one and skip it: a lost reading. With 128 bits, the chance of any collision
+among n keys is about n² / 2¹²⁹: ~1.5e-21 at a billion resources, far below the rate of
+undetected disk and memory errors. 64 bits would be ~3e-2 at a billion: not enough.
+
+Every reader of "was this version stored?" asks ``stored_versions``, which looks at both
+tables in one statement (one snapshot on PostgreSQL as on SQLite), so a version moving from
+one to the other while ingest runs is seen in exactly one of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Connection
+
+from medsleep.errors import MedsleepError
+from medsleep.store.bulk import insert_rows
+
+DIGEST_BYTES = 16
+Pair = tuple[str, str]  # resource key, version
+_SQLITE_GROUP = 900  # digests per statement: under the 999 variables of older SQLite builds
+_GROUP = 20_000  # keys per statement on PostgreSQL (array parameters)
+
+
+class ArchivedVersionsDowngradeError(MedsleepError):
+    """The store keeps archived versions by key digest only; a downgrade would need the keys."""
+
+
+def key_digest(key: str) -> bytes:
+    """The 16 bytes that stand for ``key`` once its version is archived."""
+    return hashlib.blake2b(key.encode(), digest_size=DIGEST_BYTES).digest()
+
+
+def stored_versions(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Every stored version of these keys, hot or archived, with the batch that stored it."""
+    unique = sorted(set(keys))
+    found: dict[str, dict[str, int]] = {}
+    dbapi: Any = conn.connection.driver_connection
+    postgres = conn.dialect.name == "postgresql"
+    group = _GROUP if postgres else _SQLITE_GROUP
+    for start in range(0, len(unique), group):
+        part = unique[start : start + group]
+        by_digest = {key_digest(key): key for key in part}
+        cursor = dbapi.cursor()
+        try:
+            if postgres:
+                cursor.execute(
+                    "SELECT resource_key, NULL::bytea, resource_version, batch_id "
+                    "FROM resource_seen WHERE resource_key = ANY(%s) UNION ALL "
+                    "SELECT NULL, key_digest, resource_version, batch_id "
+                    "FROM resource_archived WHERE key_digest = ANY(%s)",
+                    (part, list(by_digest)),
+                )
+            else:
+                marks = ", ".join("?" * len(by_digest))
+                cursor.execute(
+                    "SELECT resource_key, NULL, resource_version, batch_id FROM resource_seen "
+                    "WHERE resource_key IN (SELECT value FROM json_each(?)) UNION ALL "
+                    "SELECT NULL, key_digest, resource_version, batch_id "
+                    f"FROM resource_archived WHERE key_digest IN ({marks})",
+                    (orjson.dumps(part).decode(), *by_digest),
+                )
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        for key, digest, version, batch in rows:
+            name = str(key) if key is not None else by_digest[bytes(digest)]
+            found.setdefault(name, {})[str(version)] = int(batch)
+    return found
+
+
+def archive_versions(conn: Connection, rows: Iterable[Sequence[Any]]) -> int:
+    """Record (key, version, batch id) rows as archived; their ``resource_seen`` rows are the
+    caller's to delete in the same transaction."""
+    digested = sorted((key_digest(str(k)), str(v), int(b)) for k, v, b in rows)
+    # sorted: neighbouring digests share B-tree pages, fewer pages touched per chunk
+    insert_rows(conn, "resource_archived", ("key_digest", "resource_version", "batch_id"), digested)
+    return len(digested)
+
+
+def take_back(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, int]:
+    """Delete these versions from the archived ones (restore is giving them a hot row again);
+    returns the batch id of each that was there."""
+    wanted = {(key_digest(k), v): (k, v) for k, v in set(pairs)}
+    if not wanted:
+        return {}
+    dbapi: Any = conn.connection.driver_connection
+    taken: dict[Pair, int] = {}
+    cursor = dbapi.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            digests, versions = zip(*sorted(wanted), strict=True)
+            cursor.execute(
+                "DELETE FROM resource_archived WHERE (key_digest, resource_version) IN "
+                "(SELECT * FROM unnest(%s::bytea[], %s::text[])) "
+                "RETURNING key_digest, resource_version, batch_id",
+                (list(digests), list(versions)),
+            )
+            rows = cursor.fetchall()
+        else:  # no array parameters: one statement a version (restore's scale, in-process)
+            rows = []
+            for digest, version in sorted(wanted):
+                cursor.execute(
+                    "DELETE FROM resource_archived WHERE key_digest = ? "
+                    "AND resource_version = ? RETURNING key_digest, resource_version, batch_id",
+                    (digest, version),
+                )
+                rows.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    for digest, version, batch in rows:
+        taken[wanted[(bytes(digest), str(version))]] = int(batch)
+    return taken
