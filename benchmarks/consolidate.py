@@ -188,6 +188,18 @@ def main() -> None:
         f"database file: {file_before / 2**20:,.1f} MiB before, {file_after / 2**20:,.1f} MiB "
         f"after = {share:.1%} (target <= 20%: {'met' if share <= 0.2 else 'NOT met'})"
     )
+    _tables_after(f"sqlite:///{db}", file_after)
+
+
+def _tables_after(url: str, file_bytes: int) -> None:
+    """What the file holds after the night, table by table (dbstat), down to 1 % of it."""
+    engine = open_store(url)
+    stats = store_stats(engine)
+    engine.dispose()
+    print(f"after the night ({stats.free_bytes / 2**20:,.1f} MiB on the free list):")
+    for table in stats.tables:
+        if table.bytes and table.bytes >= 0.01 * file_bytes:
+            print(f"  {table.table:18} {table.rows:>10,} rows {table.bytes / 2**20:8,.1f} MiB")
 
 
 def _workers(executor: str) -> int:

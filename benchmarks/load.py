@@ -8,8 +8,9 @@ Starts a PostgreSQL server (fsync on unless --no-fsync) and ``medsleep serve --w
 requests dealt round-robin to ``--clients`` threads that POST them to ``/fhir/$ingest``, and runs
 ``medsleep consolidate --executor ...`` back to back for as long as the clients send (and once
 more after). Then it checks that nothing was lost or duplicated: every Observation sent has
-exactly one ``resource_seen`` row, and every reading it yields is exactly once either in the hot
-store or behind an active summary in the verified archive. Reports sustained Observations/s and
+exactly one ``resource_seen`` row (or, its readings archived, one ``resource_archived`` row),
+and every reading it yields is exactly once either in the hot store or behind an active
+summary in the verified archive. Reports sustained Observations/s and
 per-request latency percentiles. Every loop is bounded in time and count; nothing leaves
 127.0.0.1. Exit status 0 only when every check passes.
 """
@@ -276,17 +277,21 @@ def verify(db: str, archive: Path, sent: Input) -> dict[str, Any]:
 
     from medsleep.archive.index import summarised_readings
     from medsleep.audit import verify_chain
+    from medsleep.store.archived_versions import key_digest
     from medsleep.store.engine import open_store
-    from medsleep.store.models import IngestBatch, Reading, ResourceSeen, Summary
+    from medsleep.store.models import IngestBatch, Reading, ResourceArchived, ResourceSeen, Summary
 
     engine = open_store(db)
     reading = Reading.__table__  # type: ignore[attr-defined]
     seen = ResourceSeen.__table__  # type: ignore[attr-defined]
+    archived_versions = ResourceArchived.__table__  # type: ignore[attr-defined]
     summary = Summary.__table__  # type: ignore[attr-defined]
     batch = IngestBatch.__table__  # type: ignore[attr-defined]
     try:
         with engine.connect() as conn:
-            seen_keys = [r[0] for r in conn.execute(select(seen.c.resource_key))]
+            # a version whose readings are all archived is kept by its key's digest
+            seen_keys = [key_digest(r[0]) for r in conn.execute(select(seen.c.resource_key))]
+            seen_keys += [bytes(r[0]) for r in conn.execute(select(archived_versions.c.key_digest))]
             hot = [
                 (str(k), int(p))
                 for k, p in conn.execute(
@@ -314,7 +319,7 @@ def verify(db: str, archive: Path, sent: Input) -> dict[str, Any]:
         "observations_sent": sent.observations,
         "resource_seen_rows": len(seen_keys),
         "resource_seen_match_sent": len(seen_keys) == len(set(seen_keys))
-        and set(seen_keys) == sent.keys,
+        and set(seen_keys) == {key_digest(k) for k in sent.keys},
         "readings_expected": len(sent.expected),
         "readings_hot": len(hot),
         "readings_archived": len(archived),
