@@ -31,8 +31,7 @@ from medsleep.store.bulk import insert_rows
 
 DIGEST_BYTES = 16
 Pair = tuple[str, str]  # resource key, version
-_SQLITE_GROUP = 900  # digests per statement: under the 999 variables of older SQLite builds
-_GROUP = 20_000  # keys per statement on PostgreSQL (array parameters)
+_GROUP = 20_000  # keys per statement
 
 
 class ArchivedVersionsDowngradeError(MedsleepError):
@@ -50,10 +49,10 @@ def stored_versions(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str
     found: dict[str, dict[str, int]] = {}
     dbapi: Any = conn.connection.driver_connection
     postgres = conn.dialect.name == "postgresql"
-    group = _GROUP if postgres else _SQLITE_GROUP
-    for start in range(0, len(unique), group):
-        part = unique[start : start + group]
-        by_digest = {key_digest(key): key for key in part}
+    for start in range(0, len(unique), _GROUP):
+        part = unique[start : start + _GROUP]
+        digests = [key_digest(key) for key in part]  # in part's order: json_each's indexes
+        by_digest = dict(zip(digests, part, strict=True))
         cursor = dbapi.cursor()
         try:
             if postgres:
@@ -62,16 +61,17 @@ def stored_versions(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str
                     "FROM resource_seen WHERE resource_key = ANY(%s) UNION ALL "
                     "SELECT NULL, key_digest, resource_version, batch_id "
                     "FROM resource_archived WHERE key_digest = ANY(%s)",
-                    (part, list(by_digest)),
+                    (part, digests),
                 )
-            else:
-                marks = ", ".join("?" * len(by_digest))
+            else:  # no array parameters: the digests as one blob, cut by json_each's indexes
                 cursor.execute(
                     "SELECT resource_key, NULL, resource_version, batch_id FROM resource_seen "
-                    "WHERE resource_key IN (SELECT value FROM json_each(?)) UNION ALL "
+                    "WHERE resource_key IN (SELECT value FROM json_each(?1)) UNION ALL "
                     "SELECT NULL, key_digest, resource_version, batch_id "
-                    f"FROM resource_archived WHERE key_digest IN ({marks})",
-                    (orjson.dumps(part).decode(), *by_digest),
+                    "FROM resource_archived WHERE key_digest IN "
+                    f"(SELECT substr(?2, key * {DIGEST_BYTES} + 1, {DIGEST_BYTES}) "
+                    "FROM json_each(?1))",
+                    (orjson.dumps(part).decode(), b"".join(digests)),
                 )
             rows = cursor.fetchall()
         finally:

@@ -23,6 +23,7 @@ from medsleep.ingest.request import ingest_request
 from medsleep.ingest.sources import InputRecord
 from medsleep.policy import load_policy
 from medsleep.server.hot_store import read_observation, versions_of
+from medsleep.store import archived_versions
 from medsleep.store.archived_versions import (
     DIGEST_BYTES,
     ArchivedVersionsDowngradeError,
@@ -169,8 +170,10 @@ def test_http_ingest_and_reads_know_archived_versions(db_url: str, tmp_path: Pat
     engine.dispose()
 
 
-def test_stored_versions_reads_both_tables_in_groups(sqlite_engine: Engine, tmp_path: Path) -> None:
-    # more keys than one SQLite statement takes digests for
+def test_stored_versions_reads_both_tables_in_groups(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archived_versions, "_GROUP", 700)  # three statements, the last short
     _ingest(sqlite_engine, tmp_path / "in.ndjson", _resources(2000))
     _night(sqlite_engine, f"sqlite:///{tmp_path / 'medsleep.db'}", tmp_path / "arch")
     keys = [f"Observation/hr-{i}" for i in range(2000)] + ["Observation/never"]
