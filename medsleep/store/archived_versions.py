@@ -1,7 +1,8 @@
 """Resource versions whose readings are all archived: kept by a digest of the key, not the key.
 
 A version stays in ``resource_seen`` (key, body, id range) while any of its readings is hot.
-Once a night has archived them all, ``store.bodies.release_bodies`` moves it here: what
+Once a night has archived them all, ``store.bodies.release_bodies`` drops its body in the
+shard's transaction and ``compact_released`` moves it here after the night: what
 re-ingest needs to stay idempotent and supersede correctly is only that (key, version) was
 stored, and by which batch. The key becomes its blake2b-128 digest (16 bytes; a generator's
 ``Observation/icu-0001-1994-3-29459601`` is 36), in a WITHOUT ROWID table on SQLite whose
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from medsleep.errors import MedsleepError
@@ -124,3 +126,60 @@ def take_back(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, int]:
     for digest, version, batch in rows:
         taken[wanted[(bytes(digest), str(version))]] = int(batch)
     return taken
+
+
+_RELEASED = "body IS NULL AND first_id IS NULL"  # no body, no id range: no reading is hot
+_PAGE = 50_000
+_NEXT_PAGE = text(
+    "SELECT resource_key, resource_version FROM resource_seen "
+    f"WHERE {_RELEASED} AND (resource_key, resource_version) > (:k, :v) "
+    "ORDER BY resource_key, resource_version LIMIT :n"
+)
+# only what is still released when deleted (a restore may have given a row its body back)
+_TAKE_PAGE = text(
+    f"DELETE FROM resource_seen WHERE {_RELEASED} AND (resource_key, resource_version) > "
+    "(:k, :v) AND (resource_key, resource_version) <= (:k1, :v1) "
+    "RETURNING resource_key, resource_version, batch_id"
+)
+
+
+def compact_released(conn: Connection) -> int:
+    """Move every released version (its body dropped by ``release_bodies``) from
+    ``resource_seen`` to ``resource_archived``, in the caller's transaction; returns how many.
+
+    Run once after a night rather than in each shard: a page of the digest-ordered table is
+    then written once, not once per shard that inserts into it."""
+    if conn.dialect.name == "sqlite":
+        return _compact_in_sqlite(conn)
+    moved = 0
+    last = ("", "")
+    while pairs := conn.execute(_NEXT_PAGE, {"k": last[0], "v": last[1], "n": _PAGE}).all():
+        end = (str(pairs[-1][0]), str(pairs[-1][1]))
+        taken = conn.execute(
+            _TAKE_PAGE, {"k": last[0], "v": last[1], "k1": end[0], "v1": end[1]}
+        ).all()
+        moved += archive_versions(conn, taken)
+        last = end
+    return moved
+
+
+def _compact_in_sqlite(conn: Connection) -> int:
+    # In SQL with the digest as a function: no row comes up into Python but its key (measured
+    # on 570,679 versions: 1.6 s CPU against 4.4 s fetched and inserted from Python). The two
+    # statements run in one write transaction, so the DELETE sees the rows the INSERT read.
+    dbapi: Any = conn.connection.driver_connection
+    dbapi.create_function("medsleep_key_digest", 1, key_digest, deterministic=True)
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(
+            "INSERT INTO resource_archived (key_digest, resource_version, batch_id) "
+            "SELECT medsleep_key_digest(resource_key) AS d, resource_version, batch_id "
+            f"FROM resource_seen WHERE {_RELEASED} ORDER BY d, resource_version"
+        )
+        moved = int(cursor.rowcount)
+        cursor.execute(f"DELETE FROM resource_seen WHERE {_RELEASED}")
+        if cursor.rowcount != moved:
+            raise AssertionError(f"moved {moved} archived versions, deleted {cursor.rowcount}")
+    finally:
+        cursor.close()
+    return moved

@@ -11,8 +11,8 @@ several and old bodies stay readable. The text given back is byte for byte the t
 came in.
 
 A body is dropped once none of its readings is left in the hot store: the archive holds the
-text with the readings from then on, the version moves to ``resource_archived`` (by key
-digest), and restore puts both back.
+text with the readings from then on; after the night the version moves to
+``resource_archived`` (by key digest), and restore puts both back.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import zstandard
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from medsleep.store.archived_versions import archive_versions, take_back
+from medsleep.store.archived_versions import take_back
 from medsleep.store.bulk import select_in
 from medsleep.store.search_tokens import encode, token_ids, tokens_of
 from medsleep.store.tables import BODY_DICTIONARY, RESOURCE_SEEN
@@ -182,15 +182,15 @@ def texts_of(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, str]:
     return {pair: reader.text(body, pair[0]) for pair, body in bodies_of(conn, pairs).items()}
 
 
-# What a version keeps once its body is dropped: not its id range either, since none of its
-# readings is left in it (restore gives it one again).
-_KEPT = ("resource_key", "resource_version", "batch_id")
-
-
 def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
-    """Drop the bodies of these resources' versions that no reading refers to any more: each
-    such version leaves ``resource_seen`` for ``resource_archived``, which keeps it by the
-    digest of its key (store.archived_versions)."""
+    """Drop the bodies (and id ranges) of these resources' versions that no reading refers to
+    any more; returns how many.
+
+    An update in place: after the night ``archived_versions.compact_released`` moves these
+    rows to their 16-byte key digests in one transaction, which frees their pages. Moving them
+    here, shard by shard, dirtied nearly every page of the digest-ordered table in every
+    shard's commit (measured: 4x the CPU and 5x the wall time of a key-ordered write); the
+    update costs 1.3 us a version where the delete and re-insert without the body cost 3.6."""
     if not keys:
         return 0
     dbapi: Any = conn.connection.driver_connection
@@ -199,7 +199,7 @@ def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
         "resource_seen.first_id AND resource_seen.last_id AND r.resource_key = "
         "resource_seen.resource_key AND r.resource_version = resource_seen.resource_version)"
     )
-    released: list[tuple[Any, ...]] = []
+    released = 0
     unique = sorted(set(keys))
     for start in range(0, len(unique), 20_000):
         part = unique[start : start + 20_000]
@@ -213,18 +213,17 @@ def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
             )
         cursor = dbapi.cursor()
         try:
-            # One statement finds and deletes (RETURNING: SQLite >= 3.35, PostgreSQL): the
-            # orphan test, a lookup in reading per body, is made once instead of twice.
+            # One statement per chunk; the row keeps its place (and its bytes, until
+            # compact_released deletes it after the night).
             cursor.execute(
-                f"DELETE FROM resource_seen WHERE {where} AND {orphan} "
-                f"RETURNING {', '.join(_KEPT)}",
+                "UPDATE resource_seen SET body = NULL, search_tokens = NULL, first_id = NULL, "
+                f"last_id = NULL WHERE {where} AND {orphan}",
                 (param,),
             )
-            rows = cursor.fetchall()
+            released += cursor.rowcount
         finally:
             cursor.close()
-        released.extend(rows)
-    return archive_versions(conn, released)
+    return released
 
 
 def put_back_bodies(

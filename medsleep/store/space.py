@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from medsleep.store.archived_versions import compact_released
+
 log = logging.getLogger(__name__)
 
 INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
@@ -69,9 +71,14 @@ def auto_vacuum_mode(engine: Engine) -> int | None:
 
 
 def return_space(engine: Engine) -> SpaceReturned:
-    """Give the free pages of a SQLite store back to the file system (incremental auto-vacuum,
-    then a WAL checkpoint so the file itself is cut). Runs outside any transaction."""
+    """After a night: move the versions whose readings it archived to their 16-byte key
+    digests (store.archived_versions), then give the free pages of a SQLite store back to the
+    file system (incremental auto-vacuum, then a WAL checkpoint so the file itself is cut).
+    Runs outside any transaction."""
     before = store_bytes(engine)
+    with engine.begin() as conn:  # one transaction: each page of the digests written once
+        moved = compact_released(conn)
+    log.info("%d archived versions moved to their key digests", moved)
     if engine.dialect.name != "sqlite":
         return SpaceReturned(before, before, 0, False)
     with engine.connect() as conn:

@@ -23,7 +23,7 @@ from medsleep.ingest.request import ingest_request
 from medsleep.ingest.sources import InputRecord
 from medsleep.policy import load_policy
 from medsleep.server.hot_store import read_observation, versions_of
-from medsleep.store import archived_versions
+from medsleep.store import archived_versions, space
 from medsleep.store.archived_versions import (
     DIGEST_BYTES,
     ArchivedVersionsDowngradeError,
@@ -40,11 +40,13 @@ from tests.pg import create_database
 UNTIL = parse_iso_ms("2027-01-01T00:00:00+00:00")
 
 
-def _resources(n: int, version: str = "1", patient: str = "p1") -> list[dict[str, Any]]:
+def _resources(
+    n: int, version: str = "1", patient: str = "p1", prefix: str = "hr"
+) -> list[dict[str, Any]]:
     """A normal night of heart rates, one a minute: almost all of it collapses."""
     return [
         observation(
-            f"hr-{i}",
+            f"{prefix}-{i}",
             value=70 + i % 5,
             when=f"2026-01-05T{i // 60 % 24:02d}:{i % 60:02d}:00Z",
             version=version,
@@ -181,6 +183,26 @@ def test_stored_versions_reads_both_tables_in_groups(
         found = stored_versions(conn, keys)
     assert found.keys() == set(keys) - {"Observation/never"}
     assert all(versions.keys() == {"1"} for versions in found.values())
+
+
+def test_a_night_stopped_before_the_move_is_moved_by_the_next(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = open_store(db_url)
+    resources = _resources(600)
+    _ingest(engine, tmp_path / "in.ndjson", resources)
+    with monkeypatch.context() as patched:  # as if the process ended after the shards
+        patched.setattr(space, "compact_released", lambda conn: 0)
+        _night(engine, db_url, tmp_path / "arch")
+    assert _counts(engine) == (600, 0)  # bodiless in resource_seen, still known
+    again = _ingest(engine, tmp_path / "again.ndjson", resources)
+    assert (again.stored, again.duplicates) == (0, 600)
+    _ingest(engine, tmp_path / "next.ndjson", _resources(600, patient="p2", prefix="next"))
+    _night(engine, db_url, tmp_path / "arch")
+    seen, archived = _counts(engine)
+    assert archived > 1000  # both nights' versions
+    assert seen + archived == 1200
+    engine.dispose()
 
 
 def _old_store(db_url: str, tmp_path: Path, resources: list[dict[str, Any]]) -> Engine:

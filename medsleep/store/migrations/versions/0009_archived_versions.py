@@ -19,15 +19,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from medsleep.store.archived_versions import ArchivedVersionsDowngradeError, archive_versions
+from medsleep.store.archived_versions import ArchivedVersionsDowngradeError, compact_released
 
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
-
-_BATCH = 20_000
-_RELEASED = "body IS NULL AND first_id IS NULL"
 
 
 def upgrade() -> None:
@@ -38,18 +35,7 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.Integer(), nullable=False),
         sqlite_with_rowid=False,
     )
-    conn = op.get_bind()
-    # keyset pages over the primary key: constant memory, each page moved once
-    page = sa.text(
-        "SELECT resource_key, resource_version, batch_id FROM resource_seen "
-        f"WHERE {_RELEASED} AND (resource_key, resource_version) > (:k, :v) "
-        "ORDER BY resource_key, resource_version LIMIT :n"
-    )
-    last = ("", "")
-    while rows := conn.execute(page, {"k": last[0], "v": last[1], "n": _BATCH}).all():
-        archive_versions(conn, rows)
-        last = (str(rows[-1][0]), str(rows[-1][1]))
-    op.execute(f"DELETE FROM resource_seen WHERE {_RELEASED}")
+    compact_released(op.get_bind())
 
 
 def downgrade() -> None:
