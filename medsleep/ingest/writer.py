@@ -231,12 +231,16 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         search = {tokens: encode([token_of[t] for t in tokens]) for tokens in token_sets}
         compress = bodies.compress
         no_range = (None, None)
+        # The body as a bytearray: Python's sqlite3 binds bytearray directly but runs bytes
+        # through its adapter lookup first (a failed __adapt__ and __conform__, each raising
+        # and catching an AttributeError): ~3k CPU instructions a row, measured with
+        # callgrind. It is stored as the same BLOB (bytea through COPY on PostgreSQL).
         seen_rows = [
             (
                 item.key,
                 item.version,
                 batch_id,
-                compress(item.body, item.key),
+                bytearray(compress(item.body, item.key)),
                 search[item.tokens],
                 *ranges.get((item.key, item.version), no_range),
             )
