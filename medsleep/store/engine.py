@@ -156,8 +156,16 @@ def upgrade_schema(engine: Engine) -> None:
         conn.exec_driver_sql("COMMIT")
 
 
+# Held by whoever creates or upgrades a PostgreSQL store, for the length of its transaction
+# (SQLite's BEGIN IMMEDIATE does the same there); any fixed key, the same in every process.
+_SCHEMA_LOCK_KEY = 0x6D65_6473_6C70  # "medslp"
+
+
 def _create_or_migrate(conn: Connection) -> None:
-    # Asked inside the transaction: a first user that raced this one has created it already.
+    if conn.dialect.name == "postgresql":  # two first users: the second waits, then upgrades
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+    # Asked inside the transaction (and the lock): a first user that raced this one has
+    # created it already.
     if is_empty(conn):
         create_at_head(conn)
         return

@@ -205,3 +205,20 @@ def test_opening_a_store_never_loads_alembic(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert re.search(r"\S", out.stderr) is None
+
+
+def test_two_first_users_at_once_both_open_the_store(db_url: str) -> None:
+    """Two processes that find the database empty at the same moment: one creates the
+    schema, the other waits for it (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock)
+    and finds it current."""
+    code = (
+        "import sys\nfrom medsleep.store.engine import current_revision, open_store\n"
+        "engine = open_store(sys.argv[1])\nprint(current_revision(engine))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, db_url], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outs = [proc.communicate()[0].strip() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0]
+    assert outs == [head_revision()] * 3
