@@ -37,6 +37,16 @@ STORED_COLUMNS: Final = (*READING_COLUMNS, BODY_COLUMN, "band", "bucket_start_ms
 
 Footer = Mapping[bytes, bytes]
 
+#: Below this many rows a file is written in format 1 when the store has a dictionary: the
+#: dictionary's copy (16 KiB) would outweigh the rows (measured: 17-18 bytes an archived row
+#: in either format), and decompressing a few hundred bodies costs next to nothing.
+BODIES_MIN_ROWS: Final = 1_000
+
+
+def carries_bodies(rows: int, dictionaries: Mapping[int, bytes]) -> bool:
+    """Whether a file of ``rows`` readings is written in format 2 (bodies as stored)."""
+    return not dictionaries or rows >= BODIES_MIN_ROWS
+
 
 def body_metadata(dictionaries: Mapping[int, bytes]) -> dict[bytes, bytes]:
     """The footer metadata of a format-2 file whose bodies use ``dictionaries``."""

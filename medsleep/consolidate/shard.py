@@ -20,10 +20,15 @@ import pandas as pd
 from sqlalchemy import Engine, Float, Integer, and_, select, update
 from sqlalchemy.engine import Connection
 
-from medsleep.archive.body_format import BODY_COLUMN, STORED_COLUMNS, body_metadata
+from medsleep.archive.body_format import (
+    BODY_COLUMN,
+    STORED_COLUMNS,
+    body_metadata,
+    carries_bodies,
+)
 from medsleep.archive.files import write_archive_file
 from medsleep.archive.holds import is_held
-from medsleep.archive.index import active_cells_of
+from medsleep.archive.index import ARCHIVE_COLUMNS, active_cells_of
 from medsleep.consolidate.sparse import sparse_retention_rows, too_sparse
 from medsleep.consolidate.summarize import (
     SUMMARY_COLUMNS,
@@ -34,7 +39,7 @@ from medsleep.consolidate.summarize import (
 from medsleep.detect import PatientDecisions, classify_patient, group_episodes
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy
-from medsleep.store.bodies import dictionaries_of, release_bodies
+from medsleep.store.bodies import BodyReader, dictionaries_of, release_bodies
 from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
 from medsleep.store.tables import (
@@ -277,6 +282,8 @@ def decide_shard(conn: Connection, task: ShardTask, raw: pd.DataFrame) -> ShardD
     if missing:
         raise ShardConflictError(f"shard {task.patient}: {missing} readings lost their body")
     dictionaries = dictionaries_of(conn) if len(collapse) else {}
+    if not carries_bodies(len(collapse), dictionaries):
+        collapse = _with_texts(conn, collapse)
     episodes = group_episodes(frame, decisions, policy) if retained_ids.size else []
 
     late = active_cells_of(
@@ -335,7 +342,9 @@ def _write_decision(
             Path(task.archive_root),
             file_name,
             new_rows,
-            metadata=body_metadata(decision.dictionaries),
+            metadata=body_metadata(decision.dictionaries)
+            if BODY_COLUMN in new_rows.columns
+            else None,
         )
         archived = written.rows
 
@@ -397,7 +406,21 @@ def _archive_rows(collapse: pd.DataFrame, bucket_starts: np.ndarray, run_id: int
     rows["run_id"] = np.full(len(rows), run_id, dtype=np.int64)
     for column in ("id", "effective_ms", "part", "batch_id"):
         rows[column] = rows[column].astype(np.int64)
-    return rows[list(STORED_COLUMNS)]
+    return rows[list(STORED_COLUMNS if BODY_COLUMN in rows.columns else ARCHIVE_COLUMNS)]
+
+
+def _with_texts(conn: Connection, collapse: pd.DataFrame) -> pd.DataFrame:
+    """``collapse`` with each body turned back into its text (``resource_json``, format 1)."""
+    reader = BodyReader(conn)
+    texts = [
+        reader.text(body, key)
+        for body, key in zip(
+            collapse[BODY_COLUMN].tolist(), collapse["resource_key"].tolist(), strict=True
+        )
+    ]
+    return collapse.drop(columns=[BODY_COLUMN]).assign(
+        resource_json=pd.Series(texts, dtype=object, index=collapse.index)
+    )
 
 
 def _cells(collapse: pd.DataFrame, bucket_minutes: int) -> set[tuple[str, str, int]]:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from medsleep.archive.body_format import (
+    BODIES_MIN_ROWS,
     BODY_COLUMN,
     DICTIONARY_KEY,
     FORMAT_BODIES,
@@ -77,7 +78,7 @@ def _texts_exact(engine: Engine, expected: dict[str, str]) -> None:
     assert all(r["resource_json"] == expected[r["resource_key"]] for r in stored)
 
 
-@pytest.mark.parametrize("n", [200, TRAIN_MIN_SAMPLES + 200])  # without and with a dictionary
+@pytest.mark.parametrize("n", [200, 3 * BODIES_MIN_ROWS])  # without and with a dictionary
 def test_a_night_archives_bodies_as_stored_and_restores_them_exactly(
     db_url: str, tmp_path: Path, n: int
 ) -> None:
@@ -91,6 +92,7 @@ def test_a_night_archives_bodies_as_stored_and_restores_them_exactly(
         assert TEXT_COLUMN not in parquet.schema_arrow.names
         dictionaries = [key for key in footer if key.startswith(DICTIONARY_KEY)]
         assert dictionaries == ([DICTIONARY_KEY + b"1"] if n > TRAIN_MIN_SAMPLES else [])
+        assert parquet.metadata.num_rows >= (BODIES_MIN_ROWS if dictionaries else 1)
         # stored once, raw: not a second time in Arrow's serialised schema
         assert len(footer[b"ARROW:schema"]) < 8192  # the pandas metadata, no dictionary
         bodies = parquet.read(columns=[BODY_COLUMN]).column(0).to_pylist()
@@ -101,7 +103,7 @@ def test_a_night_archives_bodies_as_stored_and_restores_them_exactly(
 
 
 def test_a_file_restores_without_the_stores_dictionaries(db_url: str, tmp_path: Path) -> None:
-    engine, _, expected, _ = _night(db_url, tmp_path, TRAIN_MIN_SAMPLES + 200)
+    engine, _, expected, _ = _night(db_url, tmp_path, 3 * BODIES_MIN_ROWS)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM body_dictionary"))  # the store has lost them
     archived = [
@@ -129,6 +131,32 @@ def test_a_format_1_file_still_restores_exactly(db_url: str, tmp_path: Path) -> 
             )
     restore(store, run_id=run_id)
     _texts_exact(engine, expected)
+    engine.dispose()
+
+
+def test_a_small_file_keeps_texts_rather_than_a_dictionary_copy(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Two patients: one with a day's worth of readings, one with a few hundred.
+    engine = open_store(db_url)
+    lines = _lines(3 * BODIES_MIN_ROWS)
+    few = _lines(BODIES_MIN_ROWS // 2)
+    few = [line.replace("Patient/p1", "Patient/p2").replace('"hr-', '"few-') for line in few]
+    path = tmp_path / "in.ndjson"
+    path.write_text("\n".join(lines + few) + "\n", encoding="utf-8")
+    assert ingest_paths(engine, [path]).stored == len(lines) + len(few)
+    store = Store.open(db_url, tmp_path / "arch")
+    report = consolidate(store, load_policy(), until_ms=UNTIL)
+    formats = {}
+    for name, _ in _files(engine):
+        footer = footer_metadata(tmp_path / "arch", name)
+        rows = pq.ParquetFile(tmp_path / "arch" / name).metadata.num_rows
+        formats[rows >= BODIES_MIN_ROWS] = format_of(footer, name)
+        assert not any(key.startswith(DICTIONARY_KEY) for key in footer) or rows >= BODIES_MIN_ROWS
+    assert formats == {True: FORMAT_BODIES, False: 1}
+    restore(store, run_id=report.run_id)
+    every = {"Observation/" + orjson.loads(line)["id"]: line for line in lines + few}
+    _texts_exact(engine, every)
     engine.dispose()
 
 
