@@ -3,7 +3,9 @@
 SQLite never shrinks a file by itself: pages freed by deleting archived readings go on its
 free list and stay part of the file. A store created with ``auto_vacuum=INCREMENTAL`` (what
 ``engine`` sets on every new SQLite store) can hand them back with ``PRAGMA
-incremental_vacuum``, which moves no live pages and so is cheap; a store created before that
+incremental_vacuum``: it moves the live pages at the end of the file into freed slots (its
+pointer map says who points to them) and truncates, touching only what it moves rather than
+rewriting the whole file as ``VACUUM`` does; a store created before that
 needs one ``VACUUM`` (``medsleep db vacuum``) to switch over. Until then the freed pages are
 reused by the next ingest, so the file stops growing instead of shrinking.
 
