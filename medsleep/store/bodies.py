@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from medsleep.store.archived_versions import take_back
-from medsleep.store.bulk import select_in
+from medsleep.store.bulk import execute_in, select_in
 from medsleep.store.search_tokens import encode, token_ids, tokens_of
 from medsleep.store.tables import BODY_DICTIONARY, RESOURCE_SEEN
 
@@ -193,36 +193,20 @@ def release_bodies(conn: Connection, keys: Sequence[str]) -> int:
     update costs 1.3 us a version where the delete and re-insert without the body cost 3.6."""
     if not keys:
         return 0
-    dbapi: Any = conn.connection.driver_connection
     orphan = (  # its readings by id range (store.resource_ranges)
         "body IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reading r WHERE r.id BETWEEN "
         "resource_seen.first_id AND resource_seen.last_id AND r.resource_key = "
         "resource_seen.resource_key AND r.resource_version = resource_seen.resource_version)"
     )
-    released = 0
-    unique = sorted(set(keys))
-    for start in range(0, len(unique), 20_000):
-        part = unique[start : start + 20_000]
-        param: object
-        if conn.dialect.name == "postgresql":
-            where, param = "resource_key = ANY(%s)", part
-        else:
-            where, param = (
-                "resource_key IN (SELECT value FROM json_each(?))",
-                orjson.dumps(part).decode(),
-            )
-        cursor = dbapi.cursor()
-        try:
-            # One statement per chunk; the row keeps its place (and its bytes, until
-            # compact_released deletes it after the night).
-            cursor.execute(
-                "UPDATE resource_seen SET body = NULL, search_tokens = NULL, first_id = NULL, "
-                f"last_id = NULL WHERE {where} AND {orphan}",
-                (param,),
-            )
-            released += cursor.rowcount
-        finally:
-            cursor.close()
+    # One statement per chunk of keys; the row keeps its place (and its bytes, until
+    # compact_released deletes it after the night).
+    released, _ = execute_in(
+        conn,
+        "UPDATE resource_seen SET body = NULL, search_tokens = NULL, first_id = NULL, "
+        f"last_id = NULL WHERE {{match}} AND {orphan}",
+        "resource_key",
+        sorted(set(keys)),
+    )
     return released
 
 

@@ -82,8 +82,7 @@ def _literal(value: int | str) -> str:
     raise TypeError(f"not a SQL constant: {value!r}")
 
 
-def _id_chunks(ids: Sequence[int], size: int = 20_000) -> list[list[int]]:
-    return [[int(i) for i in ids[start : start + size]] for start in range(0, len(ids), size)]
+IN_CHUNK = 20_000  # values per statement of execute_in
 
 
 def update_ids(
@@ -102,22 +101,36 @@ def delete_ids(conn: Connection, table: str, ids: Sequence[int], where_sql: str 
 
 
 def _by_ids(conn: Connection, head: str, ids: Sequence[int], where_sql: str) -> int:
+    changed, _ = execute_in(
+        conn, f"{head} WHERE {{match}} AND {where_sql}", "id", [int(i) for i in ids]
+    )
+    return changed
+
+
+def execute_in(
+    conn: Connection, sql: str, column: str, values: Sequence[Any], *, fetch: bool = False
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """Run ``sql`` with ``{match}`` standing for ``column IN values``, one statement per
+    20,000 values (an array parameter on PostgreSQL, a JSON array on SQLite); returns the
+    rows changed and, with ``fetch``, the rows it gives back. ``sql`` is a trusted fragment
+    written by medsleep, never user input."""
     dbapi = conn.connection.driver_connection
+    postgres = conn.dialect.name == "postgresql"
+    match = f"{column} = ANY(%s)" if postgres else f"{column} IN (SELECT value FROM json_each(?))"
+    statement = sql.replace("{match}", match)
     changed = 0
-    for chunk in _id_chunks(ids):
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), IN_CHUNK):
+        part = list(values[start : start + IN_CHUNK])
         cursor = dbapi.cursor()  # type: ignore[union-attr]
         try:
-            if conn.dialect.name == "postgresql":
-                cursor.execute(f"{head} WHERE id = ANY(%s) AND {where_sql}", (chunk,))
-            else:
-                cursor.execute(
-                    f"{head} WHERE id IN (SELECT value FROM json_each(?)) AND {where_sql}",
-                    (orjson.dumps(chunk).decode(),),
-                )
-            changed += cursor.rowcount
+            cursor.execute(statement, (part if postgres else orjson.dumps(part).decode(),))
+            changed += max(cursor.rowcount, 0)
+            if fetch:
+                rows.extend(cursor.fetchall())
         finally:
             cursor.close()
-    return changed
+    return changed, rows
 
 
 def fetch_tuples(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
@@ -142,24 +155,11 @@ def select_in(
 ) -> list[tuple[Any, ...]]:
     """``SELECT columns FROM table WHERE key IN values`` as plain tuples, one statement per
     20,000 values (a JSON array on SQLite, an array parameter on PostgreSQL)."""
-    dbapi = conn.connection.driver_connection
     names = ", ".join(columns)
-    found: list[tuple[Any, ...]] = []
-    for start in range(0, len(values), 20_000):
-        part = list(values[start : start + 20_000])
-        cursor = dbapi.cursor()  # type: ignore[union-attr]
-        try:
-            if conn.dialect.name == "postgresql":
-                cursor.execute(f"SELECT {names} FROM {table} WHERE {key} = ANY(%s)", (part,))
-            else:
-                cursor.execute(
-                    f"SELECT {names} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))",
-                    (orjson.dumps(part).decode(),),
-                )
-            found.extend(cursor.fetchall())
-        finally:
-            cursor.close()
-    return found
+    _, rows = execute_in(
+        conn, f"SELECT {names} FROM {table} WHERE {{match}}", key, values, fetch=True
+    )
+    return rows
 
 
 def scalar_int(conn: Connection, query: Any) -> int:
