@@ -83,18 +83,24 @@ def readings_of(table: pa.Table, footer: Footer, name: str) -> pd.DataFrame:
         return frame
     reader = BodyReader(None, _dictionaries(footer, name))
     try:
-        texts = [
-            reader.text(body, key)
-            for body, key in zip(
-                frame[BODY_COLUMN].tolist(), frame["resource_key"].tolist(), strict=True
-            )
-        ]
+        texts = body_texts(frame, reader)
     except (KeyError, zstandard.ZstdError, UnicodeDecodeError) as exc:
         raise ArchiveError(f"archive file {name}: a body does not decompress: {exc}") from exc
     at = list(frame.columns).index(BODY_COLUMN)
     frame = frame.drop(columns=[BODY_COLUMN])
     frame.insert(at, TEXT_COLUMN, pd.Series(texts, dtype="str", index=frame.index))
     return frame
+
+
+def body_texts(frame: pd.DataFrame, reader: BodyReader) -> list[str]:
+    """The original text of each row's ``resource_body`` (its resource key undoes the
+    elision the store made when it compressed it)."""
+    return [
+        reader.text(body, key)
+        for body, key in zip(
+            frame[BODY_COLUMN].tolist(), frame["resource_key"].tolist(), strict=True
+        )
+    ]
 
 
 def _dictionaries(footer: Footer, name: str) -> dict[int, bytes]:

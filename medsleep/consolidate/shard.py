@@ -24,6 +24,7 @@ from medsleep.archive.body_format import (
     BODY_COLUMN,
     STORED_COLUMNS,
     body_metadata,
+    body_texts,
     carries_bodies,
 )
 from medsleep.archive.files import write_archive_file
@@ -411,13 +412,7 @@ def _archive_rows(collapse: pd.DataFrame, bucket_starts: np.ndarray, run_id: int
 
 def _with_texts(conn: Connection, collapse: pd.DataFrame) -> pd.DataFrame:
     """``collapse`` with each body turned back into its text (``resource_json``, format 1)."""
-    reader = BodyReader(conn)
-    texts = [
-        reader.text(body, key)
-        for body, key in zip(
-            collapse[BODY_COLUMN].tolist(), collapse["resource_key"].tolist(), strict=True
-        )
-    ]
+    texts = body_texts(collapse, BodyReader(conn))
     return collapse.drop(columns=[BODY_COLUMN]).assign(
         resource_json=pd.Series(texts, dtype=object, index=collapse.index)
     )
