@@ -31,6 +31,7 @@ import numpy as np
 
 from medsleep.evaluate.scoring import Labels
 from medsleep.policy import LOINC, MDC, load_catalogue
+from medsleep.timefmt import iso, parse_iso_ms
 
 Resource = dict[str, Any]
 
@@ -83,19 +84,21 @@ class Variant:
 # --- the parts of an Observation a variant touches ---------------------------------------
 
 
-def _codings(resource: Resource) -> Iterator[dict[str, Any]]:
-    """The value-bearing codings: each component's code, else the Observation's."""
+def _holders(resource: Resource) -> list[dict[str, Any]]:
+    """What carries a code and a value: each component, else the Observation itself."""
     components = resource.get("component")
-    holders = components if components else [resource]
-    for holder in holders:
+    return list(components) if components else [resource]
+
+
+def _codings(resource: Resource) -> Iterator[dict[str, Any]]:
+    """The value-bearing codings."""
+    for holder in _holders(resource):
         yield from holder["code"]["coding"]
 
 
 def _quantities(resource: Resource) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(code, holder, valueQuantity) of each value of ``resource``."""
-    components = resource.get("component")
-    holders = components if components else [resource]
-    for holder in holders:
+    for holder in _holders(resource):
         quantity = holder.get("valueQuantity")
         if isinstance(quantity, dict) and "value" in quantity:
             yield holder["code"]["coding"][0]["code"], holder, quantity
@@ -119,13 +122,11 @@ def check_code_maps() -> None:
 
 
 def _time_ms(resource: Resource) -> int:
-    text = str(resource["effectiveDateTime"])
-    return int(np.datetime64(text.replace("Z", ""), "us").astype(np.int64) // 1000)
+    return parse_iso_ms(str(resource["effectiveDateTime"]))
 
 
 def _set_time(resource: Resource, t_ms: int) -> None:
-    stamp = np.datetime_as_string(np.datetime64(int(t_ms), "ms"), unit="ms")
-    resource["effectiveDateTime"] = f"{stamp}Z"
+    resource["effectiveDateTime"] = iso(int(t_ms))
 
 
 def _series_key(resource: Resource) -> tuple[str, str]:
