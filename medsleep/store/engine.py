@@ -31,11 +31,16 @@ DEFAULT_DB_URL = "sqlite:///medsleep.db"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _alembic_config(connection: Connection) -> Config:
+def _config() -> Config:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = _config()
     config.attributes["connection"] = connection
     return config
 
@@ -95,12 +100,9 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def _script() -> ScriptDirectory:
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    return ScriptDirectory.from_config(config)
+    return ScriptDirectory.from_config(_config())
 
 
 def head_revision() -> str | None:
