@@ -14,7 +14,7 @@ import orjson
 from medsleep.fhir.fastpath import FastResult, fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.patients import PATIENT_STORED, demographics
-from medsleep.ingest.sources import InputRecord
+from medsleep.ingest.sources import InputRecord, NdjsonBlock, block_records
 from medsleep.store.search_tokens import Token, tokens_of
 
 
@@ -122,3 +122,9 @@ def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parse
     # One overflow scan for the whole chunk (see numbers_may_overflow); rarely positive.
     checked = not numbers_may_overflow(b"\n".join([r.raw for r in records if r.resource is None]))
     return [parse_record(record, options, checked) for record in records]
+
+
+def parse_piece(piece: list[InputRecord] | NdjsonBlock, options: ParseOptions) -> list[Parsed]:
+    """``parse_chunk`` of a worker's piece: records, or a block of NDJSON lines to split."""
+    records = list(block_records(piece)) if isinstance(piece, NdjsonBlock) else piece
+    return parse_chunk(records, options)

@@ -9,6 +9,7 @@ import gc
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,8 +21,17 @@ from sqlalchemy import Connection, Engine, insert, update
 
 from medsleep.audit import append_event, audited_transaction
 from medsleep.ingest.interrupted import close_interrupted_batches, this_owner
-from medsleep.ingest.parsing import Parsed, ParseOptions, parse_chunk
-from medsleep.ingest.sources import FILE_ERROR, STDIN, InputRecord, read_records, walk_inputs
+from medsleep.ingest.parsing import Parsed, ParseOptions, parse_piece
+from medsleep.ingest.sources import (
+    FILE_ERROR,
+    NDJSON_SUFFIXES,
+    STDIN,
+    InputRecord,
+    NdjsonBlock,
+    ndjson_blocks,
+    read_records,
+    walk_inputs,
+)
 from medsleep.ingest.writer import ChunkCounts, write_chunk
 from medsleep.store.checkpoint import background_checkpoints
 from medsleep.store.tables import INGEST_BATCH, BatchStatus
@@ -107,15 +117,20 @@ def chunks(records: Iterable[InputRecord], size: int) -> Iterator[list[InputReco
 
 
 _NBYTES = itemgetter(Parsed._fields.index("nbytes"))
+_SOURCE = itemgetter(Parsed._fields.index("source"))
+Piece = list[InputRecord] | NdjsonBlock
 _WORKER_CHUNK = 2_000  # small pieces keep every worker busy; writes still go in big chunks
 
 
 def _parsed_chunks(
-    records: Iterable[InputRecord], options: ParseOptions, workers: int, write_size: int
+    records: Iterable[InputRecord | NdjsonBlock],
+    options: ParseOptions,
+    workers: int,
+    write_size: int,
 ) -> Iterator[list[Parsed]]:
     if workers <= 0:
-        for chunk in chunks(records, write_size):
-            yield parse_chunk(chunk, options)
+        for piece in _pieces(records, write_size):
+            yield parse_piece(piece, options)
         return
     from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only with workers
 
@@ -123,8 +138,8 @@ def _parsed_chunks(
         # A bounded window of pieces in flight keeps memory flat and order stable.
         window: list[Any] = []
         pending: list[Parsed] = []
-        for chunk in chunks(records, min(write_size, _WORKER_CHUNK)):
-            window.append(pool.submit(parse_chunk, chunk, options))
+        for piece in _pieces(records, min(write_size, _WORKER_CHUNK)):
+            window.append(pool.submit(parse_piece, piece, options))
             if len(window) >= workers * 3:
                 pending.extend(window.pop(0).result())
                 if len(pending) >= write_size:
@@ -134,6 +149,42 @@ def _parsed_chunks(
             pending.extend(future.result())
         if pending:
             yield pending
+
+
+def _pieces(records: Iterable[InputRecord | NdjsonBlock], size: int) -> Iterator[Piece]:
+    """Records in chunks of ``size``; a block of NDJSON lines goes alone, in its turn."""
+    pending: list[InputRecord] = []
+    for item in records:
+        if isinstance(item, NdjsonBlock):
+            if pending:
+                yield pending
+                pending = []
+            yield item
+            continue
+        pending.append(item)
+        if len(pending) >= size:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
+def _records_or_blocks(
+    files: Sequence[str], stdin: IO[bytes] | None, accounts: list[dict[str, Any]]
+) -> Iterator[InputRecord | NdjsonBlock]:
+    """``_records``, but NDJSON files as blocks of lines that workers split and parse: the
+    writing process then only cuts at line breaks (their records are counted per file
+    from the parse results, by source: each file is in ``files`` once)."""
+    for name in files:
+        if name == STDIN or not name.lower().endswith(NDJSON_SUFFIXES):
+            yield from _records([name], stdin, accounts)
+            continue
+        account: dict[str, Any] = {"file": name, "records": 0}
+        accounts.append(account)
+        for item in ndjson_blocks(name):
+            if isinstance(item, InputRecord):  # the file (or its rest) could not be read
+                account["error"] = item.error
+            yield item
 
 
 def _records(
@@ -195,9 +246,16 @@ def ingest_files(
     """Ingest files already listed by :func:`walk_inputs` (the CLI lists them once, to size
     its progress bar); ``not_read`` (walked, not read) goes into the report's ``files``."""
     accounts: list[dict[str, Any]] = []
+    by_source: Counter[str] | None = None
+    records: Iterable[InputRecord | NdjsonBlock]
+    if workers > 0 and len(set(files)) == len(files):
+        by_source = Counter()
+        records = _records_or_blocks(files, stdin, accounts)
+    else:
+        records = _records(files, stdin, accounts)
     report = ingest_records(
         engine,
-        _records(files, stdin, accounts),
+        records,
         source=", ".join(files),
         options=options,
         workers=workers,
@@ -205,14 +263,19 @@ def ingest_files(
         actor=actor,
         clock=clock,
         progress=progress,
+        by_source=by_source,
     )
+    if by_source is not None:
+        for account in accounts:
+            if account["file"] in by_source:  # read as blocks: counted as parsed
+                account["records"] = by_source[account["file"]]
     report.files = accounts + [{"file": name, "not_read": why} for name, why in not_read]
     return report
 
 
 def ingest_records(
     engine: Engine,
-    records: Iterable[InputRecord],
+    records: Iterable[InputRecord | NdjsonBlock],
     *,
     source: str,
     options: ParseOptions | None = None,
@@ -221,8 +284,10 @@ def ingest_records(
     actor: str = "cli",
     clock: Clock = wall_clock_ms,
     progress: Progress | None = None,
+    by_source: Counter[str] | None = None,
 ) -> IngestReport:
-    """Ingest already-read records (the HTTP server and tests call this directly)."""
+    """Ingest already-read records (the HTTP server and tests call this directly); blocks of
+    NDJSON lines only with ``workers``. ``by_source`` counts the records parsed per source."""
     options = options or ParseOptions()
     started = time.perf_counter()
     batch_id = open_batch(engine, source, clock)
@@ -239,6 +304,8 @@ def ingest_records(
                     if parsed is None:
                         break
                     report.resources += len(parsed)
+                    if by_source is not None:
+                        by_source.update(map(_SOURCE, parsed))
                     bytes_read += sum(map(_NBYTES, parsed))
                     totals.add(write_chunk(conn, parsed, batch_id, clock()))
                     checkpoints.poke()

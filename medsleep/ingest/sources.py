@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import orjson
 
@@ -182,11 +182,12 @@ def _read_document_or_lines(source: str, data: bytes) -> Iterator[InputRecord]:
     yield from read_document(source, data, "")
 
 
-def read_ndjson(source: str, handle: Iterable[bytes]) -> Iterator[InputRecord]:
+def read_ndjson(source: str, handle: Iterable[bytes], first_line: int = 1) -> Iterator[InputRecord]:
+    """The records of NDJSON lines; ``first_line``: the number of the first (a block's)."""
     new_record = tuple.__new__  # InputRecord(...) with keywords costs 3x as much per line
     if isinstance(handle, io.IOBase):
         handle = _lines(handle)  # type: ignore[arg-type]
-    for number, line in enumerate(handle, start=1):
+    for number, line in enumerate(handle, start=first_line):
         stripped = line.strip()
         if not stripped:
             continue
@@ -199,6 +200,56 @@ def read_ndjson(source: str, handle: Iterable[bytes]) -> Iterator[InputRecord]:
         yield new_record(
             InputRecord, (source, f"line {number}", stripped, None, None, None, None, len(line))
         )
+
+
+class NdjsonBlock(NamedTuple):
+    """Whole lines of an NDJSON file, for a worker process to split and parse."""
+
+    source: str
+    first_line: int
+    data: bytes
+
+
+_BLOCK_LIMIT = 8 * _READ_BUFFER  # a "line" longer than this without LF: cut at a lone CR
+
+
+def ndjson_blocks(name: str) -> Iterator[NdjsonBlock | InputRecord]:
+    """An NDJSON file as blocks of whole lines (``read_records``'s lines, numbered alike), for
+    ``--workers``: the reading process only cuts at line breaks, workers split and parse.
+
+    A file that cannot be opened or read to its end ends in one error record, as in
+    ``read_records``.
+    """
+    line = 1
+    try:
+        with _open_binary(name) as handle:
+            read = getattr(handle, "read1", handle.read)
+            rest = b""
+            while block := read(_READ_BUFFER):
+                data = rest + block
+                # cut after the last LF: a CRLF is never split, a lone CR at the end may be
+                # the first half of one
+                cut = data.rfind(b"\n") + 1
+                if not cut and len(data) > _BLOCK_LIMIT:
+                    cut = data.rfind(b"\r", 0, len(data) - 1) + 1
+                if not cut:
+                    rest = data
+                    continue
+                whole, rest = data[:cut], data[cut:]
+                yield NdjsonBlock(name, line, whole)
+                line += len(whole.splitlines())
+            if rest:
+                yield NdjsonBlock(name, line, rest)
+                line += len(rest.splitlines())
+    except (OSError, EOFError, zlib.error) as exc:
+        where = "file" if line == 1 else f"after line {line - 1}"
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        yield InputRecord(name, where, b"", error=f"{FILE_ERROR} {where} of {name}: {reason}")
+
+
+def block_records(block: NdjsonBlock) -> Iterator[InputRecord]:
+    """The records of one block, exactly as ``read_records`` gives them for its lines."""
+    return read_ndjson(block.source, block.data.splitlines(keepends=True), block.first_line)
 
 
 def read_json_file(
