@@ -342,7 +342,9 @@ def _to_arrow(table: pd.DataFrame, name: str) -> pa.Table:
         raise ArchiveError(f"archive file {name}: column names repeat")
     schema = pa.schema([(column, _arrow_type(table[column], name)) for column in table.columns])
     try:
-        return pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+        # one thread: the columns are a patient's few thousand rows, and handing them to a
+        # pool cost more than converting them (measured: 6.4 against 3.1 ms CPU a patient-day)
+        return pa.Table.from_pandas(table, schema=schema, preserve_index=False, nthreads=1)
     except pa.ArrowException as exc:
         raise ArchiveError(f"archive file {name}: cannot convert frame: {exc}") from exc
 

@@ -302,10 +302,7 @@ def decide_shard(conn: Connection, task: ShardTask, raw: pd.DataFrame) -> ShardD
         retained_ids = np.union1d(retained_ids, sparse_rows["id"].to_numpy(dtype=np.int64))
     else:
         sparse_rows = collapse.iloc[:0]
-    # Late data re-collapses whole cells: the new readings and those already archived for them.
-    combined = pd.concat(
-        [collapse.assign(_new=True), late.readings.assign(_new=False)], ignore_index=True
-    )
+    combined = _with_late_readings(collapse, late.readings)
     collapsed = collapse_normal_runs(
         combined.rename(columns={"effective_ms": "t"}), policy.bucket_minutes
     )
@@ -400,13 +397,26 @@ def _write_decision(
     return decision.result(task.patient, archived)
 
 
+def _with_late_readings(collapse: pd.DataFrame, late: pd.DataFrame) -> pd.DataFrame:
+    """The readings to summarise: late data re-collapses whole cells, the new readings
+    (``_new``) and those already archived for them."""
+    if late.empty:  # the usual night; a concat with the empty frame made every column object
+        return collapse.assign(_new=True).reset_index(drop=True)
+    return pd.concat([collapse.assign(_new=True), late.assign(_new=False)], ignore_index=True)
+
+
 def _archive_rows(collapse: pd.DataFrame, bucket_starts: np.ndarray, run_id: int) -> pd.DataFrame:
     """The collapsed readings as archive rows: each with the bucket it is summarised in."""
-    rows = collapse.reset_index(drop=True).copy()
-    rows["bucket_start_ms"] = bucket_starts.astype(np.int64)
-    rows["run_id"] = np.full(len(rows), run_id, dtype=np.int64)
-    for column in ("id", "effective_ms", "part", "batch_id"):
-        rows[column] = rows[column].astype(np.int64)
+    # one assign, no copy: each column set on its own re-laid the frame out (measured: 2.6
+    # against 0.8 ms a patient-day)
+    rows = collapse.reset_index(drop=True).assign(
+        bucket_start_ms=bucket_starts.astype(np.int64),
+        run_id=np.full(len(collapse), run_id, dtype=np.int64),
+        **{
+            c: collapse[c].to_numpy(dtype=np.int64)
+            for c in ("id", "effective_ms", "part", "batch_id")
+        },
+    )
     return rows[list(STORED_COLUMNS if BODY_COLUMN in rows.columns else ARCHIVE_COLUMNS)]
 
 
@@ -428,9 +438,10 @@ def _archive_files_per_summary(
     combined: pd.DataFrame, summary_index: np.ndarray, count: int, new_file: str
 ) -> list[str]:
     """The sorted archive file names (as JSON) holding each summary's readings."""
-    sources = np.where(
-        combined["_new"].to_numpy(dtype=bool), new_file, combined["_file"].to_numpy(dtype=object)
-    )
+    new = combined["_new"].to_numpy(dtype=bool)
+    if new.all():  # no late data: every summary stands for new readings only
+        return [json.dumps([new_file])] * count
+    sources = np.where(new, new_file, combined["_file"].to_numpy(dtype=object))
     pairs = pd.DataFrame({"summary": summary_index, "file": sources}).drop_duplicates()
     files: list[list[str]] = [[] for _ in range(count)]
     for summary, name in zip(pairs["summary"].tolist(), pairs["file"].tolist(), strict=True):

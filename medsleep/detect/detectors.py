@@ -206,12 +206,18 @@ def make_detector(name: str, contamination: float, n_rows: int) -> Any:
     return resolve_detector(name, contamination=contamination, random_state=RANDOM_STATE)
 
 
+# A smooth series long enough for every detector to fit (see warm_up_detectors).
+_WARM_UP_VALUES = 70 + 5 * np.sin(np.arange(2 * MIN_DETECTOR_READINGS) / 3.0)
+
+
 def warm_up_detectors(names: Any) -> None:
-    """Import the PyOD models behind ``names`` now (a process pool forked afterwards starts
-    with them loaded instead of each worker importing PyOD and scikit-learn itself)."""
+    """Import the PyOD models behind ``names`` and fit each once now, so that a process pool
+    forked afterwards starts with them loaded and their numba kernels compiled, instead of
+    each worker importing PyOD and scikit-learn and compiling in its first shard (measured:
+    ECOD's ``column_ecdf`` kernel is 0.45 s CPU a process)."""
     for name in set(names):
         if name:
-            make_detector(name, 0.05, 100)
+            detect_series(_WARM_UP_VALUES, name, 0.05, 0.0)
 
 
 def robust_scale(x: FloatArray) -> float:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+import pytest
 from sqlalchemy import Engine, select
 
 from medsleep.consolidate.job import consolidate
+from medsleep.consolidate.sparse import sparse_retention_rows, too_sparse
 from medsleep.ingest import ingest_paths
 from medsleep.policy import load_policy
 from medsleep.store.handle import Store
@@ -108,3 +111,24 @@ def test_an_uncatalogued_code_is_counted_as_judged_statistically(
     ingest_paths(engine, [str(write_ndjson(tmp_path / "x.ndjson", minutes))])
     report = consolidate(Store.open(db_url, tmp_path / "arch"), POLICY, until_ms=UNTIL)
     assert (report.series_clinical, report.series_statistical) == (0, 1)
+
+
+def test_cell_sizes_count_each_cell_and_refuse_a_missing_key() -> None:
+    minute = 60_000
+    rows = pd.DataFrame(
+        {
+            "code": pd.Series(["8867-4", "8867-4", "8867-4", "8867-4", "59408-5"], dtype=object),
+            "unit": pd.Series(["/min"] * 4 + ["%"], dtype=object),
+            "band": pd.Series(
+                ["news2-0", "news2-0", "news2-1", "news2-0", "news2-0"], dtype=object
+            ),
+            "effective_ms": [0, minute, 2 * minute, 61 * minute, 0],
+            "id": [1, 2, 3, 4, 5],
+        }
+    )
+    # one cell of two (same code, unit, hour and band), then three of one reading each
+    assert too_sparse(rows, rows.iloc[:0], POLICY).tolist() == [True] * 5
+    assert [row[4] for row in sparse_retention_rows(rows, POLICY, 1)] == [2.0, 2.0, 1.0, 1.0, 1.0]
+    rows.loc[2, "unit"] = None
+    with pytest.raises(ValueError, match="'unit' has missing values"):
+        too_sparse(rows, rows.iloc[:0], POLICY)
