@@ -37,6 +37,7 @@ STDIN = "-"
 FILE_ERROR = "cannot read"  # how the error record of an unreadable file (or rest) begins
 BOM = b"\xef\xbb\xbf"
 _READ_BUFFER = 1 << 20
+_BLOCK_LIMIT = 8 * _READ_BUFFER  # a "line" longer than this without LF: cut at a lone CR
 _NOT_INPUT = "not an input suffix (.ndjson, .jsonl, .json, optionally .gz; any case)"
 
 
@@ -126,26 +127,43 @@ def read_records(name: str, stdin: IO[bytes] | None = None) -> Iterator[InputRec
             for record in records:
                 last = record.position
                 yield record
-    except (OSError, EOFError, zlib.error) as exc:
-        where = "file" if last == "start" else f"after {last}"
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        yield InputRecord(name, where, b"", error=f"{FILE_ERROR} {where} of {name}: {reason}")
+    except _READ_ERRORS as exc:
+        yield _unreadable(name, "file" if last == "start" else f"after {last}", exc)
+
+
+_READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def _unreadable(name: str, where: str, exc: BaseException) -> InputRecord:
+    """The error record of a file that could not be opened, or whose rest could not be read."""
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return InputRecord(name, where, b"", error=f"{FILE_ERROR} {where} of {name}: {reason}")
 
 
 def _lines(handle: IO[bytes]) -> Iterator[bytes]:
     """Lines ending in LF, CRLF or a lone CR, read in 1 MiB blocks (memory stays flat)."""
+    for block in _whole_lines(handle):
+        yield from block.splitlines(keepends=True)
+
+
+def _whole_lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """``handle``'s bytes in blocks of about 1 MiB, each cut after a line break."""
     rest = b""
     # read1: what one step of the underlying stream gives, so that a truncated .gz yields
     # every line decompressed before the break (read() would drop the last block with it)
     read = getattr(handle, "read1", handle.read)
     while block := read(_READ_BUFFER):
-        lines = (rest + block).splitlines(keepends=True)
-        rest = lines.pop()
-        if rest.endswith(b"\n"):
-            lines.append(rest)
-            rest = b""
-        # else the block ends mid-line, or between the CR and LF of one line break: keep it
-        yield from lines
+        data = rest + block
+        # cut after the last LF: a CRLF is never split, and a lone CR at the end may be the
+        # first half of one (a longer stretch without LF is cut at a lone CR)
+        cut = data.rfind(b"\n") + 1
+        if not cut and len(data) > _BLOCK_LIMIT:
+            cut = data.rfind(b"\r", 0, len(data) - 1) + 1
+        if cut:
+            yield data[:cut]
+            rest = data[cut:]
+        else:
+            rest = data
     if rest:
         yield rest
 
@@ -210,9 +228,6 @@ class NdjsonBlock(NamedTuple):
     data: bytes
 
 
-_BLOCK_LIMIT = 8 * _READ_BUFFER  # a "line" longer than this without LF: cut at a lone CR
-
-
 def ndjson_blocks(name: str) -> Iterator[NdjsonBlock | InputRecord]:
     """An NDJSON file as blocks of whole lines (``read_records``'s lines, numbered alike), for
     ``--workers``: the reading process only cuts at line breaks, workers split and parse.
@@ -223,28 +238,11 @@ def ndjson_blocks(name: str) -> Iterator[NdjsonBlock | InputRecord]:
     line = 1
     try:
         with _open_binary(name) as handle:
-            read = getattr(handle, "read1", handle.read)
-            rest = b""
-            while block := read(_READ_BUFFER):
-                data = rest + block
-                # cut after the last LF: a CRLF is never split, a lone CR at the end may be
-                # the first half of one
-                cut = data.rfind(b"\n") + 1
-                if not cut and len(data) > _BLOCK_LIMIT:
-                    cut = data.rfind(b"\r", 0, len(data) - 1) + 1
-                if not cut:
-                    rest = data
-                    continue
-                whole, rest = data[:cut], data[cut:]
-                yield NdjsonBlock(name, line, whole)
-                line += len(whole.splitlines())
-            if rest:
-                yield NdjsonBlock(name, line, rest)
-                line += len(rest.splitlines())
-    except (OSError, EOFError, zlib.error) as exc:
-        where = "file" if line == 1 else f"after line {line - 1}"
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        yield InputRecord(name, where, b"", error=f"{FILE_ERROR} {where} of {name}: {reason}")
+            for data in _whole_lines(handle):
+                yield NdjsonBlock(name, line, data)
+                line += len(data.splitlines())
+    except _READ_ERRORS as exc:
+        yield _unreadable(name, "file" if line == 1 else f"after line {line - 1}", exc)
 
 
 def block_records(block: NdjsonBlock) -> Iterator[InputRecord]:
