@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medsleep.detect import (
     DETECTOR_NAMES,
@@ -16,7 +19,7 @@ from medsleep.detect import (
     detect_aligned,
     detect_series,
 )
-from medsleep.detect.detectors import grow_segments, sustained_runs
+from medsleep.detect.detectors import grow_segments, make_detector, sustained_runs
 from medsleep.errors import PolicyError
 from medsleep.policy import Policy, load_policy, parse_policy
 
@@ -266,3 +269,34 @@ def test_every_reading_of_a_sustained_run_scores_past_the_gate() -> None:
     kept = np.union1d(flags.positions, flags.segment)
     assert set(range(1000, 1250)) <= set(kept.tolist())
     assert (flags.segment_z >= 4.0).all()
+
+
+@given(
+    columns=st.lists(
+        st.lists(st.sampled_from([0.0, 1.0, 2.5, -3.0, 70.0, 1e-9, 1e6]), min_size=40, max_size=40),
+        min_size=1,
+        max_size=3,
+    ),
+    new_rows=st.integers(0, 10),
+)
+@settings(deadline=None, max_examples=60)
+def test_medsleep_ecod_scores_exactly_as_pyods(columns: list[list[float]], new_rows: int) -> None:
+    """medsleep's ECOD takes the skewness's sign from numpy; every score and the threshold
+    stay PyOD's to the bit, constant and symmetric columns included."""
+    from pyod.models.ecod import ECOD
+
+    X = np.array(columns, dtype=np.float64).T
+    ours = make_detector("ECOD", 0.05, len(X))
+    assert isinstance(ours, ECOD)
+    assert type(ours) is not ECOD
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        theirs = ECOD(contamination=0.05).fit(X)
+        ours.fit(X)
+        np.testing.assert_array_equal(ours.decision_scores_, theirs.decision_scores_)
+        assert ours.threshold_ == theirs.threshold_
+        if new_rows:
+            later = X[:new_rows] * 2
+            np.testing.assert_array_equal(
+                ours.decision_function(later), theirs.decision_function(later)
+            )
