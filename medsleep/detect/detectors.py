@@ -215,11 +215,12 @@ def _sign_skew_ecod() -> type:
 def _skew_sign(X: FloatArray) -> FloatArray:
     """Per column, the sign of the (biased) sample skewness: of the third central moment,
     0 for a constant column (where scipy's skew is nan and PyOD makes it 0)."""
-    centred = X - X.mean(axis=0)
+    mean = X.mean(axis=0)
+    centred = X - mean
     m2 = (centred**2).mean(axis=0)
     m3 = (centred**2 * centred).mean(axis=0)  # as scipy multiplies, to the last bit
     # scipy calls a column constant when its variance is within rounding of its mean's square
-    constant = m2 <= (np.finfo(X.dtype).eps * X.mean(axis=0)) ** 2
+    constant = m2 <= (np.finfo(X.dtype).eps * mean) ** 2
     return np.where(constant, 0.0, np.sign(m3))
 
 
