@@ -41,8 +41,7 @@ from medsleep.detect import PatientDecisions, classify_patient, group_episodes
 from medsleep.errors import MedsleepError
 from medsleep.policy import Policy
 from medsleep.store.bodies import BodyReader, dictionaries_of, release_bodies
-from medsleep.store.bulk import delete_ids, insert_rows, update_ids
-from medsleep.store.columnar import fetch_columns
+from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
 from medsleep.store.engine import create_store_engine
 from medsleep.store.tables import (
     ARCHIVE_FILE,
@@ -147,11 +146,9 @@ def consolidate_shard(task: ShardTask) -> ShardResult:
 
 
 def load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
-    """The shard's raw readings, ordered by code and time, as columns straight from the DB
-    driver (see ``store.columnar``; the ORM's row objects cost more than the query for a
-    patient-day of readings), each with its resource's stored body (``resource_body``,
-    compressed) for the archive. Committed readings only: it may read on a connection of its
-    own, and the shard's write checks what it changes."""
+    """The shard's raw readings, ordered by code and time, straight from the DB driver (the
+    ORM's row objects cost more than the query for a patient-day of readings), each with its
+    resource's stored body (``resource_body``, compressed) for the archive."""
     columns = [*(c.name for c in _reading.c), BODY_COLUMN]
     # patient and state are the query's own constants: not fetched, a Python object a row
     # each (measured: a quarter of the fetch)
@@ -172,17 +169,20 @@ def load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
         )
         .order_by(_reading.c.code, _reading.c.effective_ms, _reading.c.id)
     )
-    names = [*(c.name for c in fetched), BODY_COLUMN]
-    found = fetch_columns(conn, query, names)
-    n = len(found[BODY_COLUMN])
-    if not n:
+    rows = fetch_tuples(conn, query)
+    if not rows:
         return pd.DataFrame(columns=columns)
+    # One 2-d object array, cut into columns: cheaper than transposing the tuples in Python
+    # (measured: 4 against 7 ms a patient-day)
+    table = np.empty((len(rows), len(fetched) + 1), dtype=object)
+    table[:] = rows
+    at = {name: i for i, name in enumerate([*(c.name for c in fetched), BODY_COLUMN])}
     constants = {"patient": task.patient, "state": str(ReadingState.RAW)}
     return numpy_frame(
         {
-            name: np.full(n, constants[name], dtype=object)
+            name: np.full(len(rows), constants[name], dtype=object)
             if name in constants
-            else found[name].astype(_DTYPES.get(name, object), copy=False)
+            else table[:, at[name]].astype(_DTYPES.get(name, object))
             for name in columns
         }
     )
