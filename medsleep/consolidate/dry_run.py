@@ -32,7 +32,7 @@ from medsleep.consolidate.job import (
 from medsleep.consolidate.shard import ShardDecision, ShardResult, ShardTask, decide_shard, load_raw
 from medsleep.detect import warm_up_detectors
 from medsleep.policy import Policy
-from medsleep.store.engine import create_store_engine
+from medsleep.store.engine import worker_engine
 from medsleep.store.handle import Store
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def reasons_by_reading(decision: ShardDecision) -> dict[int, tuple[str, ...]]:
 def preview_shard(task: PreviewTask) -> ShardPreview | ShardFailure:
     """One patient's decision, reported, never written (picklable, runs in any process)."""
     shard = task.shard
-    engine = create_store_engine(shard.db_url)
+    engine = worker_engine(shard.db_url)
     try:
         with engine.connect() as conn:
             if is_held(conn, shard.patient):
@@ -89,8 +89,6 @@ def preview_shard(task: PreviewTask) -> ShardPreview | ShardFailure:
     except Exception as exc:  # noqa: BLE001  (reported as the real run reports a failed shard)
         log.warning("dry run of shard %d failed: %s", shard.shard, type(exc).__name__)
         return ShardFailure(shard.patient, f"{type(exc).__name__}: {exc}"[:500])
-    finally:
-        engine.dispose()
     retained = reasons_by_reading(decision)
     counts = Counter(reason for names in retained.values() for reason in names)
     archived = len(decision.collapse)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sqlalchemy import Engine, Float, Integer, and_, select, update
+from sqlalchemy import Engine, Float, Integer, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from medsleep.archive.body_format import (
@@ -42,7 +42,7 @@ from medsleep.errors import MedsleepError
 from medsleep.policy import Policy
 from medsleep.store.bodies import BodyReader, dictionaries_of, release_bodies
 from medsleep.store.bulk import delete_ids, fetch_tuples, insert_rows, update_ids
-from medsleep.store.engine import create_store_engine
+from medsleep.store.engine import worker_engine
 from medsleep.store.tables import (
     ARCHIVE_FILE,
     READING,
@@ -134,15 +134,12 @@ class ShardResult:
 
 def consolidate_shard(task: ShardTask) -> ShardResult:
     """Consolidate one patient; safe to call in a worker process."""
-    engine = create_store_engine(task.db_url)
+    engine = worker_engine(task.db_url)
     try:
-        try:
-            return _consolidate(engine, task, attempt=0)
-        except ShardConflictError:
-            log.info("shard %s changed under us; retrying once", task.shard)
-            return _consolidate(engine, task, attempt=1)
-    finally:
-        engine.dispose()
+        return _consolidate(engine, task, attempt=0)
+    except ShardConflictError:
+        log.info("shard %s changed under us; retrying once", task.shard)
+        return _consolidate(engine, task, attempt=1)
 
 
 def load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
@@ -150,33 +147,14 @@ def load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
     ORM's row objects cost more than the query for a patient-day of readings), each with its
     resource's stored body (``resource_body``, compressed) for the archive."""
     columns = [*(c.name for c in _reading.c), BODY_COLUMN]
-    # patient and state are the query's own constants: not fetched, a Python object a row
-    # each (measured: a quarter of the fetch)
-    fetched = [c for c in _reading.c if c.name not in _CONSTANT]
-    # The body in the same query: a primary-key lookup a row costs less than a second round
-    # trip with every key (measured: 2-4 against 13 ms a patient-day)
-    same_version = and_(
-        _seen.c.resource_key == _reading.c.resource_key,
-        _seen.c.resource_version == _reading.c.resource_version,
-    )
-    query = (
-        select(*fetched, _seen.c.body.label(BODY_COLUMN))
-        .select_from(_reading.outerjoin(_seen, same_version))
-        .where(
-            _reading.c.patient == task.patient,
-            _reading.c.state == ReadingState.RAW,
-            _reading.c.effective_ms < task.until_ms,
-        )
-        .order_by(_reading.c.code, _reading.c.effective_ms, _reading.c.id)
-    )
-    rows = fetch_tuples(conn, query)
+    rows = fetch_tuples(conn, _LOAD_RAW, {"patient": task.patient, "until_ms": task.until_ms})
     if not rows:
         return pd.DataFrame(columns=columns)
     # One 2-d object array, cut into columns: cheaper than transposing the tuples in Python
     # (measured: 4 against 7 ms a patient-day)
-    table = np.empty((len(rows), len(fetched) + 1), dtype=object)
+    table = np.empty((len(rows), len(_FETCHED) + 1), dtype=object)
     table[:] = rows
-    at = {name: i for i, name in enumerate([*(c.name for c in fetched), BODY_COLUMN])}
+    at = {name: i for i, name in enumerate([*(c.name for c in _FETCHED), BODY_COLUMN])}
     constants = {"patient": task.patient, "state": str(ReadingState.RAW)}
     return numpy_frame(
         {
@@ -189,6 +167,29 @@ def load_raw(conn: Connection, task: ShardTask) -> pd.DataFrame:
 
 
 _CONSTANT = ("patient", "state")
+# patient and state are the query's own constants: not fetched, a Python object a row each
+# (measured: a quarter of the fetch)
+_FETCHED = [c for c in _reading.c if c.name not in _CONSTANT]
+# The body in the same query: a primary-key lookup a row costs less than a second round trip
+# with every key (measured: 2-4 against 13 ms a patient-day). A template, compiled once.
+_LOAD_RAW = (
+    select(*_FETCHED, _seen.c.body.label(BODY_COLUMN))
+    .select_from(
+        _reading.outerjoin(
+            _seen,
+            and_(
+                _seen.c.resource_key == _reading.c.resource_key,
+                _seen.c.resource_version == _reading.c.resource_version,
+            ),
+        )
+    )
+    .where(
+        _reading.c.patient == bindparam("patient"),
+        _reading.c.state == ReadingState.RAW,
+        _reading.c.effective_ms < bindparam("until_ms"),
+    )
+    .order_by(_reading.c.code, _reading.c.effective_ms, _reading.c.id)
+)
 
 
 def numpy_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:

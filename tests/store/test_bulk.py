@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, select, text
 
+from medsleep.store import bulk
 from medsleep.store.bulk import insert_rows
+from medsleep.store.tables import QUARANTINE
 
 COLUMNS = ("batch_id", "at_ms", "source", "position", "error", "raw")
 
@@ -46,3 +48,21 @@ def test_constants_are_literals_not_code(engine: Engine) -> None:
         insert_rows(
             conn, "quarantine", COLUMNS[:-1], [(1, 2, "s", "p", "e")], constants={"raw": 1.5}
         )  # type: ignore[dict-item]
+
+
+def test_a_template_query_is_compiled_once_and_filled_each_time(engine: Engine) -> None:
+    rows = [(f"s{i}", f"line {i}", "bad", "x") for i in range(5)]
+    with engine.begin() as conn:
+        insert_rows(conn, "quarantine", COLUMNS[2:], rows, constants={"batch_id": 1, "at_ms": 0})
+    template = (
+        select(QUARANTINE.c.source)
+        .where(QUARANTINE.c.source >= bindparam("low"), QUARANTINE.c.error == "bad")
+        .order_by(QUARANTINE.c.source)
+    )
+    with engine.connect() as conn:
+        first = bulk.fetch_tuples(conn, template, {"low": "s3"})
+        kept = bulk._TEMPLATES[(id(template), conn.dialect.name)][1]
+        second = bulk.fetch_tuples(conn, template, {"low": "s1"})
+        assert bulk._TEMPLATES[(id(template), conn.dialect.name)][1] is kept
+    assert first == [("s3",), ("s4",)]
+    assert second == [("s1",), ("s2",), ("s3",), ("s4",)]
