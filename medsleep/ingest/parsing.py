@@ -15,8 +15,6 @@ from medsleep.fhir.fastpath import FastResult, fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.patients import PATIENT_STORED, demographics
 from medsleep.ingest.sources import InputRecord, NdjsonBlock, block_records
-from medsleep.store.archived_versions import key_digest
-from medsleep.store.bodies import BodyPacker
 from medsleep.store.search_tokens import Token, tokens_of
 
 
@@ -25,9 +23,6 @@ class ParseOptions:
     strict: bool = False
     fhir_version: str = "R4"
     default_tz: tzinfo | None = None
-    # The store's newest body dictionary (id, data): given to worker processes, which then
-    # compress the bodies of what they parse, so that the writing process need not.
-    body_dictionary: tuple[int, bytes] | None = None
 
 
 class Parsed(NamedTuple):
@@ -50,10 +45,6 @@ class Parsed(NamedTuple):
     # its one PATIENT_ROW, with ``skipped`` PATIENT_STORED)
     body: bytes = b""  # the resource's original text, stored once for all its readings
     tokens: tuple[Token, ...] = ()  # what search by category and identifier matches
-    # What a worker process computed for the writer: the body compressed (dict id, frame)
-    # and the key's digest (store.archived_versions), or nothing.
-    packed: tuple[int, bytes] | None = None
-    digest: bytes = b""
 
     @property
     def retracts(self) -> bool:
@@ -65,42 +56,20 @@ def _rejected(record: InputRecord, error: str) -> Parsed:
 
 
 def parse_record(
-    record: InputRecord,
-    options: ParseOptions,
-    numbers_checked: bool = False,
-    packer: BodyPacker | None = None,
+    record: InputRecord, options: ParseOptions, numbers_checked: bool = False
 ) -> Parsed:
-    """The fast path when the record takes it, else the general path; with a ``packer``,
-    the fast path's body comes compressed too."""
+    """The fast path when the record takes it, else the general path."""
     if record.error is None and record.resource is None and not options.strict:
         fast = fast_parse(record.raw, options.default_tz, numbers_checked, record.subject_target)
         if fast is not None:
-            return _fast_parsed(record, fast, packer)
+            return _fast_parsed(record, fast)
     return _parse_general(record, options)
 
 
-def _fast_parsed(record: InputRecord, fast: FastResult, packer: BodyPacker | None) -> Parsed:
-    # tuple.__new__: a NamedTuple's own __new__ is Python code (and fills no defaults)
+def _fast_parsed(record: InputRecord, fast: FastResult) -> Parsed:
+    # tuple.__new__: a NamedTuple's own __new__ is Python code
     head = (record.source, record.position, record.nbytes, None, b"", None)
-    if packer is None:
-        return tuple.__new__(Parsed, (*head, *fast, None, b""))
-    key = fast[0]
-    return tuple.__new__(Parsed, (*head, *fast, packer.pack(fast[4], key), key_digest(key)))
-
-
-_PACKERS: dict[bytes, BodyPacker] = {}  # a worker process's, by dictionary: one per store
-
-
-def _packer(options: ParseOptions) -> BodyPacker | None:
-    dictionary = options.body_dictionary
-    if dictionary is None:
-        return None
-    packer = _PACKERS.get(dictionary[1])
-    if packer is None or packer.dict_id != dictionary[0]:
-        if len(_PACKERS) >= 4:
-            _PACKERS.clear()
-        packer = _PACKERS[dictionary[1]] = BodyPacker(dictionary)
-    return packer
+    return tuple.__new__(Parsed, (*head, *fast))
 
 
 def _parse_general(record: InputRecord, options: ParseOptions) -> Parsed:
@@ -152,8 +121,7 @@ def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parse
         return [_parse_general(record, options) for record in records]
     # One overflow scan for the whole chunk (see numbers_may_overflow); rarely positive.
     checked = not numbers_may_overflow(b"\n".join([r.raw for r in records if r.resource is None]))
-    packer = _packer(options)
-    return [parse_record(record, options, checked, packer) for record in records]
+    return [parse_record(record, options, checked) for record in records]
 
 
 def parse_piece(piece: list[InputRecord] | NdjsonBlock, options: ParseOptions) -> list[Parsed]:

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
 from typing import IO, Any
@@ -33,7 +33,6 @@ from medsleep.ingest.sources import (
     walk_inputs,
 )
 from medsleep.ingest.writer import ChunkCounts, write_chunk
-from medsleep.store.bodies import latest_dictionary
 from medsleep.store.checkpoint import background_checkpoints
 from medsleep.store.tables import INGEST_BATCH, BatchStatus
 from medsleep.timefmt import wall_clock_ms
@@ -125,15 +124,13 @@ _WORKER_CHUNK = 2_000  # small pieces keep every worker busy; writes still go in
 
 def _parsed_chunks(
     records: Iterable[InputRecord | NdjsonBlock],
-    options: Callable[[], ParseOptions],
+    options: ParseOptions,
     workers: int,
     write_size: int,
 ) -> Iterator[list[Parsed]]:
-    """Parse results in chunks of about ``write_size``; ``options`` is asked for each piece
-    (the body dictionary it carries to workers appears once the first chunk trained it)."""
     if workers <= 0:
         for piece in _pieces(records, write_size):
-            yield parse_piece(piece, options())
+            yield parse_piece(piece, options)
         return
     from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only with workers
 
@@ -142,7 +139,7 @@ def _parsed_chunks(
         window: list[Any] = []
         pending: list[Parsed] = []
         for piece in _pieces(records, min(write_size, _WORKER_CHUNK)):
-            window.append(pool.submit(parse_piece, piece, options()))
+            window.append(pool.submit(parse_piece, piece, options))
             if len(window) >= workers * 3:
                 pending.extend(window.pop(0).result())
                 if len(pending) >= write_size:
@@ -203,29 +200,6 @@ def _records(
             if record.error is not None and not record.raw and record.error.startswith(FILE_ERROR):
                 account["error"] = record.error
             yield record
-
-
-class _WorkerOptions:
-    """The parse options for worker processes: with the store's newest body dictionary, read
-    before the first chunk and, while the store has none, after each write (the first large
-    chunk trains one: store.bodies)."""
-
-    def __init__(self, conn: Connection, options: ParseOptions) -> None:
-        self._conn = conn
-        self._options = replace(options, body_dictionary=self._read())
-
-    def __call__(self) -> ParseOptions:
-        return self._options
-
-    def after_write(self) -> None:
-        if self._options.body_dictionary is None:
-            dictionary = self._read()
-            if dictionary is not None:
-                self._options = replace(self._options, body_dictionary=dictionary)
-
-    def _read(self) -> tuple[int, bytes] | None:
-        with self._conn.begin():  # the connection is the writer's: outside its chunks
-            return latest_dictionary(self._conn)
 
 
 def ingest_paths(
@@ -323,10 +297,7 @@ def ingest_records(
     status = BatchStatus.FAILED
     try:
         with engine.connect() as conn, background_checkpoints(engine, conn) as checkpoints:
-            for_workers = _WorkerOptions(conn, options) if workers > 0 else None
-            parsed_chunks = _parsed_chunks(
-                records, for_workers or (lambda: options), workers, chunk_size
-            )
+            parsed_chunks = _parsed_chunks(records, options, workers, chunk_size)
             while True:
                 with gc_paused():
                     parsed = next(parsed_chunks, None)
@@ -338,8 +309,6 @@ def ingest_records(
                     bytes_read += sum(map(_NBYTES, parsed))
                     totals.add(write_chunk(conn, parsed, batch_id, clock()))
                     checkpoints.poke()
-                    if for_workers is not None:
-                        for_workers.after_write()
                     del parsed  # before the collector runs again: nothing left to walk
                 if progress is not None:
                     progress(bytes_read, totals.readings)

@@ -85,15 +85,9 @@ def _newer(candidate: str, existing: set[str]) -> bool:
     return True  # no order to go by: the latest arrival wins
 
 
-def _known_versions(conn: Connection, parsed: Sequence[Parsed]) -> dict[str, set[str]]:
-    """Every version of these resources stored before, hot or archived
-    (store.archived_versions), by key."""
-    keys = list({p.key for p in parsed if p.key})
-    if not keys:
-        return {}
-    digests = {p.key: p.digest for p in parsed if p.digest}
-    found = stored_versions(conn, keys, digests)
-    return {key: set(versions) for key, versions in found.items()}
+def _known_versions(conn: Connection, keys: Sequence[str]) -> dict[str, set[str]]:
+    """Every version of these keys stored before, hot or archived (store.archived_versions)."""
+    return {key: set(versions) for key, versions in stored_versions(conn, keys).items()}
 
 
 def write_chunk(
@@ -118,7 +112,8 @@ def write_chunk(
 
 def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: int) -> ChunkCounts:
     counts = ChunkCounts()
-    known = _known_versions(conn, parsed)
+    keys = list({p.key for p in parsed if p.key})
+    known = _known_versions(conn, keys) if keys else {}
     stored_items: list[Parsed] = []
     rows: list[tuple[object, ...]] = []  # READING_ROW order, state raw
     late_rows: list[tuple[object, ...]] = []  # older versions arriving late: never active
@@ -234,7 +229,7 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         token_sets = {item.tokens for item in stored_items}
         token_of = token_ids(conn, {t for tokens in token_sets for t in tokens})
         search = {tokens: encode([token_of[t] for t in tokens]) for tokens in token_sets}
-        body = bodies.body
+        compress = bodies.compress
         no_range = (None, None)
         # The body as a bytearray: Python's sqlite3 binds bytearray directly but runs bytes
         # through its adapter lookup first (a failed __adapt__ and __conform__, each raising
@@ -245,7 +240,7 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
                 item.key,
                 item.version,
                 batch_id,
-                bytearray(body(item.body, item.key, item.packed)),
+                bytearray(compress(item.body, item.key)),
                 search[item.tokens],
                 *ranges.get((item.key, item.version), no_range),
             )

@@ -21,7 +21,7 @@ one to the other while ingest runs is seen in exactly one of them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -45,20 +45,15 @@ def key_digest(key: str) -> bytes:
     return hashlib.blake2b(key.encode(), digest_size=DIGEST_BYTES).digest()
 
 
-def stored_versions(
-    conn: Connection, keys: Sequence[str], digests_of: Mapping[str, bytes] | None = None
-) -> dict[str, dict[str, int]]:
-    """Every stored version of these keys, hot or archived, with the batch that stored it;
-    ``digests_of``: the keys' digests where already computed (by ingest's workers)."""
-    known = digests_of or {}
+def stored_versions(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Every stored version of these keys, hot or archived, with the batch that stored it."""
     unique = sorted(set(keys))
     found: dict[str, dict[str, int]] = {}
     dbapi: Any = conn.connection.driver_connection
     postgres = conn.dialect.name == "postgresql"
     for start in range(0, len(unique), _GROUP):
         part = unique[start : start + _GROUP]
-        # in part's order: json_each's indexes
-        digests = [known.get(key) or key_digest(key) for key in part]
+        digests = [key_digest(key) for key in part]  # in part's order: json_each's indexes
         by_digest = dict(zip(digests, part, strict=True))
         cursor = dbapi.cursor()
         try:

@@ -76,36 +76,6 @@ def _restored(text: bytes, key: str) -> bytes:
     return text.replace(b'"\x00"', b'"' + rid + b'"', 1) if rid else text
 
 
-def latest_dictionary(conn: Connection) -> tuple[int, bytes] | None:
-    """The store's newest body dictionary (the one writes compress with) and its id."""
-    row = conn.execute(
-        select(_dictionary.c.dict_id, _dictionary.c.data)
-        .order_by(_dictionary.c.dict_id.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else (int(row[0]), bytes(row[1]))
-
-
-def body_compressor(dict_id: int, data: bytes | None) -> zstandard.ZstdCompressor:
-    """A compressor that makes bodies with dictionary ``dict_id`` (0: none), as stored."""
-    return zstandard.ZstdCompressor(
-        dict_data=None if data is None else zstandard.ZstdCompressionDict(data),
-        compression_params=_params(dict_id),
-    )
-
-
-class BodyPacker:
-    """Compresses bodies away from the store (an ingest worker process) with a dictionary
-    read from it; the writer stores the frames while that dictionary is still the newest."""
-
-    def __init__(self, dictionary: tuple[int, bytes]) -> None:
-        self.dict_id = dictionary[0]
-        self._compressor = body_compressor(*dictionary)
-
-    def pack(self, text: bytes, key: str) -> tuple[int, bytes]:
-        return self.dict_id, self._compressor.compress(_elided(text, key))
-
-
 class BodyWriter:
     """Compresses the bodies of one write (a chunk, a restore) with the store's dictionary."""
 
@@ -129,13 +99,6 @@ class BodyWriter:
         self._compressor = zstandard.ZstdCompressor(
             dict_data=data, compression_params=_params(self.dict_id)
         )
-
-    def body(self, text: bytes, key: str, packed: tuple[int, bytes] | None) -> bytes:
-        """The body of a resource, taking the frame a worker ``packed`` when it used this
-        writer's dictionary (:class:`BodyPacker`)."""
-        if packed is not None and packed[0] == self.dict_id:
-            return packed[1]
-        return self._compressor.compress(_elided(text, key))
 
     def compress(self, text: bytes, key: str | None = None) -> bytes:
         """The body of ``text``; with the resource's ``key``, its id is not stored twice."""
