@@ -79,6 +79,11 @@ to 0.8; on subtle generated ectopics (72-88/min among ~70) 0.853 of 143 at 0.7, 
 beats at 0.7 and 0.14 % at 0.625."""
 
 
+PRESSURE_PARAMETERS = frozenset({"systolic", "diastolic", "mean_pressure"})
+"""Catalogue parameters in which a premature beat falls (less filling) and the beat after its
+pause rises (more filling, post-extrasystolic potentiation): the mirror of heart rate."""
+
+
 def _robust_step(steps: FloatArray) -> float:
     # The typical size of a step (differences centre on 0 by nature): 1.4826 x median |d|,
     # or the mean |d| when most steps are 0 (integer-valued monitors).
@@ -170,10 +175,14 @@ class BeatSpikes:
         # Statistical like the detectors: off where the policy turns a code's detector off.
         if not cp.detector or ok_pos.size < MIN_DETECTOR_READINGS:
             return []
-        v = series.values[ok_pos]
         times = series.times[ok_pos]
         beat_level = is_beat_level(times)
-        z = spike_z(v, pairs=beat_level and is_beat_timed(times))
+        per_beat = beat_level and is_beat_timed(times)
+        # A premature beat is a rise in a rate and a fall in a pressure: a pressure read beat
+        # by beat is read mirrored, so that its pairs too are "the beat up, the next one down".
+        mirrored = per_beat and cp.parameter in PRESSURE_PARAMETERS
+        v = -series.values[ok_pos] if mirrored else series.values[ok_pos]
+        z = spike_z(v, pairs=per_beat)
         hit = (z >= cp.min_deviation_z) & _between_neighbours(ok_pos, series.times[ok_pos])
         lone = np.zeros(hit.size, dtype=np.bool_)
         if not beat_level:
@@ -182,8 +191,9 @@ class BeatSpikes:
             near = np.convolve(hit.astype(np.int64), np.ones(2 * CLUSTER_READINGS + 1), "same")
             lone = hit & (near < 2)
         peak = hit & (v > np.roll(v, 1))
-        # The compensatory pause right after a premature beat belongs to it: context, not an
-        # event of its own. Other troughs (a dropped or blocked beat) are.
+        # The compensatory pause right after a premature beat (in a pressure, the stronger beat
+        # after it) belongs to it: context, not an event of its own. Other troughs (a dropped
+        # or blocked beat) are.
         after_peak = np.concatenate(([False], peak[:-1]))
         hit &= peak | ~after_peak
         gate = cp.min_deviation_z

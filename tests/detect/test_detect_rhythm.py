@@ -166,3 +166,29 @@ def test_sensor_off_zeros_of_an_uncatalogued_code_are_an_artifact_run_not_an_eve
     assert not kept & set(range(201, 241))
     assert (decisions.band.iloc[200:240] == "artifact").all()
     assert set(range(403, 409)) <= kept
+
+
+def test_a_premature_beat_in_a_per_beat_pressure_is_a_fall_then_a_rise() -> None:
+    # Arterial pressure beat by beat: a premature beat is filled less (its systolic falls
+    # 12-25 %), the beat after its pause more (it rises by half that). The pair is the mirror
+    # of heart rate's; read unmirrored, the rhythm rule found 36 of 66 such beats in 6 records.
+    found = total = 0
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        n = 2400
+        breath = 2 * np.pi * np.arange(n) / 4.3
+        hr = 70 + 2 * np.sin(breath) + rng.normal(0, 0.8, n)
+        systolic = 118 + 4 * np.sin(breath + 1) + rng.normal(0, 1.2, n)
+        ectopic = np.arange(150, n - 150, 200)
+        for e in ectopic:
+            drop = rng.uniform(0.12, 0.25)
+            systolic[e] *= 1 - drop
+            systolic[e + 1] *= 1 + drop / 2
+            normal_rr, early = 60_000 / hr[e - 1], rng.uniform(0.85, 0.93)
+            hr[e] = 60_000 / (early * normal_rr)
+            hr[e + 1] = 60_000 / ((2 - early) * normal_rr)
+        frame = beats(hr, code="8480-6").assign(value=systolic.round(1))  # timed by the beats
+        kept = set(classify_patient(frame, POLICY).retained_ids.tolist())
+        found += sum(int(e) + 1 in kept for e in ectopic)
+        total += ectopic.size
+    assert found >= 0.85 * total
