@@ -84,6 +84,20 @@ PRESSURE_PARAMETERS = frozenset({"systolic", "diastolic", "mean_pressure"})
 pause rises (more filling, post-extrasystolic potentiation): the mirror of heart rate."""
 
 
+INTERVAL_CORRELATION = 0.5
+"""A beat-timed series whose values follow the time since the reading before (correlation at
+least this) holds the beats' intervals (RR in ms or s), whatever its code: a premature beat is
+a short interval, then the long pause: the mirror of heart rate (which follows their inverse:
+-1.0 in ``mitdb100``)."""
+
+
+def _interval_like(values: FloatArray, times: IntArray) -> bool:
+    gaps = np.diff(times).astype(np.float64)
+    if gaps.size < 3 or np.ptp(gaps) == 0 or np.ptp(values[1:]) == 0:
+        return False
+    return float(np.corrcoef(values[1:], gaps)[0, 1]) >= INTERVAL_CORRELATION
+
+
 def _robust_step(steps: FloatArray) -> float:
     # The typical size of a step (differences centre on 0 by nature): 1.4826 x median |d|,
     # or the mean |d| when most steps are 0 (integer-valued monitors).
@@ -180,8 +194,11 @@ class BeatSpikes:
         per_beat = beat_level and is_beat_timed(times)
         # A premature beat is a rise in a rate and a fall in a pressure: a pressure read beat
         # by beat is read mirrored, so that its pairs too are "the beat up, the next one down".
-        mirrored = per_beat and cp.parameter in PRESSURE_PARAMETERS
-        v = -series.values[ok_pos] if mirrored else series.values[ok_pos]
+        values = series.values[ok_pos]
+        mirrored = per_beat and (
+            cp.parameter in PRESSURE_PARAMETERS or _interval_like(values, times)
+        )
+        v = -values if mirrored else values
         z = spike_z(v, pairs=per_beat)
         hit = (z >= cp.min_deviation_z) & _between_neighbours(ok_pos, series.times[ok_pos])
         lone = np.zeros(hit.size, dtype=np.bool_)
