@@ -37,8 +37,11 @@ def scratch_folders() -> set[str]:
 
 @pytest.mark.parametrize("case", ["mitdb100", "mimic2a", "mimic2b", "ucr135"])
 def test_evaluate_gives_the_quality_benchmarks_figures(
-    case: str, monkeypatch: pytest.MonkeyPatch
+    case: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # A temporary folder of this test's own: another process's scratch stores (a benchmark
+    # running beside the tests) come and go in the shared one.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     quality = __import__("quality")
     expected = quality.real_case(case, load_policy(), "local")
