@@ -23,6 +23,7 @@ oscillation, an event, and get their context.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from medsleep.detect.contract import Finding, Series
 from medsleep.detect.detectors import MIN_DETECTOR_READINGS
@@ -113,8 +114,6 @@ def local_residual(values: FloatArray, beats: int = PAIR_CONTEXT_BEATS) -> Float
     >>> local_residual(np.array([70.0, 72, 70, 72, 70, 78, 62, 70, 72, 70, 72]), 2).tolist()
     [0.0, 2.0, 0.0, 1.0, 0.0, 7.0, -9.0, -1.0, 0.0, -1.0, 0.0]
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
     n = values.size
     padded = np.pad(values, beats + 1, mode="edge")
     windows = sliding_window_view(padded, 2 * beats + 3)[:n]  # reading k at column beats + 1
@@ -136,7 +135,7 @@ def spike_z(values: FloatArray, pairs: bool = True) -> FloatArray:
     >>> spike_z(np.array([70.0, 71.0, 70.0, 71.0, 95.0, 60.0, 70.0, 71.0])).round(1).tolist()
     [0.0, 0.7, 0.7, 0.0, 22.9, 6.7, 0.0, 0.0]
     >>> spike_z(np.array([70.0, 71, 70, 71, 70, 76, 65, 70, 71, 70, 71, 70])).round(1).tolist()
-    [0.0, 0.7, 0.7, 0.7, 0.7, 11.9, 3.4, 0.0, 0.7, 0.7, 0.7, 0.0]
+    [0.0, 0.7, 0.7, 0.7, 0.7, 10.6, 3.4, 0.0, 0.7, 0.7, 0.7, 0.0]
     """
     z = np.zeros(values.size, dtype=np.float64)
     if values.size < 3:
@@ -200,7 +199,7 @@ class BeatSpikes:
         )
         v = -values if mirrored else values
         z = spike_z(v, pairs=per_beat)
-        hit = (z >= cp.min_deviation_z) & _between_neighbours(ok_pos, series.times[ok_pos])
+        hit = (z >= cp.min_deviation_z) & _between_neighbours(ok_pos, times)
         lone = np.zeros(hit.size, dtype=np.bool_)
         if not beat_level:
             # Slower than beat by beat, one out-and-back reading is kept but gets no context;

@@ -28,6 +28,21 @@ def sinus(n: int, seed: int = 3) -> np.ndarray:
     return drift + rng.normal(0, 0.8, n)
 
 
+def breathing(rng: np.random.Generator, n: int, breath: float) -> np.ndarray:
+    """Sinus rhythm around 70/min with respiratory sinus arrhythmia (+-2/min, a breath every
+    ``breath`` beats) and beat noise."""
+    hr: np.ndarray = 70 + 2 * np.sin(2 * np.pi * np.arange(n) / breath) + rng.normal(0, 0.8, n)
+    return hr
+
+
+def premature(hr: np.ndarray, e: int, early: float) -> None:
+    """Make beat ``e`` come at ``early`` of a normal RR interval, and beat ``e + 1`` its
+    compensatory pause (the two intervals sum to two normal ones)."""
+    normal_rr = 60_000 / hr[e - 1]
+    hr[e] = 60_000 / (early * normal_rr)
+    hr[e + 1] = 60_000 / ((2 - early) * normal_rr)
+
+
 def test_a_premature_beat_is_kept_and_its_pause_is_its_context() -> None:
     hr = sinus(600)
     hr[300] = 95.0  # premature: short RR
@@ -116,13 +131,10 @@ def test_a_slightly_premature_beat_is_found_against_the_breathing_rhythm() -> No
     for seed in range(4):
         rng = np.random.default_rng(seed)
         n = 2400
-        breath = rng.uniform(3.5, 5.0)
-        hr = 70 + 2 * np.sin(2 * np.pi * np.arange(n) / breath) + rng.normal(0, 0.8, n)
+        hr = breathing(rng, n, rng.uniform(3.5, 5.0))
         ectopic = np.arange(150, n - 150, 200)
         for e, early in zip(ectopic, rng.uniform(0.90, 0.94, ectopic.size), strict=True):
-            normal_rr = 60_000 / hr[e - 1]
-            hr[e] = 60_000 / (early * normal_rr)
-            hr[e + 1] = 60_000 / ((2 - early) * normal_rr)  # the compensatory pause
+            premature(hr, int(e), early)
         kept = set(classify_patient(beats(hr), POLICY).retained_ids.tolist())
         found += sum(int(e) + 1 in kept for e in ectopic)  # ids are positions + 1
         total += ectopic.size
@@ -176,17 +188,14 @@ def test_a_premature_beat_in_a_per_beat_pressure_is_a_fall_then_a_rise() -> None
     for seed in range(3):
         rng = np.random.default_rng(seed)
         n = 2400
-        breath = 2 * np.pi * np.arange(n) / 4.3
-        hr = 70 + 2 * np.sin(breath) + rng.normal(0, 0.8, n)
-        systolic = 118 + 4 * np.sin(breath + 1) + rng.normal(0, 1.2, n)
+        hr = breathing(rng, n, 4.3)
+        systolic = 118 + 4 * np.sin(2 * np.pi * np.arange(n) / 4.3 + 1) + rng.normal(0, 1.2, n)
         ectopic = np.arange(150, n - 150, 200)
         for e in ectopic:
             drop = rng.uniform(0.12, 0.25)
             systolic[e] *= 1 - drop
             systolic[e + 1] *= 1 + drop / 2
-            normal_rr, early = 60_000 / hr[e - 1], rng.uniform(0.85, 0.93)
-            hr[e] = 60_000 / (early * normal_rr)
-            hr[e + 1] = 60_000 / ((2 - early) * normal_rr)
+            premature(hr, int(e), rng.uniform(0.85, 0.93))
         frame = beats(hr, code="8480-6").assign(value=systolic.round(1))  # timed by the beats
         kept = set(classify_patient(frame, POLICY).retained_ids.tolist())
         found += sum(int(e) + 1 in kept for e in ectopic)
@@ -200,12 +209,10 @@ def test_a_series_of_beat_intervals_is_read_as_the_mirror_of_heart_rate() -> Non
     # read mirrored without any catalogue entry (read as it is, 5 of 11 were found).
     rng = np.random.default_rng(21)
     n = 2400
-    hr = 70 + 2 * np.sin(2 * np.pi * np.arange(n) / 4.3) + rng.normal(0, 0.8, n)
+    hr = breathing(rng, n, 4.3)
     ectopic = np.arange(150, n - 150, 200)
     for e, early in zip(ectopic, rng.uniform(0.85, 0.90, ectopic.size), strict=True):
-        normal_rr = 60_000 / hr[e - 1]
-        hr[e] = 60_000 / (early * normal_rr)
-        hr[e + 1] = 60_000 / ((2 - early) * normal_rr)
+        premature(hr, int(e), early)
     as_rate = beats(hr)
     as_interval = as_rate.assign(code="local-rr-ms", value=(60_000 / hr).round(1))
     for frame in (as_rate, as_interval):
