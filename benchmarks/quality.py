@@ -1,7 +1,10 @@
 """Quality of consolidation on real labelled recordings and on labelled synthetic ICU data,
 side by side with three peers.
 
-    .venv/bin/python benchmarks/quality.py [--cases real,synth,extended,variants] [--patients 30]
+    .venv/bin/python benchmarks/quality.py [--cases real,synth,extended,variants,waveform]
+
+``waveform`` injects changes of shape (a weaker beat, a flattened trace, noise, ...) into the
+real arterial pressure wave of ``ucr135`` (``synth_waveform``), 3 cases of each kind.
 
 ``variants`` re-expresses each real recording the ways real sources differ (other LOINC or MDC
 codes, a code in no catalogue, jittered timing, half and double rate, a gap, other units, the
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_extended import generate_extended, generate_rhythms
+from synth_waveform import waveform_cases
 
 from medsleep.consolidate.executors import parse_executor
 from medsleep.evaluate.labels import Windows, load_labels
@@ -211,10 +215,36 @@ def extended(policy: Policy, executor: str, rhythms: bool = False) -> None:
         print(f"{_label(row):40} {'':11} " + by_kind)
 
 
+def waveform(policy: Policy, executor: str) -> None:
+    """Changes of shape injected into a real sampled wave (``synth_waveform``): how many of
+    each kind medsleep keeps, and the swinging door at medsleep's compression."""
+    caught: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="medsleep-quality-wave-") as tmp:
+        for i, (kind, resources, labels) in enumerate(waveform_cases()):
+            path = Path(tmp) / f"{kind}-{i}.ndjson"
+            path.write_text("".join(json.dumps(r) + "\n" for r in resources))
+            (Path(tmp) / str(i)).mkdir()
+            run = consolidate_scratch([path], Path(tmp) / str(i), policy, parse_executor(executor))
+            for row in score_ids(run, labels, policy):
+                by = caught.setdefault(kind, {}).setdefault(row["method"], [])
+                by.extend([row["recall"], row["compression"]])
+    print(f"{'change':13} {'medsleep':>20} {'swinging door at its compression':>34}")
+    for kind, rows in caught.items():
+        cells = []
+        for method in ("medsleep", "swinging door"):
+            recall, compression = rows[method][0::2], rows[method][1::2]
+            cells.append(
+                f"{sum(recall):.0f}/{len(recall)} at {min(compression):.1f}-{max(compression):.1f}x"
+            )
+        print(f"{kind:13} {cells[0]:>20} {cells[1]:>34}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--cases", default="real,synth,extended", help="real, synth, extended, rhythm, variants"
+        "--cases",
+        default="real,synth,extended",
+        help="real, synth, extended, rhythm, variants, waveform",
     )
     parser.add_argument(
         "--variants", default=",".join(v.name for v in VARIANTS), help="with --cases variants"
@@ -236,6 +266,8 @@ def main() -> None:
         extended(policy, args.executor, rhythms=True)
     if "variants" in cases:
         variants(policy, args.executor, args.variants.split(","))
+    if "waveform" in cases:
+        waveform(policy, args.executor)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from medsleep.detect.period import period_of
 from medsleep.detect.rate import RateArtifacts, rate_artifacts
 from medsleep.detect.rules import (
     NO_SCORE,
@@ -27,6 +28,7 @@ from medsleep.detect.rules import (
     no_signal_zeros,
     run_lengths,
 )
+from medsleep.detect.timing import is_beat_timed
 from medsleep.policy import CodePolicy, Policy
 
 ARTIFACT_RUN_BAND = -2
@@ -87,6 +89,15 @@ class Series:
         out: BoolArray = ~self.implausible
         out[self.rate_artifacts.positions] = False
         return out
+
+    @cached_property
+    def period(self) -> int:
+        """The cycle of the ok readings in readings when they are a sampled wave, else 0.
+        Readings timed by the beats themselves are a rate or a pressure per beat, never a
+        wave's samples, however regularly they swing (periodic breathing)."""
+        if is_beat_timed(self.times[self.ok]):
+            return 0
+        return period_of(self.values[self.ok])[0]
 
     @cached_property
     def news2(self) -> IntArray:

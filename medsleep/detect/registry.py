@@ -16,6 +16,7 @@ from medsleep.detect.reference import ReferenceRange
 from medsleep.detect.rhythm import BeatSpikes
 from medsleep.detect.source import SourceJudgement
 from medsleep.detect.statistical import Detector
+from medsleep.detect.waveform import WaveformDiscords
 
 SERIES_RULES: tuple[RetentionRule, ...] = (
     Plausibility(),
@@ -26,5 +27,6 @@ SERIES_RULES: tuple[RetentionRule, ...] = (
     SourceJudgement(),
     Detector(),
     BeatSpikes(),
+    WaveformDiscords(),
 )
 FOLLOW_UP_RULES: tuple[RetentionRule, ...] = (Context(),)

@@ -3,6 +3,7 @@
 A code no catalogue knows gets the policy's ``[statistical]`` detector; its reasons are named
 ``statistical:<model>`` (and ``statistical-segment:<model>``) so they say no clinical rule
 applied.
+A periodic series (raw samples of a wave, ``detect.period``) is the waveform rule's to judge.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import numpy as np
 
 from medsleep.detect.contract import Finding, Series
 from medsleep.detect.detectors import detect_series
-from medsleep.detect.rhythm import is_beat_level
 from medsleep.detect.rules import run_lengths
+from medsleep.detect.timing import is_beat_level
 from medsleep.policy import Policy
 
 STATISTICAL_RULES = ("statistical", "statistical-segment")
@@ -27,7 +28,9 @@ class Detector:
 
     def judge(self, series: Series, policy: Policy) -> list[Finding]:
         cp = series.rules
-        if not cp.detector:
+        # A sampled wave's extremes, and its runs above the baseline, are its cycle, not
+        # events: its shape is the waveform rule's to judge (detect.waveform).
+        if not cp.detector or series.period:
             return []
         prefix, segment = ("detector", "segment") if cp.clinical else STATISTICAL_RULES
         ok_pos = np.flatnonzero(series.ok).astype(np.int64)

@@ -33,6 +33,12 @@ def explain_reason(
     ...           context_of=None)
     >>> explain_reason(why, "59408-5", 0, 86.0, load_policy(), ZoneInfo("UTC"))
     'rule news2-critical: 86 % is in the NEWS2 band ≤ 91 (sub-score 3)'
+    >>> wave = Row(kind="detector", rule="waveform-discord", score=28.8, threshold=12.0,
+    ...            news2=None, context_of=None)
+    >>> print(explain_reason(wave, "local-abp", 0, 71.2, load_policy(), ZoneInfo("UTC")))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    detector waveform-discord: the wave's shape broke at 71.2; its stretch matches no stretch
+    of the cycles around it, 28.8 robust SDs further than usual (needs 12)
     """
     cp = policy.for_code(code)
     unit = cp.unit if cp is not None else ""
@@ -80,6 +86,12 @@ def explain_reason(
         return (
             f"detector rhythm-spike: {shown} stands out from both neighbouring readings by "
             f"{score:.3g} robust SDs of the series' steps (needs {threshold:.3g})"
+        )
+    if row.rule == "waveform-discord" and score is not None and threshold is not None:
+        return (
+            f"detector waveform-discord: the wave's shape broke at {shown}; its stretch matches "
+            f"no stretch of the cycles around it, {score:.3g} robust SDs further than usual "
+            f"(needs {threshold:.3g})"
         )
     if row.kind == "artifact":
         limit = (

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medsleep.detect import classify_patient
-from medsleep.detect.rhythm import is_beat_level, spike_z
+from medsleep.detect.rhythm import spike_z
+from medsleep.detect.timing import is_beat_level
 from medsleep.policy import load_policy
 
 POLICY = load_policy()

@@ -1,0 +1,108 @@
+"""Changes of shape in a real sampled wave: ``ucr135``'s arterial pressure wave before its own
+labelled event, with one change injected per case.
+
+Raw samples of a wave go wrong by shape rather than by value: a beat of lower amplitude, a
+trace flattened for a moment, a small extra bump, a spike, a step in level for two beats, one
+cycle played slower, a burst of noise (the kind ``ucr135``'s own event is), a skipped beat. Each
+case is the same 4,150 real samples (one a minute, as ``ucr135`` is given; about 22 cycles of
+183 samples) with one change at a random place, labelled as one event: one kept reading inside
+it is enough, as for ``ucr135``. The labels are the changed samples.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medsleep.evaluate.scoring import Labels
+
+SOURCE = Path(__file__).resolve().parent.parent / "fixtures" / "real-labelled" / "ucr135.ndjson.gz"
+NORMAL = 4150
+"""Samples of ``ucr135`` before its labelled event (4187-4198)."""
+CYCLE = 183
+"""Its cycle in samples (the peak of its autocorrelation)."""
+
+Change = Callable[[np.ndarray, int, np.random.Generator], tuple[int, int]]
+
+
+def _noise(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
+    x[at : at + 12] += rng.normal(0, 4, 12)
+    return at, at + 12
+
+
+def _weak_beat(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
+    beat = x[at : at + CYCLE]
+    x[at : at + CYCLE] = beat.mean() + 0.6 * (beat - beat.mean())
+    return at, at + CYCLE
+
+
+def _flat(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
+    x[at : at + 40] = x[at]
+    return at, at + 40
+
+
+def _spike(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
+    x[at : at + 3] += 25
+    return at, at + 3
+
+
+def _step(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
+    x[at : at + 2 * CYCLE] -= 8
+    return at, at + 2 * CYCLE
+
+
+def _slow_cycle(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
+    beat = x[at : at + CYCLE]
+    slow = np.interp(np.linspace(0, CYCLE - 1, int(CYCLE * 1.5)), np.arange(CYCLE), beat)
+    x[:] = np.concatenate([x[:at], slow, x[at + CYCLE :]])[: x.size]
+    return at, at + slow.size
+
+
+def _skipped_beat(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
+    x[:] = np.concatenate([x[:at], x[at + CYCLE :], x[-CYCLE:]])[: x.size]
+    return at - 5, at + 5
+
+
+def _extra_bump(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
+    x[at : at + 40] += 10 * np.exp(-0.5 * ((np.arange(40) - 20) / 6) ** 2)
+    return at, at + 40
+
+
+CHANGES: dict[str, Change] = {
+    "extra-bump": _extra_bump,
+    "flat": _flat,
+    "noise": _noise,
+    "skipped-beat": _skipped_beat,
+    "slow-cycle": _slow_cycle,
+    "spike": _spike,
+    "step": _step,
+    "weak-beat": _weak_beat,
+}
+
+
+def waveform_cases(
+    per_kind: int = 3, seed: int = 7
+) -> Iterator[tuple[str, list[dict[str, Any]], Labels]]:
+    """(kind, resources, labels) for ``per_kind`` cases of each change."""
+    with gzip.open(SOURCE, "rt") as handle:
+        source = [json.loads(line) for line in handle if line.strip()][:NORMAL]
+    normal = np.array([r["valueQuantity"]["value"] for r in source], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    for kind, change in CHANGES.items():
+        for _ in range(per_kind):
+            x = normal.copy()
+            first, last = change(x, int(rng.integers(1200, 3700)), rng)
+            resources = []
+            for i, (original, value) in enumerate(zip(source, x, strict=True)):
+                resource = copy.deepcopy(original)
+                resource["id"] = f"wave-{i:05d}"
+                resource["valueQuantity"]["value"] = round(float(value), 2)
+                resources.append(resource)
+            ids = frozenset(f"wave-{i:05d}" for i in range(first, last))
+            yield kind, resources, Labels(ids, event=True)
