@@ -4,7 +4,9 @@ side by side with three peers.
     .venv/bin/python benchmarks/quality.py [--cases real,synth,extended,variants,waveform]
 
 ``waveform`` injects changes of shape (a weaker beat, a flattened trace, noise, ...) into the
-real arterial pressure wave of ``ucr135`` (``synth_waveform``), 3 cases of each kind.
+real arterial pressure wave of ``ucr135`` (``synth_waveform``), 3 cases of each kind, at one
+sample a minute as ``ucr135`` is given, or ``--wave-step-ms 8`` (125 a second) and
+``--wave-mdc`` (under a device code) as a monitor sends raw samples.
 
 ``variants`` re-expresses each real recording the ways real sources differ (other LOINC or MDC
 codes, a code in no catalogue, jittered timing, half and double rate, a gap, other units, the
@@ -215,12 +217,14 @@ def extended(policy: Policy, executor: str, rhythms: bool = False) -> None:
         print(f"{_label(row):40} {'':11} " + by_kind)
 
 
-def waveform(policy: Policy, executor: str) -> None:
+def waveform(
+    policy: Policy, executor: str, step_ms: float | None = None, mdc: bool = False
+) -> None:
     """Changes of shape injected into a real sampled wave (``synth_waveform``): how many of
     each kind medsleep keeps, and the swinging door at medsleep's compression."""
     caught: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="medsleep-quality-wave-") as tmp:
-        for i, (kind, resources, labels) in enumerate(waveform_cases()):
+        for i, (kind, resources, labels) in enumerate(waveform_cases(step_ms=step_ms, mdc=mdc)):
             path = Path(tmp) / f"{kind}-{i}.ndjson"
             path.write_text("".join(json.dumps(r) + "\n" for r in resources))
             (Path(tmp) / str(i)).mkdir()
@@ -249,6 +253,10 @@ def main() -> None:
     parser.add_argument(
         "--variants", default=",".join(v.name for v in VARIANTS), help="with --cases variants"
     )
+    parser.add_argument(
+        "--wave-step-ms", type=float, default=None, help="waveform: samples this far apart"
+    )
+    parser.add_argument("--wave-mdc", action="store_true", help="waveform: under MDC 150016")
     parser.add_argument("--patients", type=int, default=30)
     parser.add_argument("--days", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=11)
@@ -267,7 +275,7 @@ def main() -> None:
     if "variants" in cases:
         variants(policy, args.executor, args.variants.split(","))
     if "waveform" in cases:
-        waveform(policy, args.executor)
+        waveform(policy, args.executor, args.wave_step_ms, args.wave_mdc)
 
 
 if __name__ == "__main__":

@@ -71,8 +71,16 @@ def noise_burst(x: np.ndarray, at: int) -> tuple[int, int]:
     return at, at + 10
 
 
+def early_beat(x: np.ndarray, at: int) -> tuple[int, int]:
+    # a premature beat: one cycle in 65 % of its time, the rest of the wave comes early
+    early = np.interp(np.linspace(0, 79, 52), np.arange(80), x[at : at + 80])
+    x[:] = np.concatenate([x[:at], early, x[at + 80 :], x[-28:]])[: x.size]
+    return at, at + 52
+
+
 CHANGES: dict[str, Callable[[np.ndarray, int], tuple[int, int]]] = {
     "weak beat": weak_beat,
+    "early beat": early_beat,
     "damped trace": damped,
     "extra bump": extra_bump,
     "noise burst": noise_burst,
