@@ -16,8 +16,8 @@ MIN_PERIOD = 16
 """Fewest readings a cycle: a sampled wave. Beat-to-beat numerics oscillate with breathing
 over 3-6 beats, well below it."""
 
-MAX_PERIOD = 500
-"""Most readings a cycle."""
+MAX_PERIOD = 2000
+"""Most readings a cycle (an ECG at 1,000 samples a second and 30 beats a minute)."""
 
 MIN_CYCLES = 8
 """Cycles the series must hold for its period to count."""
@@ -27,6 +27,12 @@ PERIODICITY = 0.7
 (``ucr135``, a real arterial pressure wave: 0.94)."""
 
 
+SMOOTHING = (1, 16, 64)
+"""Widths (readings) over which a series is smoothed, in turn, to find its cycle."""
+
+REPEAT = 0.6
+"""Autocorrelation at two cycles that a cycle found smoothed must also reach."""
+
 FUNDAMENTAL_SHARE = 0.9
 """The cycle is the top of the first hump of the autocorrelation that reaches this share of
 the highest one."""
@@ -35,6 +41,11 @@ the highest one."""
 def period_of(values: FloatArray) -> tuple[int, float]:
     """The series' cycle in readings and its autocorrelation there, or (0, 0.0) when it has
     none in ``MIN_PERIOD``..``MAX_PERIOD`` with ``MIN_CYCLES`` cycles in the series.
+
+    A spiky wave (an ECG's R waves, a few samples wide, moving by more than that from beat to
+    beat) hardly correlates with itself a cycle on: it is looked at again smoothed over each
+    of ``SMOOTHING`` readings, and counts when its cycle is at least ``4 x`` that long and
+    repeats twice (``REPEAT`` at two cycles).
 
     >>> t = np.arange(2000)
     >>> period_of(50 + 10 * np.sin(2 * np.pi * t / 40) + 0.01 * t)[0]
@@ -47,25 +58,43 @@ def period_of(values: FloatArray) -> tuple[int, float]:
     if top <= MIN_PERIOD:
         return 0, 0.0
     detrended = values - _moving_mean(values, min(n, 2 * MAX_PERIOD + 1) | 1)
-    detrended -= detrended.mean()
-    spectrum = np.fft.rfft(detrended, n=2 * n)
-    ac = np.fft.irfft(spectrum * np.conj(spectrum))[: top + 1]
-    if ac[0] <= 0:
-        return 0, 0.0
-    ac /= ac[0]
-    below = np.flatnonzero(ac[1:] < 0)  # past the first zero crossing: the next cycle
+    for width in SMOOTHING:
+        if width > 1 and 4 * width > top:
+            break
+        if width == 1:
+            x = detrended
+        else:  # smoothed, and by rank: one tall, wide beat does not outweigh fifty normal
+            x = np.argsort(np.argsort(_moving_mean(detrended, width | 1))).astype(np.float64)
+        ac = _autocorrelation(x, min(2 * top, n - 1))
+        period = _fundamental(ac, top)
+        if not period or ac[period] < PERIODICITY:
+            continue
+        if width == 1 or (period >= 4 * width and ac[min(2 * period, ac.size - 1)] >= REPEAT):
+            return period, float(ac[period])
+    return 0, 0.0
+
+
+def _autocorrelation(x: FloatArray, lags: int) -> FloatArray:
+    """Autocorrelation of ``x`` at lags 0..``lags`` (all zeros for a constant ``x``)."""
+    centred = x - x.mean()
+    size = 1 << (x.size + lags).bit_length()  # no wrap-around up to ``lags``
+    spectrum = np.fft.rfft(centred, n=size)
+    ac: FloatArray = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=size)[: lags + 1]
+    return ac / ac[0] if ac[0] > 0 else np.zeros_like(ac)
+
+
+def _fundamental(ac: FloatArray, top: int) -> int:
+    """The first lag up to ``top``, past the first zero crossing, nearly as correlated as the
+    best one (a cycle of 4.5 beats correlates at 27 too), at the top of its hump; 0 if none."""
+    below = np.flatnonzero(ac[1 : top + 1] < 0)
     if below.size == 0:
-        return 0, 0.0
+        return 0
     start = int(below[0]) + 1
-    # the fundamental: the first lag nearly as correlated as the best one (a cycle of 4.5
-    # beats correlates at 27 too)
-    peak = float(ac[start:].max())
-    period = start + int(np.argmax(ac[start:] >= FUNDAMENTAL_SHARE * peak))
-    while period + 1 < ac.size and ac[period + 1] > ac[period]:
-        period += 1  # to the top of that hump
-    if period < MIN_PERIOD or ac[period] < PERIODICITY:
-        return 0, 0.0
-    return period, float(ac[period])
+    window = ac[start : top + 1]
+    period = start + int(np.argmax(window >= FUNDAMENTAL_SHARE * float(window.max())))
+    while period + 1 <= top and ac[period + 1] > ac[period]:
+        period += 1
+    return period if period >= MIN_PERIOD else 0
 
 
 def _moving_mean(values: FloatArray, window: int) -> FloatArray:

@@ -158,7 +158,9 @@ class BeatSpikes:
         cp = series.rules
         ok_pos = np.flatnonzero(series.ok).astype(np.int64)
         # Statistical like the detectors: off where the policy turns a code's detector off.
-        if not cp.detector or ok_pos.size < MIN_DETECTOR_READINGS:
+        # A sampled wave's samples are no beats (an ECG's every R wave stands out from both
+        # neighbours): its shape is the waveform rule's.
+        if not cp.detector or ok_pos.size < MIN_DETECTOR_READINGS or series.period:
             return []
         times = series.times[ok_pos]
         beat_level = is_beat_level(times)

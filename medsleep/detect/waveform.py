@@ -48,6 +48,10 @@ from them at most 5.5; on generated pulse waves with beat-to-beat variability th
 change reached 17.5 and plain waves at most 8.9 (30 seeds). A skipped beat (the next one
 early) does not stand out and is missed."""
 
+FINE_PERIOD = 256
+"""Cycles of more readings than this (an ECG sampled at 500 a second) are compared averaged in
+blocks, to at most this many a cycle: the search costs the series' length times its cycle."""
+
 KEPT_PER_DISCORD = 3
 """Readings kept of each discord: those that differ most from its nearest match."""
 
@@ -91,8 +95,13 @@ def discords(values: FloatArray, period: int) -> tuple[IntArray, FloatArray]:
     none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
     if not period:
         return none
-    window = max(4, int(round(period * WINDOW_SHARE)))
-    distance, offset = nearest_match(values, period, window)
+    # a long cycle is compared block-averaged (``FINE_PERIOD``), its kept readings picked at
+    # full resolution
+    step = -(-period // FINE_PERIOD)
+    coarse = values[: values.size // step * step].reshape(-1, step).mean(axis=1)
+    cycle = int(round(period / step))
+    window = max(4, int(round(cycle * WINDOW_SHARE)))
+    distance, offset = nearest_match(coarse, cycle, window)
     centre = float(np.median(distance))
     spread = 1.4826 * float(np.median(np.abs(distance - centre)))
     # an exactly repeating wave has a spread of 0: then one measurement step is the scale
@@ -104,16 +113,17 @@ def discords(values: FloatArray, period: int) -> tuple[IntArray, FloatArray]:
     scores: list[FloatArray] = []
     taken: list[int] = []
     for start in np.flatnonzero(z >= DISCORD_Z)[np.argsort(-z[z >= DISCORD_Z], kind="stable")]:
-        if any(abs(int(start) - other) < period for other in taken):
+        if any(abs(int(start) - other) < cycle for other in taken):
             continue  # one discord a cycle: the strongest stretch of it
         taken.append(int(start))
-        here = values[start : start + window]
-        match = values[start + offset[start] : start + offset[start] + window]
+        first, length = int(start) * step, window * step
+        other = first + int(offset[start]) * step
+        here, match = values[first : first + length], values[other : other + length]
         # the median difference, not the mean, is taken out: a bump or a burst of noise
         # would move the mean and spread its own mismatch over the whole stretch
         difference = here - match
         mismatch = np.abs(difference - np.median(difference))
-        worst = np.sort(np.argsort(-mismatch, kind="stable")[:KEPT_PER_DISCORD]) + start
+        worst = np.sort(np.argsort(-mismatch, kind="stable")[:KEPT_PER_DISCORD]) + first
         positions.append(worst.astype(np.int64))
         scores.append(np.full(worst.size, z[start]))
     if not positions:

@@ -130,3 +130,42 @@ def test_discords_keep_the_readings_where_the_shape_broke() -> None:
     positions, z = discords(wave, period_of(wave)[0])
     assert set(range(2000, 2003)) <= set(positions.tolist())
     assert (z >= 10).all()
+
+
+def ecg_wave(rng: np.random.Generator, period: int, ectopic_at: int = -1) -> tuple[np.ndarray, int]:
+    """ECG samples: per beat a P wave, a QRS a few samples wide and a T wave, each beat 4 %
+    longer or shorter; beat ``ectopic_at`` is ventricular: early, wide, tall, T inverted.
+    Returns the samples and where the ectopic beat starts."""
+    parts: list[np.ndarray] = []
+    start = -1
+    for beat in range(60):
+        if beat == ectopic_at:
+            start = sum(part.size for part in parts)
+            n = int(period * 0.7)
+            x = np.arange(n) / n
+            wave = 1.6 * np.exp(-0.5 * ((x - 0.25) / 0.05) ** 2)
+            wave -= 0.5 * np.exp(-0.5 * ((x - 0.55) / 0.08) ** 2)
+        else:
+            n = int(round(period * rng.uniform(0.96, 1.04)))
+            x = np.arange(n) / n
+            wave = 0.1 * np.exp(-0.5 * ((x - 0.1) / 0.025) ** 2)
+            wave += np.exp(-0.5 * ((x - 0.25) / 0.008) ** 2)
+            wave -= 0.15 * np.exp(-0.5 * ((x - 0.27) / 0.008) ** 2)
+            wave += 0.25 * np.exp(-0.5 * ((x - 0.55) / 0.04) ** 2)
+        parts.append(wave)
+    samples = np.concatenate(parts)
+    return (samples + rng.normal(0, 0.01, samples.size)).round(3), start
+
+
+@pytest.mark.parametrize("period", [280, 600])  # 360 samples a second at 77/min, 500 at 50/min
+def test_an_ecg_is_a_wave_and_its_ventricular_beat_is_kept(period: int) -> None:
+    rng = np.random.default_rng(period)
+    plain, _ = ecg_wave(rng, period)
+    # its R waves are a few samples wide and move by more than that from beat to beat
+    assert abs(period_of(plain)[0] - period) <= period // 20
+    assert classify_patient(frame(plain), POLICY).retained_ids.size <= 9
+    ectopic, start = ecg_wave(rng, period, ectopic_at=30)
+    decisions = classify_patient(frame(ectopic), POLICY)
+    at = decisions.retained_ids - 1
+    assert ((at >= start - EDGE) & (at < start + int(period * 0.7) + EDGE)).any()
+    assert decisions.retained_ids.size <= 15
