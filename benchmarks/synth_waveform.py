@@ -3,10 +3,10 @@ labelled event, with one change injected per case.
 
 Raw samples of a wave go wrong by shape rather than by value: a beat of lower amplitude, a
 trace flattened for a moment, a small extra bump, a spike, a step in level for two beats, one
-cycle played slower, a burst of noise (the kind ``ucr135``'s own event is), a premature beat. Each
-case is the same 4,150 real samples (one a minute, as ``ucr135`` is given; about 22 cycles of
-183 samples) with one change at a random place, labelled as one event: one kept reading inside
-it is enough, as for ``ucr135``. The labels are the changed samples.
+cycle played slower, a burst of noise (the kind ``ucr135``'s own event is), a premature or a
+dropped beat. Each case is the same 4,150 real samples (one a minute, as ``ucr135`` is given;
+about 22 cycles of 183 samples) with one change at a random place, labelled as one event: one
+kept reading inside it is enough, as for ``ucr135``. The labels are the changed samples.
 """
 
 from __future__ import annotations
@@ -75,12 +75,23 @@ def _early_beat(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, 
     return at, at + early.size
 
 
+def _dropped_beat(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
+    # a blocked beat: at the next upstroke the pressure goes on falling for 120 samples
+    at += int(np.argmin(x[at : at + CYCLE]))
+    fall = (x[at - 1] - x[at - 11]) / 10
+    steps = np.arange(1, 121)
+    pause = x[at - 1] + fall * steps * np.exp(-steps / 80)
+    x[:] = np.concatenate([x[:at], pause, x[at:]])[: x.size]
+    return at, at + 120
+
+
 def _extra_bump(x: np.ndarray, at: int, rng: np.random.Generator) -> tuple[int, int]:
     x[at : at + 40] += 10 * np.exp(-0.5 * ((np.arange(40) - 20) / 6) ** 2)
     return at, at + 40
 
 
 CHANGES: dict[str, Change] = {
+    "dropped-beat": _dropped_beat,
     "early-beat": _early_beat,
     "extra-bump": _extra_bump,
     "flat": _flat,

@@ -57,14 +57,14 @@ def period_of(values: FloatArray) -> tuple[int, float]:
     top = min(MAX_PERIOD, n // MIN_CYCLES)
     if top <= MIN_PERIOD:
         return 0, 0.0
-    detrended = values - _moving_mean(values, min(n, 2 * MAX_PERIOD + 1) | 1)
+    detrended = values - moving_mean(values, min(n, 2 * MAX_PERIOD + 1) | 1)
     for width in SMOOTHING:
         if width > 1 and 4 * width > top:
             break
         if width == 1:
             x = detrended
         else:  # smoothed, and by rank: one tall, wide beat does not outweigh fifty normal
-            x = np.argsort(np.argsort(_moving_mean(detrended, width | 1))).astype(np.float64)
+            x = np.argsort(np.argsort(moving_mean(detrended, width | 1))).astype(np.float64)
         ac = _autocorrelation(x, min(2 * top, n - 1))
         period = _fundamental(ac, top)
         if not period or ac[period] < PERIODICITY:
@@ -97,7 +97,7 @@ def _fundamental(ac: FloatArray, top: int) -> int:
     return period if period >= MIN_PERIOD else 0
 
 
-def _moving_mean(values: FloatArray, window: int) -> FloatArray:
+def moving_mean(values: FloatArray, window: int) -> FloatArray:
     """Centred moving mean over ``window`` (odd) readings, shorter at the ends."""
     half = window // 2
     sums = np.concatenate(([0.0], np.cumsum(values)))

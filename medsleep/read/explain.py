@@ -93,6 +93,12 @@ def explain_reason(
             f"no stretch of the cycles around it, {score:.3g} robust SDs further than usual "
             f"(needs {threshold:.3g})"
         )
+    if row.rule == "waveform-cycle" and score is not None and threshold is not None:
+        return (
+            f"detector waveform-cycle: at {shown} a cycle of the wave is much longer or shorter "
+            f"than its neighbours (a dropped or a premature beat), {score:.3g} robust SDs "
+            f"(needs {threshold:.3g})"
+        )
     if row.kind == "artifact":
         limit = (
             f" (plausible {cp.plausible[0]:g}–{cp.plausible[1]:g})" if cp and cp.plausible else ""
