@@ -142,6 +142,10 @@ CYCLE_RATIO = 1.3
 """... and at least this much longer, or this much shorter, than they are: a dropped beat
 (a pause) or a premature one."""
 
+PEAK_SHARE = 0.5
+"""A cycle's peak stands above the wave's one-cycle mean by at least this share of how far its
+highest tenth does."""
+
 CYCLE_NEIGHBOURS = 4
 """Cycles each side whose median length a cycle is measured against."""
 
@@ -152,6 +156,9 @@ def cycle_peaks(values: FloatArray, period: int) -> IntArray:
     smooth = moving_mean(values, max(1, period // 32) | 1)  # lightly: an R wave stays the top
     inner = smooth[1:-1]
     candidates = np.flatnonzero((inner > smooth[:-2]) & (inner >= smooth[2:])) + 1
+    # a peak stands well above its cycle's mean (not a ripple on a pause's plateau)
+    above = smooth - moving_mean(values, period | 1)
+    candidates = candidates[above[candidates] >= PEAK_SHARE * np.quantile(above, 0.9)]
     chosen: list[int] = []
     gap = int(0.6 * period)
     blocked = np.zeros(values.size + 1, dtype=np.bool_)
