@@ -47,10 +47,11 @@ def period_of(values: FloatArray) -> tuple[int, float]:
     """The series' cycle in readings and its autocorrelation there, or (0, 0.0) when it has
     none in ``MIN_PERIOD``..``MAX_PERIOD`` with ``MIN_CYCLES`` cycles in the series.
 
-    A spiky wave (an ECG's R waves, a few samples wide, moving by more than that from beat to
-    beat) hardly correlates with itself a cycle on: it is looked at again smoothed over each
-    of ``SMOOTHING`` readings, and counts when its cycle is at least ``4 x`` that long and
-    repeats twice (``REPEAT`` at two cycles).
+    The series is read by rank, so that a flush of the line or a few tall, wide ectopic beats do
+    not outweigh the cycles around them. A spiky wave (an ECG's R waves, a few samples wide,
+    moving by more than that from beat to beat) hardly correlates with itself a cycle on: it is
+    looked at again smoothed over each of ``SMOOTHING`` readings, and counts when its cycle is
+    at least ``4 x`` that long and repeats twice (``REPEAT`` at two cycles).
 
     >>> t = np.arange(2000)
     >>> period_of(50 + 10 * np.sin(2 * np.pi * t / 40) + 0.01 * t)[0]
@@ -67,10 +68,10 @@ def period_of(values: FloatArray) -> tuple[int, float]:
     for width in SMOOTHING:
         if width > 1 and (4 * width > top or hint < SMOOTHING_HINT):
             break
-        if width == 1:
-            x = detrended
-        else:  # smoothed, and by rank: one tall, wide beat does not outweigh fifty normal
-            x = np.argsort(np.argsort(moving_mean(detrended, width | 1))).astype(np.float64)
+        # by rank: a flush of the line at 300 mmHg, or one tall, wide beat, does not outweigh
+        # the cycles around it
+        smoothed = detrended if width == 1 else moving_mean(detrended, width | 1)
+        x = np.argsort(np.argsort(smoothed)).astype(np.float64)
         ac = _autocorrelation(x, min(2 * top, n - 1))
         if width == 1:
             hint = _hump(ac, top)

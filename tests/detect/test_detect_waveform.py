@@ -180,3 +180,16 @@ def test_an_ecg_is_a_wave_and_its_ventricular_beat_is_kept(period: int) -> None:
     at = decisions.retained_ids - 1
     assert ((at >= start - EDGE) & (at < start + int(period * 0.7) + EDGE)).any()
     assert decisions.retained_ids.size <= 25
+
+
+def test_a_flushed_line_is_still_a_wave_under_a_code_no_catalogue_knows() -> None:
+    # Without a plausible range, a flush at 300 mmHg stays in the series: it must not outweigh
+    # the cycles around it (the PyOD detector would keep the wave's peaks and the flush whole)
+    wave = pulse_wave(np.random.default_rng(3))
+    wave[2000:2200] = 300.0
+    assert 70 <= period_of(wave)[0] <= 90
+    decisions = classify_patient(frame(wave), POLICY)
+    assert decisions.retained_ids.size <= 25
+    rules = set(decisions.reasons["rule"])
+    assert "waveform-discord" in rules
+    assert not any(r.startswith("statistical") for r in rules)
