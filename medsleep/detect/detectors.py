@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medsleep.detect.rules import BoolArray, FloatArray, IntArray
+from medsleep.detect.rules import BoolArray, FloatArray, IntArray, robust_scale
 from medsleep.errors import PolicyError
 
 BASELINE_MINUTES = 720
@@ -266,20 +266,6 @@ def warm_up_detectors(names: Any) -> None:
     for name in set(names):
         if name:
             detect_series(_WARM_UP_VALUES, name, 0.05, 0.0)
-
-
-def robust_scale(x: FloatArray) -> float:
-    """Robust standard deviation of ``x``: MAD, or mean absolute deviation when MAD is 0.
-
-    Integer-valued series (SpO2, respiratory rate) often have a MAD of 0; the mean absolute
-    deviation still measures their spread. It is not robust, so it is only the fallback.
-    """
-    if x.size == 0:
-        return 0.0
-    centre = float(np.median(x))
-    absdev = np.abs(x - centre)
-    mad = float(np.median(absdev))
-    return 1.4826 * mad if mad > 0 else 1.2533 * float(absdev.mean())
 
 
 def resolution(values: FloatArray) -> float:

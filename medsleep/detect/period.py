@@ -73,9 +73,9 @@ def period_of(values: FloatArray) -> tuple[int, float]:
         smoothed = detrended if width == 1 else moving_mean(detrended, width | 1)
         x = np.argsort(np.argsort(smoothed)).astype(np.float64)
         ac = _autocorrelation(x, min(2 * top, n - 1))
+        period, hump = _first_cycle(ac, top)
         if width == 1:
-            hint = _hump(ac, top)
-        period = _fundamental(ac, top)
+            hint = hump
         if not period or ac[period] < PERIODICITY:
             continue
         if width == 1 or (period >= 4 * width and ac[min(2 * period, ac.size - 1)] >= REPEAT):
@@ -92,26 +92,21 @@ def _autocorrelation(x: FloatArray, lags: int) -> FloatArray:
     return ac / ac[0] if ac[0] > 0 else np.zeros_like(ac)
 
 
-def _hump(ac: FloatArray, top: int) -> float:
-    """The highest autocorrelation up to ``top`` past the first zero crossing (0 if none)."""
-    below = np.flatnonzero(ac[1 : top + 1] < 0)
-    if below.size == 0 or below[0] + 1 >= top:
-        return 0.0
-    return float(ac[below[0] + 1 : top + 1].max())
-
-
-def _fundamental(ac: FloatArray, top: int) -> int:
-    """The first lag up to ``top``, past the first zero crossing, nearly as correlated as the
-    best one (a cycle of 4.5 beats correlates at 27 too), at the top of its hump; 0 if none."""
+def _first_cycle(ac: FloatArray, top: int) -> tuple[int, float]:
+    """The cycle and the hump: past the first zero crossing, the first lag up to ``top``
+    nearly as correlated as the best one (a cycle of 4.5 beats correlates at 27 too), at the
+    top of its hump (0 if none or shorter than ``MIN_PERIOD``); and the best autocorrelation
+    there (0.0 if none)."""
     below = np.flatnonzero(ac[1 : top + 1] < 0)
     if below.size == 0:
-        return 0
+        return 0, 0.0
     start = int(below[0]) + 1
     window = ac[start : top + 1]
-    period = start + int(np.argmax(window >= FUNDAMENTAL_SHARE * float(window.max())))
+    best = float(window.max())
+    period = start + int(np.argmax(window >= FUNDAMENTAL_SHARE * best))
     while period + 1 <= top and ac[period + 1] > ac[period]:
         period += 1
-    return period if period >= MIN_PERIOD else 0
+    return (period if period >= MIN_PERIOD else 0), (best if start < top else 0.0)
 
 
 def moving_mean(values: FloatArray, window: int) -> FloatArray:

@@ -69,6 +69,30 @@ NO_SIGNAL_Z = 6.0
 """Zeros count as "no signal" in a series whose readings sit this many robust SDs from 0."""
 
 
+def mad_scale(x: FloatArray) -> float:
+    """1.4826 x the median absolute deviation from the median: a normal sample's standard
+    deviation, robustly (0 for an empty or a mostly constant ``x``).
+
+    >>> mad_scale(np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
+    1.4826
+    """
+    if x.size == 0:
+        return 0.0
+    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
+
+def robust_scale(x: FloatArray) -> float:
+    """Robust standard deviation of ``x``: MAD, or mean absolute deviation when MAD is 0.
+
+    Integer-valued series (SpO2, respiratory rate) often have a MAD of 0; the mean absolute
+    deviation still measures their spread. It is not robust, so it is only the fallback.
+    """
+    scale = mad_scale(x)
+    if scale > 0 or x.size == 0:
+        return scale
+    return 1.2533 * float(np.abs(x - np.median(x)).mean())
+
+
 def no_signal_zeros(values: FloatArray, run_min: int) -> BoolArray:
     """Runs of at least ``run_min`` exact zeros in a series whose other readings lie far from
     0 (``NO_SIGNAL_Z`` robust SDs): what a monitor sends when a sensor is off (MIMIC numerics,
@@ -84,10 +108,7 @@ def no_signal_zeros(values: FloatArray, run_min: int) -> BoolArray:
     others = values[~zero & np.isfinite(values)]
     if others.size < run_min:
         return np.zeros(values.shape, dtype=np.bool_)
-    centre = float(np.median(others))
-    spread = 1.4826 * float(np.median(np.abs(others - centre)))
-    spread = spread if spread > 0 else 1.2533 * float(np.abs(others - centre).mean())
-    if abs(centre) <= NO_SIGNAL_Z * spread:
+    if abs(float(np.median(others))) <= NO_SIGNAL_Z * robust_scale(others):
         return np.zeros(values.shape, dtype=np.bool_)
     out: BoolArray = zero & (run_lengths(zero) >= run_min)
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from medsleep.detect.rules import mad_scale
+
 BEAT_LEVEL_SECONDS = 2.0
 """Median interval at or below which a series is read beat by beat (30 or more a minute)."""
 
@@ -23,7 +25,7 @@ def is_beat_timed(times: np.ndarray) -> bool:
     median = float(np.median(gaps))
     if median <= 0:
         return False
-    return 1.4826 * float(np.median(np.abs(gaps - median))) / median >= BEAT_TIMING_CV
+    return mad_scale(gaps) / median >= BEAT_TIMING_CV
 
 
 def is_beat_level(times: np.ndarray) -> bool:

@@ -30,8 +30,8 @@ import numpy as np
 
 from medsleep.detect.contract import Finding, Series
 from medsleep.detect.detectors import resolution
-from medsleep.detect.period import MIN_CYCLES, MIN_PERIOD, moving_mean
-from medsleep.detect.rules import FloatArray, IntArray
+from medsleep.detect.period import moving_mean
+from medsleep.detect.rules import FloatArray, IntArray, mad_scale
 from medsleep.policy import Policy
 
 WINDOW_SHARE = 0.25
@@ -105,13 +105,11 @@ def discords(values: FloatArray, period: int) -> tuple[IntArray, FloatArray]:
     cycle = int(round(period / step))
     window = max(4, int(round(cycle * WINDOW_SHARE)))
     distance, offset = nearest_match(coarse, cycle, window)
-    centre = float(np.median(distance))
-    spread = 1.4826 * float(np.median(np.abs(distance - centre)))
     # an exactly repeating wave has a spread of 0: then one measurement step is the scale
-    scale = max(spread, resolution(values) / 2)
+    scale = max(mad_scale(distance), resolution(values) / 2)
     if scale <= 0:
         return none
-    z = (distance - centre) / scale
+    z = (distance - np.median(distance)) / scale
     positions: list[IntArray] = []
     scores: list[FloatArray] = []
     taken: list[int] = []
@@ -185,8 +183,7 @@ def irregular_cycles(values: FloatArray, period: int) -> tuple[IntArray, FloatAr
     around = np.lib.stride_tricks.sliding_window_view(padded, 2 * CYCLE_NEIGHBOURS + 1)
     others = np.delete(around, CYCLE_NEIGHBOURS, axis=1)
     ratio = np.log(lengths / np.median(others, axis=1))
-    spread = 1.4826 * float(np.median(np.abs(ratio - np.median(ratio))))
-    z = np.abs(ratio - np.median(ratio)) / max(spread, 1e-3)
+    z = np.abs(ratio - np.median(ratio)) / max(mad_scale(ratio), 1e-3)
     odd = np.flatnonzero((z >= CYCLE_Z) & (np.abs(ratio) >= np.log(CYCLE_RATIO)))
     # the first and last cycles may be cut by the series' ends, their peak another feature
     odd = odd[(odd > 0) & (odd < lengths.size - 1)]
@@ -202,7 +199,7 @@ class WaveformDiscords:
 
     def judge(self, series: Series, policy: Policy) -> list[Finding]:
         # Statistical like the detectors: off where the policy turns a code's detector off.
-        if not series.rules.detector or series.size < MIN_CYCLES * MIN_PERIOD:
+        if not series.rules.detector or not series.period:
             return []
         ok_pos = np.flatnonzero(series.ok).astype(np.int64)
         values = series.values[ok_pos]
