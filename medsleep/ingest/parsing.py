@@ -15,6 +15,7 @@ from medsleep.fhir.fastpath import FastResult, fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.patients import PATIENT_STORED, demographics
 from medsleep.ingest.sources import InputRecord, NdjsonBlock, block_records
+from medsleep.store.bodies import BodyCodec, compress_with
 from medsleep.store.search_tokens import Token, tokens_of
 
 
@@ -45,6 +46,7 @@ class Parsed(NamedTuple):
     # its one PATIENT_ROW, with ``skipped`` PATIENT_STORED)
     body: bytes = b""  # the resource's original text, stored once for all its readings
     tokens: tuple[Token, ...] = ()  # what search by category and identifier matches
+    packed_with: int | None = None  # ``body`` is already compressed with this dictionary
 
     @property
     def retracts(self) -> bool:
@@ -56,20 +58,29 @@ def _rejected(record: InputRecord, error: str) -> Parsed:
 
 
 def parse_record(
-    record: InputRecord, options: ParseOptions, numbers_checked: bool = False
+    record: InputRecord,
+    options: ParseOptions,
+    numbers_checked: bool = False,
+    codec: BodyCodec | None = None,
 ) -> Parsed:
-    """The fast path when the record takes it, else the general path."""
+    """The fast path when the record takes it, else the general path. With ``codec`` (in a
+    worker process), the fast path's body comes back compressed as the store keeps it."""
     if record.error is None and record.resource is None and not options.strict:
         fast = fast_parse(record.raw, options.default_tz, numbers_checked, record.subject_target)
         if fast is not None:
-            return _fast_parsed(record, fast)
+            return _fast_parsed(record, fast, codec)
     return _parse_general(record, options)
 
 
-def _fast_parsed(record: InputRecord, fast: FastResult) -> Parsed:
+def _fast_parsed(record: InputRecord, fast: FastResult, codec: BodyCodec | None) -> Parsed:
     # tuple.__new__: a NamedTuple's own __new__ is Python code
     head = (record.source, record.position, record.nbytes, None, b"", None)
-    return tuple.__new__(Parsed, (*head, *fast))
+    if codec is None:
+        return tuple.__new__(Parsed, (*head, *fast, None))
+    key, version, status, readings, raw, tokens = fast
+    body = compress_with(codec, raw, key)
+    packed = (key, version, status, readings, body, tokens, codec.dict_id)
+    return tuple.__new__(Parsed, (*head, *packed))
 
 
 def _parse_general(record: InputRecord, options: ParseOptions) -> Parsed:
@@ -116,15 +127,23 @@ def _parse_general(record: InputRecord, options: ParseOptions) -> Parsed:
     return Parsed(*where, None, b"", None, *identity, readings, record.raw, tokens_of(resource))
 
 
-def parse_chunk(records: list[InputRecord], options: ParseOptions) -> list[Parsed]:
+def parse_chunk(
+    records: list[InputRecord], options: ParseOptions, codec: BodyCodec | None = None
+) -> list[Parsed]:
     if options.strict:  # every record is validated whole: no fast path, no overflow scan
         return [_parse_general(record, options) for record in records]
     # One overflow scan for the whole chunk (see numbers_may_overflow); rarely positive.
     checked = not numbers_may_overflow(b"\n".join([r.raw for r in records if r.resource is None]))
-    return [parse_record(record, options, checked) for record in records]
+    return [parse_record(record, options, checked, codec) for record in records]
 
 
-def parse_piece(piece: list[InputRecord] | NdjsonBlock, options: ParseOptions) -> list[Parsed]:
-    """``parse_chunk`` of a worker's piece: records, or a block of NDJSON lines to split."""
+def parse_piece(
+    piece: list[InputRecord] | NdjsonBlock, options: ParseOptions, codec: BodyCodec | None = None
+) -> list[Parsed]:
+    """``parse_chunk`` of a worker's piece: records, or a block of NDJSON lines to split.
+
+    A worker compresses the bodies too (``codec``: the store's dictionary), so that the writing
+    process, the one that cannot be parallel, neither compresses them nor unpickles the text.
+    """
     records = list(block_records(piece)) if isinstance(piece, NdjsonBlock) else piece
-    return parse_chunk(records, options)
+    return parse_chunk(records, options, codec)

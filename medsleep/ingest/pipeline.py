@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,6 +34,7 @@ from medsleep.ingest.sources import (
     walk_inputs,
 )
 from medsleep.ingest.writer import ChunkCounts, write_chunk
+from medsleep.store.bodies import BodyCodec, newest_codec
 from medsleep.store.checkpoint import background_checkpoints
 from medsleep.store.tables import INGEST_BATCH, BatchStatus
 from medsleep.timefmt import wall_clock_ms
@@ -110,6 +112,27 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+AUTO_WORKERS_BYTES = 16 * 2**20  # below this, starting the pool costs more than it saves
+AUTO_WORKERS_MAX = 8  # beyond this the one writing process is the limit
+
+
+def auto_workers(total_bytes: int | None) -> int:
+    """How many parse processes an input of ``total_bytes`` gets by default: one per CPU this
+    process may run on (at most 8) when there are two or more and the input is 16 MiB or more;
+    else none (parse inline). Unknown sizes (stdin) parse inline.
+
+    Measured on 2 CPUs, 200,000 plain monitoring Observations (75 MiB), the CLI whole-process:
+    3.9 s inline, 3.2 s with 2 workers (1 worker: 4.0 s, 3: 3.3 s), for ~25 % more CPU.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    if cpus < 2 or total_bytes is None or total_bytes < AUTO_WORKERS_BYTES:
+        return 0
+    return min(cpus, AUTO_WORKERS_MAX)
+
+
 def chunks(records: Iterable[InputRecord], size: int) -> Iterator[list[InputRecord]]:
     iterator = iter(records)
     while chunk := list(islice(iterator, size)):
@@ -127,7 +150,10 @@ def _parsed_chunks(
     options: ParseOptions,
     workers: int,
     write_size: int,
+    codec: Callable[[], BodyCodec | None] = lambda: None,
 ) -> Iterator[list[Parsed]]:
+    """Parse results in chunks of about ``write_size``; with ``workers``, parsed in a pool,
+    bodies compressed there with ``codec()``, the store's dictionary once it has one."""
     if workers <= 0:
         for piece in _pieces(records, write_size):
             yield parse_piece(piece, options)
@@ -139,7 +165,7 @@ def _parsed_chunks(
         window: list[Any] = []
         pending: list[Parsed] = []
         for piece in _pieces(records, min(write_size, _WORKER_CHUNK)):
-            window.append(pool.submit(parse_piece, piece, options))
+            window.append(pool.submit(_parse_paused, piece, options, codec()))
             if len(window) >= workers * 3:
                 pending.extend(window.pop(0).result())
                 if len(pending) >= write_size:
@@ -149,6 +175,15 @@ def _parsed_chunks(
             pending.extend(future.result())
         if pending:
             yield pending
+
+
+def _parse_paused(piece: Piece, options: ParseOptions, codec: BodyCodec | None) -> list[Parsed]:
+    """``parse_piece`` in a worker, its collector paused as the writer's is (see
+    ``gc_paused``). A forked worker inherits the pause already; this holds it under any
+    start method (spawn, forkserver), where the collector would walk every result as it is
+    built."""
+    with gc_paused():
+        return parse_piece(piece, options, codec)
 
 
 def _pieces(records: Iterable[InputRecord | NdjsonBlock], size: int) -> Iterator[Piece]:
@@ -295,9 +330,12 @@ def ingest_records(
     totals = ChunkCounts()
     bytes_read = 0
     status = BatchStatus.FAILED
+    codec: list[BodyCodec | None] = [None]  # the store's dictionary, for the workers
     try:
         with engine.connect() as conn, background_checkpoints(engine, conn) as checkpoints:
-            parsed_chunks = _parsed_chunks(records, options, workers, chunk_size)
+            parsed_chunks = _parsed_chunks(
+                records, options, workers, chunk_size, codec=lambda: codec[0]
+            )
             while True:
                 with gc_paused():
                     parsed = next(parsed_chunks, None)
@@ -309,6 +347,9 @@ def ingest_records(
                     bytes_read += sum(map(_NBYTES, parsed))
                     totals.add(write_chunk(conn, parsed, batch_id, clock()))
                     checkpoints.poke()
+                    if workers and codec[0] is None:  # the first big chunk trains one
+                        with conn.begin():
+                            codec[0] = newest_codec(conn)
                     del parsed  # before the collector runs again: nothing left to walk
                 if progress is not None:
                     progress(bytes_read, totals.readings)

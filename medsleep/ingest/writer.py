@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from medsleep.ingest.parsing import Parsed
 from medsleep.ingest.patients import PATIENT_STORED, upsert_patients
 from medsleep.store.archived_versions import stored_versions
-from medsleep.store.bodies import BodyWriter
+from medsleep.store.bodies import BodyReader, BodyWriter
 from medsleep.store.bulk import insert_rows
 from medsleep.store.resource_ranges import (
     IdRange,
@@ -219,28 +219,31 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         else:  # the readings are the stored versions' in order, all in one list
             ranges = _ranges_in_order(stored_items, ids)
         # Each stored version's text once, for all its readings (see store.bodies).
-        bodies = BodyWriter(
-            conn,
-            [item.body for item in stored_items],
-            now_ms,
-            [item.key for item in stored_items],
-        )
+        texts = [item for item in stored_items if item.packed_with is None]
+        bodies = BodyWriter(conn, [i.body for i in texts], now_ms, [i.key for i in texts])
         # a chunk's resources share a handful of token sets (a monitor's one category)
         token_sets = {item.tokens for item in stored_items}
         token_of = token_ids(conn, {t for tokens in token_sets for t in tokens})
         search = {tokens: encode([token_of[t] for t in tokens]) for tokens in token_sets}
         compress = bodies.compress
+        dict_id = bodies.dict_id
         no_range = (None, None)
         # The body as a bytearray: Python's sqlite3 binds bytearray directly but runs bytes
         # through its adapter lookup first (a failed __adapt__ and __conform__, each raising
         # and catching an AttributeError): ~3k CPU instructions a row, measured with
         # callgrind. It is stored as the same BLOB (bytea through COPY on PostgreSQL).
+        # A parse worker may have compressed it already: kept when with this write's dictionary,
+        # else (a newer one trained meanwhile) decompressed and compressed again.
         seen_rows = [
             (
                 item.key,
                 item.version,
                 batch_id,
-                bytearray(compress(item.body, item.key)),
+                bytearray(
+                    item.body
+                    if item.packed_with == dict_id
+                    else compress(_text_of(conn, item), item.key)
+                ),
                 search[item.tokens],
                 *ranges.get((item.key, item.version), no_range),
             )
@@ -253,6 +256,14 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         upsert_patients(conn, patients, now_ms)
     counts.readings = sum(len(state_rows) for state_rows in by_state.values())
     return counts
+
+
+def _text_of(conn: Connection, item: Parsed) -> bytes:
+    """The resource's original text, also when a worker compressed it with another of the
+    store's dictionaries (one trained by a concurrent ingest since)."""
+    if item.packed_with is None:
+        return item.body
+    return BodyReader(conn).text(item.body, item.key).encode()
 
 
 def _ranges_in_order(items: Sequence[Parsed], ids: Sequence[int]) -> dict[Pair, IdRange]:

@@ -18,6 +18,7 @@ text with the readings from then on; after the night the version moves to
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -74,6 +75,43 @@ def _elided(text: bytes, key: str) -> bytes:
 def _restored(text: bytes, key: str) -> bytes:
     rid = key.partition("/")[2].encode()
     return text.replace(b'"\x00"', b'"' + rid + b'"', 1) if rid else text
+
+
+@dataclass(frozen=True)
+class BodyCodec:
+    """The store's newest dictionary, as a process without a connection (an ingest worker)
+    needs it to compress bodies exactly as :class:`BodyWriter` would."""
+
+    dict_id: int
+    data: bytes
+
+
+def newest_codec(conn: Connection) -> BodyCodec | None:
+    """The codec of the store's newest dictionary; None while it has none (its first big
+    chunk trains one)."""
+    dict_id = conn.execute(select(func.max(_dictionary.c.dict_id))).scalar_one_or_none()
+    if dict_id is None:
+        return None
+    data = conn.execute(
+        select(_dictionary.c.data).where(_dictionary.c.dict_id == dict_id)
+    ).scalar_one()
+    return BodyCodec(int(dict_id), bytes(data))
+
+
+_COMPRESSORS: dict[int, zstandard.ZstdCompressor] = {}  # a worker's, by dict id
+
+
+def compress_with(codec: BodyCodec, text: bytes, key: str) -> bytes:
+    """``BodyWriter.compress(text, key)`` of a writer whose dictionary is ``codec``'s."""
+    compressor = _COMPRESSORS.get(codec.dict_id)
+    if compressor is None:
+        compressor = zstandard.ZstdCompressor(
+            dict_data=zstandard.ZstdCompressionDict(codec.data),
+            compression_params=_params(codec.dict_id),
+        )
+        _COMPRESSORS.clear()  # a new dictionary replaces the old one for good
+        _COMPRESSORS[codec.dict_id] = compressor
+    return compressor.compress(_elided(text, key))
 
 
 class BodyWriter:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import zstandard
 from alembic import command
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,10 +17,21 @@ from sqlalchemy import Engine, inspect, text
 from medsleep.archive.restore import restore
 from medsleep.consolidate.job import consolidate
 from medsleep.ingest import ingest_paths
+from medsleep.ingest.parsing import ParseOptions, parse_piece
+from medsleep.ingest.pipeline import _parsed_chunks
+from medsleep.ingest.sources import InputRecord
+from medsleep.ingest.writer import write_chunk
 from medsleep.policy import load_policy
 from medsleep.server.hot_store import search_observations
 from medsleep.server.search_params import ObservationSearch
-from medsleep.store.bodies import TRAIN_MIN_SAMPLES, BodyReader, BodyWriter, texts_of
+from medsleep.store.bodies import (
+    TRAIN_MIN_SAMPLES,
+    BodyCodec,
+    BodyReader,
+    BodyWriter,
+    newest_codec,
+    texts_of,
+)
 from medsleep.store.engine import _alembic_config, create_store_engine, open_store
 from medsleep.store.handle import Store
 from medsleep.timefmt import parse_iso_ms
@@ -226,4 +238,84 @@ def test_texts_of_skips_what_is_not_hot(sqlite_url: str) -> None:
     engine = open_store(sqlite_url)
     with engine.connect() as conn:
         assert texts_of(conn, [("Observation/none", "1")]) == {}
+    engine.dispose()
+
+
+def _bodies(engine: Engine) -> dict[str, bytes]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT resource_key, body FROM resource_seen")).all()
+    return {str(key): bytes(body) for key, body in rows}
+
+
+def test_workers_compress_the_bodies_as_the_writer_would(sqlite_url: str, tmp_path: Path) -> None:
+    """With ``workers`` the parse processes compress the bodies once the store has trained
+    its dictionary (on the first chunk): each body is what the writer would have made of
+    the text, and every text comes back exactly."""
+    lines = _lines(18_000)  # ~8 MiB: blocks enough to be parsed after the dictionary exists
+    path = tmp_path / "in.ndjson"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    engine = open_store(sqlite_url)
+    report = ingest_paths(engine, [path], workers=2)
+    assert report.stored == len(lines)
+    expected = _by_key(lines)
+    with engine.begin() as conn:
+        writer = BodyWriter(conn, [], 0)
+        assert writer.dict_id == 1
+        for key, body in _bodies(engine).items():
+            assert body == writer.compress(expected[key].encode(), key), key
+    assert all(r["resource_json"] == expected[r["resource_key"]] for r in readings(engine))
+    engine.dispose()
+
+
+def test_parse_workers_get_the_dictionary_once_the_store_has_one() -> None:
+    """The pool's later pieces are compressed with the codec the writer hands over after
+    its first chunk; the pieces submitted before it come back as text."""
+    lines = [orjson.dumps(observation(f"w{i}", value=60 + i % 30)) for i in range(2000)]
+    records = [InputRecord("x", f"line {i}", raw, nbytes=len(raw)) for i, raw in enumerate(lines)]
+    samples = [line.replace(b'"w', b'"v') for line in lines]
+    codec = BodyCodec(3, zstandard.train_dictionary(4096, samples, dict_id=3).as_bytes())
+    handed: list[BodyCodec | None] = [None]
+    packed = []
+    for chunk in _parsed_chunks(records, ParseOptions(), 2, 100, codec=lambda: handed[0]):
+        handed[0] = codec  # as the writer does once its first chunk trained the dictionary
+        packed.extend(item.packed_with for item in chunk)
+    assert len(packed) == len(lines)
+    assert packed[0] is None
+    assert packed[-1] == 3
+    assert packed.index(3) <= 100 * (1 + 2 * 3 + 1)  # the window of pieces already in flight
+    assert set(packed[packed.index(3) :]) == {3}
+
+
+def test_a_body_packed_with_an_older_dictionary_is_compressed_again(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A worker's body compressed with another of the store's dictionaries (one trained by a
+    concurrent ingest since) is stored with the writer's, from its original text."""
+    engine = open_store(sqlite_url)
+    _ingest(engine, tmp_path, _lines(TRAIN_MIN_SAMPLES + 10))  # trains dictionary 1
+    with engine.begin() as conn:
+        first = newest_codec(conn)
+        assert first is not None
+        assert first.dict_id == 1
+        conn.execute(  # a second dictionary, as a concurrent writer might have trained
+            text("INSERT INTO body_dictionary (dict_id, data, created_ms) VALUES (2, :d, 0)"),
+            {
+                "d": zstandard.train_dictionary(
+                    4096, [s.encode() for s in _lines(1200)], dict_id=2
+                ).as_bytes()
+            },
+        )
+    line = orjson.dumps(observation("late", value=99, version="1"))
+    record = InputRecord("x", "line 1", line, nbytes=len(line))
+    packed = parse_piece([record], ParseOptions(), first)
+    assert packed[0].packed_with == 1
+    assert packed[0].body != line
+    with engine.connect() as conn:
+        counts = write_chunk(conn, packed, batch_id=1, now_ms=0)
+    assert counts.stored == 1
+    body = _bodies(engine)["Observation/late"]
+    frame = zstandard.get_frame_parameters(body, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+    assert frame.dict_id == 2
+    with engine.connect() as conn:
+        assert BodyReader(conn).text(body, "Observation/late") == line.decode()
     engine.dispose()
