@@ -48,13 +48,15 @@ def ingest(
         ),
     ] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--workers",
             min=0,
-            help="Processes that parse while this one writes (0: parse inline, one core).",
+            help="Processes that parse while this one writes (0: parse inline, one core; "
+            "default: one per CPU, at most 8, for inputs of 16 MiB or more).",
+            show_default=False,
         ),
-    ] = 0,
+    ] = None,
     json_out: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -62,6 +64,7 @@ def ingest(
     import time
 
     from medsleep.ingest import ParseOptions, ingest_files
+    from medsleep.ingest.pipeline import auto_workers
     from medsleep.ingest.sources import total_bytes, walk_inputs
 
     if fhir_version not in ("R4", "R4B", "R5"):
@@ -76,8 +79,11 @@ def ingest(
     walked = walk_inputs(paths)
     files = walked.files
     engine = open_db(db)
+    size = total_bytes(files)
+    if workers is None:
+        workers = auto_workers(size)
     started = time.perf_counter()
-    with progress_bar(show_progress(quiet), total_bytes(files), "ingest") as bar:
+    with progress_bar(show_progress(quiet), size, "ingest") as bar:
 
         def progress(done: int, readings: int) -> None:
             if bar is not None:

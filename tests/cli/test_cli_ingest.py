@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from medsleep.cli import app
@@ -143,7 +145,7 @@ def test_every_command_has_help() -> None:
 def test_ingest_loads_no_detector_table_or_migration_stack(tmp_path: Path) -> None:
     """``medsleep ingest`` pays for what it uses: no PyOD, scikit-learn, pandas, pyarrow,
     NumPy, Alembic (a new store is created from the models, see store.schema), fhir_core
-    (fhir.resources: --strict only) or multiprocessing (--workers only)."""
+    (fhir.resources: --strict only) or multiprocessing (--workers, or inputs of 16 MiB or more)."""
     source = write_ndjson(tmp_path / "in.ndjson", [observation()])
     probe = (
         "import sys\nfrom medsleep.cli import main\ntry:\n    main(sys.argv[1:])\n"
@@ -178,3 +180,27 @@ def test_the_console_entry_leaves_the_heap_to_the_exit(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert json.loads(done.stdout)["stored"] == 1
     assert done.stderr.endswith("frozen=True")
+
+
+def test_ingest_picks_parse_workers_by_input_size_unless_told(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medsleep.ingest as ingest_module
+    from medsleep.ingest import pipeline
+
+    seen: list[int] = []
+    real = ingest_module.ingest_files
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["workers"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "ingest_files", spy)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    path = write_ndjson(tmp_path / "in.ndjson", [observation(f"o{i}") for i in range(50)])
+    monkeypatch.setattr(pipeline, "AUTO_WORKERS_BYTES", path.stat().st_size + 1)
+    assert run("ingest", str(path), "--db", sqlite_url, "--quiet")[0] == 0
+    monkeypatch.setattr(pipeline, "AUTO_WORKERS_BYTES", path.stat().st_size)
+    assert run("ingest", str(path), "--db", sqlite_url, "--quiet")[0] == 0
+    assert run("ingest", str(path), "--db", sqlite_url, "--quiet", "--workers", "0")[0] == 0
+    assert seen == [0, 2, 0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 
 from medsleep.errors import InputError
 from medsleep.ingest import ingest_paths
+from medsleep.ingest.pipeline import auto_workers
 from medsleep.store.engine import open_store
 from tests.helpers import observation, quarantined, readings, write_ndjson
 
@@ -228,6 +230,23 @@ def test_workers_give_the_same_result(tmp_path: Path) -> None:
     assert [{k: v for k, v in r.items() if k not in strip} for r in readings(one)] == [
         {k: v for k, v in r.items() if k not in strip} for r in readings(two)
     ]
+
+
+@pytest.mark.parametrize(
+    ("cpus", "size", "expected"),
+    [
+        (2, 100 * 2**20, 2),
+        (16, 100 * 2**20, 8),  # the one writing process is the limit
+        (1, 100 * 2**20, 0),  # one core: workers would only compete with the writer
+        (2, 2**20, 0),  # small input: starting a pool costs more than it saves
+        (2, None, 0),  # stdin: size unknown
+    ],
+)
+def test_the_default_worker_count_follows_cpus_and_input_size(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, size: int | None, expected: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)), raising=False)
+    assert auto_workers(size) == expected
 
 
 record = st.one_of(
