@@ -227,6 +227,7 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         search = {tokens: encode([token_of[t] for t in tokens]) for tokens in token_sets}
         compress = bodies.compress
         dict_id = bodies.dict_id
+        reader = BodyReader(conn)  # reads a dictionary only if a body needs packing again
         no_range = (None, None)
         # The body as a bytearray: Python's sqlite3 binds bytearray directly but runs bytes
         # through its adapter lookup first (a failed __adapt__ and __conform__, each raising
@@ -242,7 +243,7 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
                 bytearray(
                     item.body
                     if item.packed_with == dict_id
-                    else compress(_text_of(conn, item), item.key)
+                    else compress(_text_of(reader, item), item.key)
                 ),
                 search[item.tokens],
                 *ranges.get((item.key, item.version), no_range),
@@ -258,12 +259,12 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
     return counts
 
 
-def _text_of(conn: Connection, item: Parsed) -> bytes:
+def _text_of(reader: BodyReader, item: Parsed) -> bytes:
     """The resource's original text, also when a worker compressed it with another of the
     store's dictionaries (one trained by a concurrent ingest since)."""
     if item.packed_with is None:
         return item.body
-    return BodyReader(conn).text(item.body, item.key).encode()
+    return reader.text(item.body, item.key).encode()
 
 
 def _ranges_in_order(items: Sequence[Parsed], ids: Sequence[int]) -> dict[Pair, IdRange]:

@@ -63,6 +63,12 @@ def _params(dict_id: int) -> zstandard.ZstdCompressionParameters:
     )
 
 
+def _compressor(
+    dict_id: int, data: zstandard.ZstdCompressionDict | None
+) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(dict_data=data, compression_params=_params(dict_id))
+
+
 def _elided(text: bytes, key: str) -> bytes:
     """``text`` with its own id (``"id":"<id>"``, already in the key) left out: a raw NUL
     byte stands for it, which JSON text never holds (a control character must be escaped)."""
@@ -105,10 +111,7 @@ def compress_with(codec: BodyCodec, text: bytes, key: str) -> bytes:
     """``BodyWriter.compress(text, key)`` of a writer whose dictionary is ``codec``'s."""
     compressor = _COMPRESSORS.get(codec.dict_id)
     if compressor is None:
-        compressor = zstandard.ZstdCompressor(
-            dict_data=zstandard.ZstdCompressionDict(codec.data),
-            compression_params=_params(codec.dict_id),
-        )
+        compressor = _compressor(codec.dict_id, zstandard.ZstdCompressionDict(codec.data))
         _COMPRESSORS.clear()  # a new dictionary replaces the old one for good
         _COMPRESSORS[codec.dict_id] = compressor
     return compressor.compress(_elided(text, key))
@@ -133,10 +136,7 @@ class BodyWriter:
             _train(conn, samples, now_ms)
             known = _dictionaries(conn)
         self.dict_id = max(known) if known else 0
-        data = known.get(self.dict_id)
-        self._compressor = zstandard.ZstdCompressor(
-            dict_data=data, compression_params=_params(self.dict_id)
-        )
+        self._compressor = _compressor(self.dict_id, known.get(self.dict_id))
 
     def compress(self, text: bytes, key: str | None = None) -> bytes:
         """The body of ``text``; with the resource's ``key``, its id is not stored twice."""
