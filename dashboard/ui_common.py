@@ -33,7 +33,8 @@ from medsleep.errors import MedsleepError
 from medsleep.policy import Policy, load_policy
 from medsleep.read.digest import parse_night
 from medsleep.read.text import local_time, utc_text
-from medsleep.store.engine import DEFAULT_DB_URL, open_store
+from medsleep.store.defaults import DEFAULT_DB_URL
+from medsleep.store.engine import open_store
 from medsleep.store.handle import Store
 from medsleep.timefmt import ms_to_datetime, to_ms, wall_clock_ms
 

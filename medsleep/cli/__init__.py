@@ -9,7 +9,9 @@ on ``app`` when imported.
 Commands import the library inside their function bodies, on purpose and measured: loading
 every package up front (pandas, pyarrow, PyOD, scikit-learn, FastAPI) makes ``medsleep --help``
 and every cron invocation take 1.9 s instead of 0.55 s (``python -c 'import medsleep.cli'``
-against the same plus the library packages, on this project's 2-core machines).
+against the same plus the library packages, on this project's 2-core machines). Nor does the
+CLI load the store (SQLAlchemy, SQLModel, pydantic) before a command opens it: ``--help``
+0.92 → 0.20 s (a test holds it).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from medsleep.cli.common import (
     table_console,
     when,
 )
-from medsleep.store.engine import DEFAULT_DB_URL
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 archive_app = typer.Typer(help="The cold archive of collapsed readings.", no_args_is_help=True)
 hold_app = typer.Typer(help="Legal holds: patients never collapsed.", no_args_is_help=True)

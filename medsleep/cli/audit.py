@@ -24,7 +24,7 @@ from medsleep.cli.common import (
 from medsleep.errors import (
     AuditChainBrokenError,
 )
-from medsleep.store.engine import DEFAULT_DB_URL
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 if TYPE_CHECKING:
     from medsleep.audit import ChainStatus

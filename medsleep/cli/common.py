@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,11 +21,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
-from medsleep.audit import audit_key_from
 from medsleep.errors import (
     AuditChainBrokenError,
     InputError,
@@ -33,11 +30,19 @@ from medsleep.errors import (
     MedsleepError,
     ScopeError,
 )
-from medsleep.store.engine import open_store
-from medsleep.store.handle import Store
+from medsleep.store.defaults import DEFAULT_ARCHIVE_FOLDER
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from medsleep.store.handle import Store
+
+# The store and SQLAlchemy load when a command opens the store, not with the CLI: ``ingest``
+# starts its parse workers first (see ``medsleep.ingest.parse_stream``), and ``--help`` or
+# a usage error stays quick.
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_QUARANTINED, EXIT_LOCKED, EXIT_AUDIT = 0, 1, 2, 3, 4, 5
-DEFAULT_ARCHIVE = "medsleep-archive"
+DEFAULT_ARCHIVE = DEFAULT_ARCHIVE_FOLDER
 
 _EXIT_FOR: dict[type[MedsleepError], int] = {
     LockHeldError: EXIT_LOCKED,
@@ -96,10 +101,18 @@ class _Commands(TyperGroup):
             quiet_broken_pipe()
         except MedsleepError as exc:
             fail(str(exc), exit_code_of(exc))
-        except SQLAlchemyError as exc:
-            fail(f"database: {getattr(exc, 'orig', None) or exc}", EXIT_FAILURE)
         except OSError as exc:
             fail(f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_FAILURE)
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            fail(f"database: {getattr(exc, 'orig', None) or exc}", EXIT_FAILURE)
+
+
+def _is_database_error(exc: Exception) -> bool:
+    """An SQLAlchemy error; none can be raised before SQLAlchemy is loaded."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
 
 
 def quiet_broken_pipe() -> NoReturn:
@@ -182,6 +195,8 @@ AUDIT_ANCHOR_ENV = "MEDSLEEP_AUDIT_ANCHOR"
 
 def audit_key() -> bytes | None:
     """The audit HMAC key the environment names (see ``medsleep.audit.audit_key_from``)."""
+    from medsleep.audit import audit_key_from
+
     return audit_key_from(os.environ)
 
 
@@ -195,6 +210,7 @@ def note_store(db: str) -> None:
     if db in _opened or not os.environ.get(AUDIT_ANCHOR_ENV):
         return
     from medsleep.audit import chain_head
+    from medsleep.store.engine import open_store
 
     engine = open_store(db)
     try:
@@ -212,6 +228,7 @@ def anchor_heads() -> None:
     if not target or not opened:
         return
     from medsleep.audit import anchor_line, anchor_record, append_anchor, chain_head
+    from medsleep.store.engine import open_store
     from medsleep.timefmt import wall_clock_ms
 
     key = audit_key()
@@ -245,6 +262,7 @@ def db_url(db: str) -> str:
 def open_db(db: str) -> Engine:
     """The store at ``db``, appending audit events keyed with the edge's audit key."""
     from medsleep.audit import keyed_engine
+    from medsleep.store.engine import open_store
 
     db = db_url(db)
     key = audit_key()
@@ -255,6 +273,8 @@ def open_db(db: str) -> Engine:
 def open_store_at(db: str, archive: Path, actor: str = "cli") -> Store:
     """The store (database and archive folder) a command works on, acting as ``actor``, its
     audit events keyed with the edge's audit key."""
+    from medsleep.store.handle import Store
+
     return Store(open_db(db), archive, actor=actor)
 
 

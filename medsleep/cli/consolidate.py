@@ -36,7 +36,7 @@ from medsleep.cli.common import (
     when,
 )
 from medsleep.cli.read import prepare_digests_after_run
-from medsleep.store.engine import DEFAULT_DB_URL
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 
 def _deadline(text: str | None, tz_name: str) -> int | None:

@@ -21,7 +21,7 @@ from medsleep.cli.common import (
     open_db,
 )
 from medsleep.errors import MedsleepError
-from medsleep.store.engine import DEFAULT_DB_URL
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 # Starts Streamlit with the library already imported, so the first session is not the slow one.

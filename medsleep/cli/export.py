@@ -28,7 +28,7 @@ from medsleep.cli.common import (
     show_progress,
     when,
 )
-from medsleep.store.engine import DEFAULT_DB_URL
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from medsleep.cli.common import (
     progress_bar,
     show_progress,
 )
-from medsleep.store.engine import DEFAULT_DB_URL
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 fixtures_app = typer.Typer(help="Synthetic test data.", no_args_is_help=True)
 app.add_typer(fixtures_app, name="fixtures")
@@ -64,7 +64,7 @@ def ingest(
     import time
 
     from medsleep.ingest import ParseOptions, ingest_files
-    from medsleep.ingest.pipeline import auto_workers
+    from medsleep.ingest.parse_stream import auto_workers
     from medsleep.ingest.sources import total_bytes, walk_inputs
 
     if fhir_version not in ("R4", "R4B", "R5"):
@@ -78,10 +78,10 @@ def ingest(
     options = ParseOptions(strict=strict, fhir_version=fhir_version, default_tz=tz)
     walked = walk_inputs(paths)
     files = walked.files
-    engine = open_db(db)
     size = total_bytes(files)
     if workers is None:
         workers = auto_workers(size)
+    engine = open_db(db)
     started = time.perf_counter()
     with progress_bar(show_progress(quiet), size, "ingest") as bar:
 

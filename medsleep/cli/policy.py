@@ -19,7 +19,7 @@ from medsleep.cli.common import (
     say,
     when,
 )
-from medsleep.store.engine import DEFAULT_DB_URL
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 SHOWN = 3  # readings listed per patient and side; --json lists all
 policy_app = typer.Typer(help="The retention policy: show it, diff two.", no_args_is_help=True)

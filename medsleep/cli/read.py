@@ -28,7 +28,7 @@ from medsleep.cli.common import (
     when,
     write_rows,
 )
-from medsleep.store.engine import DEFAULT_DB_URL
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

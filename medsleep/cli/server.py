@@ -30,7 +30,7 @@ from medsleep.cli.common import (
     fail,
     open_db,
 )
-from medsleep.store.engine import DEFAULT_DB_URL
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -15,7 +15,7 @@ from medsleep.cli.common import (
     open_db,
     table_console,
 )
-from medsleep.store.engine import DEFAULT_DB_URL, upgrade_schema
+from medsleep.store.defaults import DEFAULT_DB_URL
 
 db_app = typer.Typer(help="Database schema, size and space.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -24,7 +24,7 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
     """Create or upgrade the schema to the newest revision."""
-    from medsleep.store.engine import create_store_engine, current_revision
+    from medsleep.store.engine import create_store_engine, current_revision, upgrade_schema
 
     engine = create_store_engine(db)
     try:

@@ -11,11 +11,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from medsleep.fhir.demographics import PATIENT_STORED, demographics
 from medsleep.fhir.fastpath import FastResult, fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
-from medsleep.ingest.patients import PATIENT_STORED, demographics
 from medsleep.ingest.sources import InputRecord, NdjsonBlock, block_records
-from medsleep.store.bodies import BodyCodec, compress_with
+from medsleep.store.body_codec import BodyCodec, compress_with
 from medsleep.store.search_tokens import Token, tokens_of
 
 

@@ -12,8 +12,9 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from medsleep.fhir.demographics import PATIENT_STORED
 from medsleep.ingest.parsing import Parsed
-from medsleep.ingest.patients import PATIENT_STORED, upsert_patients
+from medsleep.ingest.patients import upsert_patients
 from medsleep.store.archived_versions import stored_versions
 from medsleep.store.bodies import BodyReader, BodyWriter
 from medsleep.store.bulk import insert_rows
@@ -25,7 +26,7 @@ from medsleep.store.resource_ranges import (
     readings_of,
     reserved_reading_ids,
 )
-from medsleep.store.search_tokens import encode, token_ids
+from medsleep.store.search_tokens import encode
 from medsleep.store.tables import (
     HOT_STATES,
     QUARANTINE,
@@ -34,6 +35,7 @@ from medsleep.store.tables import (
     RESOURCE_SEEN,
     ReadingState,
 )
+from medsleep.store.token_ids import token_ids
 
 log = logging.getLogger(__name__)
 _reading = READING

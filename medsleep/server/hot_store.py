@@ -20,8 +20,9 @@ from medsleep.server.search_params import ObservationSearch, Token
 from medsleep.store.archived_versions import stored_versions
 from medsleep.store.bodies import texts_of
 from medsleep.store.resource_ranges import readings_of
-from medsleep.store.search_tokens import CATEGORY, IDENTIFIER, matching_ids
+from medsleep.store.search_tokens import CATEGORY, IDENTIFIER
 from medsleep.store.tables import HOT_STATES, INGEST_BATCH, READING, RESOURCE_SEEN
+from medsleep.store.token_ids import matching_ids
 
 _reading = READING
 _seen = RESOURCE_SEEN

@@ -18,7 +18,6 @@ text with the readings from then on; after the night the version moves to
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,13 +26,21 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from medsleep.store.archived_versions import take_back
+from medsleep.store.body_codec import (
+    FORMAT,
+    LEVEL,
+    BodyCodec,
+    compressor,
+    elided,
+    restored,
+)
 from medsleep.store.bulk import execute_in, select_in
-from medsleep.store.search_tokens import encode, token_ids, tokens_of
+from medsleep.store.search_tokens import encode, tokens_of
 from medsleep.store.tables import BODY_DICTIONARY, RESOURCE_SEEN
+from medsleep.store.token_ids import token_ids
 
 _dictionary = BODY_DICTIONARY
 _seen = RESOURCE_SEEN
-LEVEL = 3  # measured: level 9 or 19 is no smaller with a dictionary, and 5-50x slower
 TRAIN_MIN_SAMPLES = 1000  # fewer make a dictionary that fits them, not the source
 TRAIN_SAMPLES = 2000  # ~0.2 s of training
 DICTIONARY_BYTES = 16_384
@@ -46,52 +53,6 @@ def _dictionaries(conn: Connection) -> dict[int, zstandard.ZstdCompressionDict]:
     return {int(i): zstandard.ZstdCompressionDict(bytes(data)) for i, data in rows}
 
 
-_FORMAT = zstandard.FORMAT_ZSTD1_MAGICLESS
-
-
-def _params(dict_id: int) -> zstandard.ZstdCompressionParameters:
-    # A frame as small as zstd makes it: no magic number (every body is one), no checksum
-    # (SQLite and PostgreSQL check pages), no content size (read with a stream), and a dict id
-    # of one byte (dictionaries are numbered 1, 2, ... in this store). Measured on the plain
-    # monitoring input: 41 -> 32 bytes a body.
-    return zstandard.ZstdCompressionParameters.from_level(
-        LEVEL,
-        format=_FORMAT,
-        write_checksum=0,
-        write_content_size=0,
-        write_dict_id=int(dict_id > 0),
-    )
-
-
-def _compressor(
-    dict_id: int, data: zstandard.ZstdCompressionDict | None
-) -> zstandard.ZstdCompressor:
-    return zstandard.ZstdCompressor(dict_data=data, compression_params=_params(dict_id))
-
-
-def _elided(text: bytes, key: str) -> bytes:
-    """``text`` with its own id (``"id":"<id>"``, already in the key) left out: a raw NUL
-    byte stands for it, which JSON text never holds (a control character must be escaped)."""
-    if b"\x00" in text:
-        raise ValueError(f"{key}: a NUL byte in a resource's text")
-    rid = key.partition("/")[2].encode()
-    return text.replace(b'"' + rid + b'"', b'"\x00"', 1) if rid else text
-
-
-def _restored(text: bytes, key: str) -> bytes:
-    rid = key.partition("/")[2].encode()
-    return text.replace(b'"\x00"', b'"' + rid + b'"', 1) if rid else text
-
-
-@dataclass(frozen=True)
-class BodyCodec:
-    """The store's newest dictionary, as a process without a connection (an ingest worker)
-    needs it to compress bodies exactly as :class:`BodyWriter` would."""
-
-    dict_id: int
-    data: bytes
-
-
 def newest_codec(conn: Connection) -> BodyCodec | None:
     """The codec of the store's newest dictionary; None while it has none (its first big
     chunk trains one)."""
@@ -102,19 +63,6 @@ def newest_codec(conn: Connection) -> BodyCodec | None:
         select(_dictionary.c.data).where(_dictionary.c.dict_id == dict_id)
     ).scalar_one()
     return BodyCodec(int(dict_id), bytes(data))
-
-
-_COMPRESSORS: dict[int, zstandard.ZstdCompressor] = {}  # a worker's, by dict id
-
-
-def compress_with(codec: BodyCodec, text: bytes, key: str) -> bytes:
-    """``BodyWriter.compress(text, key)`` of a writer whose dictionary is ``codec``'s."""
-    compressor = _COMPRESSORS.get(codec.dict_id)
-    if compressor is None:
-        compressor = _compressor(codec.dict_id, zstandard.ZstdCompressionDict(codec.data))
-        _COMPRESSORS.clear()  # a new dictionary replaces the old one for good
-        _COMPRESSORS[codec.dict_id] = compressor
-    return compressor.compress(_elided(text, key))
 
 
 class BodyWriter:
@@ -132,15 +80,15 @@ class BodyWriter:
         known = _dictionaries(conn)
         if not known and len(samples) >= TRAIN_MIN_SAMPLES:
             if keys is not None:
-                samples = [_elided(t, k) for t, k in zip(samples, keys, strict=True)]
+                samples = [elided(t, k) for t, k in zip(samples, keys, strict=True)]
             _train(conn, samples, now_ms)
             known = _dictionaries(conn)
         self.dict_id = max(known) if known else 0
-        self._compressor = _compressor(self.dict_id, known.get(self.dict_id))
+        self._compressor = compressor(self.dict_id, known.get(self.dict_id))
 
     def compress(self, text: bytes, key: str | None = None) -> bytes:
         """The body of ``text``; with the resource's ``key``, its id is not stored twice."""
-        return self._compressor.compress(text if key is None else _elided(text, key))
+        return self._compressor.compress(text if key is None else elided(text, key))
 
 
 def _train(conn: Connection, samples: Sequence[bytes], now_ms: int) -> int:
@@ -176,14 +124,14 @@ class BodyReader:
     def text(self, body: bytes | memoryview, key: str | None = None) -> str:
         """The original text of a body (``key`` as it was compressed with)."""
         blob = bytes(body)
-        dict_id = int(zstandard.get_frame_parameters(blob, format=_FORMAT).dict_id)
+        dict_id = int(zstandard.get_frame_parameters(blob, format=FORMAT).dict_id)
         decompressor = self._decompressors.get(dict_id)
         if decompressor is None:
             data = self._dictionary(dict_id) if dict_id else None
-            decompressor = zstandard.ZstdDecompressor(dict_data=data, format=_FORMAT)
+            decompressor = zstandard.ZstdDecompressor(dict_data=data, format=FORMAT)
             self._decompressors[dict_id] = decompressor
         text = decompressor.decompressobj().decompress(blob)  # no content size: a stream
-        return (text if key is None else _restored(text, key)).decode()
+        return (text if key is None else restored(text, key)).decode()
 
     def _dictionary(self, dict_id: int) -> zstandard.ZstdCompressionDict:
         if self._given is not None:

@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from medsleep.errors import StoreUnavailableError
 from medsleep.store.checkpoint import DEFAULT_AUTOCHECKPOINT
+from medsleep.store.defaults import DEFAULT_DB_URL
 from medsleep.store.schema import create_at_head, head_revisions, is_empty, recorded_revisions
 from medsleep.store.space import INCREMENTAL
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
-DEFAULT_DB_URL = "sqlite:///medsleep.db"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 

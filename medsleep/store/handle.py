@@ -16,10 +16,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from medsleep.store.engine import DEFAULT_DB_URL, open_store
+from medsleep.store.defaults import DEFAULT_ARCHIVE_FOLDER, DEFAULT_DB_URL
+from medsleep.store.engine import open_store
 from medsleep.timefmt import wall_clock_ms
 
-DEFAULT_ARCHIVE = Path("medsleep-archive")
+DEFAULT_ARCHIVE = Path(DEFAULT_ARCHIVE_FOLDER)
 Clock = Callable[[], int]  # epoch milliseconds
 
 

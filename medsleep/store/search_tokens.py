@@ -6,21 +6,16 @@ codings and identifiers as `` 3 17 `` (spaces around every id, so ``LIKE '% 3 %'
 id exactly on every dialect). The (kind, system, code) triples themselves are stored once, in
 ``search_token``: the thousands of Observations of one monitor share one category, so a
 resource pays a few bytes, not the ~70 of the coding's text.
+
+This module takes the tokens from a resource and imports no SQL (parse workers use it before
+the writer has loaded SQLAlchemy); ``store.token_ids`` keeps the ``search_token`` table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
-
-from medsleep.store.tables import SEARCH_TOKEN
-
-_token = SEARCH_TOKEN
 CATEGORY = "category"
 IDENTIFIER = "identifier"
 # (kind, system or "" when the coding or identifier names none, code or value)
@@ -54,49 +49,7 @@ def _system(item: Mapping[str, Any]) -> str:
     return system if isinstance(system, str) else ""
 
 
-def token_ids(conn: Connection, tokens: Iterable[Token]) -> dict[Token, int]:
-    """The id of each token, adding the ones the store has not seen (a concurrent writer
-    adding the same one is no conflict)."""
-    wanted = set(tokens)
-    if not wanted:
-        return {}
-    known = _lookup(conn, wanted)
-    missing = [{"kind": k, "system": s, "code": c} for k, s, c in sorted(wanted - known.keys())]
-    if missing:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(dialect_insert(_token).on_conflict_do_nothing(), missing)
-        known = _lookup(conn, wanted)
-    return known
-
-
-def _lookup(conn: Connection, wanted: set[Token]) -> dict[Token, int]:
-    codes = sorted({code for _, _, code in wanted})
-    found: dict[Token, int] = {}
-    for start in range(0, len(codes), 500):
-        query = select(_token.c.id, _token.c.kind, _token.c.system, _token.c.code).where(
-            _token.c.code.in_(codes[start : start + 500])
-        )
-        for token_id, kind, system, code in conn.execute(query):
-            if (kind, system, code) in wanted:
-                found[(str(kind), str(system), str(code))] = int(token_id)
-    return found
-
-
 def encode(ids: Iterable[int]) -> str | None:
     """``resource_seen.search_tokens`` for these ids: `` 3 17 ``, or None for none."""
     ordered = sorted(set(ids))
     return f" {' '.join(map(str, ordered))} " if ordered else None
-
-
-def matching_ids(
-    conn: Connection, kind: str, wanted: Sequence[tuple[str | None, str]]
-) -> list[int]:
-    """Ids of the tokens of ``kind`` that match any (system, code): a system of None or ""
-    matches every system, as the JSON search did."""
-    ids: list[int] = []
-    for system, code in wanted:
-        condition = and_(_token.c.kind == kind, _token.c.code == code)
-        if system:
-            condition = and_(condition, _token.c.system == system)
-        ids.extend(int(i) for i in conn.execute(select(_token.c.id).where(condition)).scalars())
-    return sorted(set(ids))

@@ -163,6 +163,25 @@ def test_ingest_loads_no_detector_table_or_migration_stack(tmp_path: Path) -> No
         assert done.stdout.strip().splitlines()[-1] == "0 []"
 
 
+@pytest.mark.parametrize(
+    ("modules", "why"),
+    [
+        ("medsleep.cli", "the CLI loads the store only when a command opens it"),
+        ("medsleep.ingest.parse_stream", "parse workers carry only what parsing needs"),
+    ],
+)
+def test_these_load_no_sql_stack(modules: str, why: str) -> None:
+    """``medsleep --help``, a usage error and every parse worker's imports stay clear of
+    SQLAlchemy, SQLModel and pydantic (~0.7 s of imports on this project's machines)."""
+    probe = (
+        f"import sys, {modules}\n"
+        "sql = ('sqlalchemy', 'sqlmodel', 'pydantic', 'alembic')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(sql)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", why
+
+
 def test_the_console_entry_leaves_the_heap_to_the_exit(tmp_path: Path) -> None:
     """``main`` freezes the collector's objects once the command is done (shutdown would
     otherwise walk them all), and the command's output and exit code are unchanged."""
@@ -186,7 +205,7 @@ def test_ingest_picks_parse_workers_by_input_size_unless_told(
     tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import medsleep.ingest as ingest_module
-    from medsleep.ingest import pipeline
+    from medsleep.ingest import parse_stream
 
     seen: list[int] = []
     real = ingest_module.ingest_files
@@ -198,9 +217,9 @@ def test_ingest_picks_parse_workers_by_input_size_unless_told(
     monkeypatch.setattr(ingest_module, "ingest_files", spy)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     path = write_ndjson(tmp_path / "in.ndjson", [observation(f"o{i}") for i in range(50)])
-    monkeypatch.setattr(pipeline, "AUTO_WORKERS_BYTES", path.stat().st_size + 1)
+    monkeypatch.setattr(parse_stream, "AUTO_WORKERS_BYTES", path.stat().st_size + 1)
     assert run("ingest", str(path), "--db", sqlite_url, "--quiet")[0] == 0
-    monkeypatch.setattr(pipeline, "AUTO_WORKERS_BYTES", path.stat().st_size)
+    monkeypatch.setattr(parse_stream, "AUTO_WORKERS_BYTES", path.stat().st_size)
     assert run("ingest", str(path), "--db", sqlite_url, "--quiet")[0] == 0
     assert run("ingest", str(path), "--db", sqlite_url, "--quiet", "--workers", "0")[0] == 0
     assert seen == [0, 2, 0]

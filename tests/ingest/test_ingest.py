@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from medsleep.errors import InputError
 from medsleep.ingest import ingest_paths
-from medsleep.ingest.pipeline import auto_workers
+from medsleep.ingest.parse_stream import auto_workers
 from medsleep.store.engine import open_store
 from tests.helpers import observation, quarantined, readings, write_ndjson
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from medsleep.fhir.demographics import PATIENT_STORED
 from medsleep.ingest import ingest_paths
-from medsleep.ingest.patients import PATIENT_STORED
 from medsleep.read.patients import patient_headers
 from medsleep.timefmt import parse_iso_ms
 from tests.conftest import SPEC_EXAMPLES, SYNTHEA

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
+from medsleep.fhir.demographics import PATIENT_STORED, demographics
 from medsleep.fhir.parse import ResourceRejected
 from medsleep.ingest import ingest_paths
-from medsleep.ingest.patients import PATIENT_STORED, demographics
 from medsleep.read.digest import night_digest
 from medsleep.read.patients import patient_header
 from medsleep.store.tables import PATIENT

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, inspect, text
 from medsleep.archive.restore import restore
 from medsleep.consolidate.job import consolidate
 from medsleep.ingest import ingest_paths
+from medsleep.ingest.parse_stream import ParseStream
 from medsleep.ingest.parsing import ParseOptions, parse_piece
-from medsleep.ingest.pipeline import _parsed_chunks
 from medsleep.ingest.sources import InputRecord
 from medsleep.ingest.writer import write_chunk
 from medsleep.policy import load_policy
@@ -26,12 +26,12 @@ from medsleep.server.hot_store import search_observations
 from medsleep.server.search_params import ObservationSearch
 from medsleep.store.bodies import (
     TRAIN_MIN_SAMPLES,
-    BodyCodec,
     BodyReader,
     BodyWriter,
     newest_codec,
     texts_of,
 )
+from medsleep.store.body_codec import BodyCodec
 from medsleep.store.engine import _alembic_config, create_store_engine, open_store
 from medsleep.store.handle import Store
 from medsleep.timefmt import parse_iso_ms
@@ -276,9 +276,10 @@ def test_parse_workers_get_the_dictionary_once_the_store_has_one() -> None:
     codec = BodyCodec(3, zstandard.train_dictionary(4096, samples, dict_id=3).as_bytes())
     handed: list[BodyCodec | None] = [None]
     packed = []
-    for chunk in _parsed_chunks(records, ParseOptions(), 2, 100, codec=lambda: handed[0]):
-        handed[0] = codec  # as the writer does once its first chunk trained the dictionary
-        packed.extend(item.packed_with for item in chunk)
+    with ParseStream(records, options=ParseOptions(), workers=2, write_size=100) as stream:
+        for chunk in stream.chunks(codec=lambda: handed[0]):
+            handed[0] = codec  # as the writer does once its first chunk trained the dictionary
+            packed.extend(item.packed_with for item in chunk)
     assert len(packed) == len(lines)
     assert packed[0] is None
     assert packed[-1] == 3

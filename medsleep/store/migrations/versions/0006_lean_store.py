@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 
 from medsleep.store.bodies import TRAIN_SAMPLES, BodyReader, BodyWriter
-from medsleep.store.search_tokens import encode, token_ids, tokens_of
+from medsleep.store.search_tokens import encode, tokens_of
+from medsleep.store.token_ids import token_ids
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
