@@ -103,7 +103,7 @@ class ParseStream:
         if workers > 0:
             from concurrent.futures import ProcessPoolExecutor  # multiprocessing: with workers
 
-            self._pool = ProcessPoolExecutor(max_workers=workers)
+            self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_yield_to_writer)
             self._pieces = _pieces(records, min(write_size, WORKER_CHUNK))
 
     @classmethod
@@ -176,6 +176,19 @@ class ParseStream:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# Measured on 2 vCPUs, plain monitoring NDJSON (154,352 Observations), the CLI with its 2
+# default workers, 8 alternated rounds: 5.43 s median wall at the writer's priority, 5.10 s
+# at 10 below it.
+WORKER_NICENESS = 10
+
+
+def _yield_to_writer() -> None:
+    """A parse worker runs at a lower priority than the writing process: the one writer is
+    what an ingest waits for, and with as many workers as CPUs it would otherwise share its
+    CPU with them. Other work on the host keeps its share, too."""
+    os.nice(WORKER_NICENESS)
 
 
 def _parse_paused(piece: Piece, options: ParseOptions, codec: BodyCodec | None) -> list[Parsed]:

@@ -277,3 +277,15 @@ def test_counts_always_balance(tmp_path: Path, lines: list[str]) -> None:
     finally:
         engine.dispose()
         (tmp_path / "h.db").unlink()
+
+
+def test_parse_workers_run_below_the_writers_priority() -> None:
+    """The writing process is what an ingest waits for: its parse workers yield the CPU."""
+    from medsleep.ingest.parse_stream import WORKER_NICENESS, ParseStream
+    from medsleep.ingest.parsing import ParseOptions
+
+    own = os.nice(0)
+    with ParseStream([], options=ParseOptions(), workers=1) as stream:
+        assert stream._pool is not None
+        assert stream._pool.submit(os.nice, 0).result() == min(19, own + WORKER_NICENESS)
+    assert os.nice(0) == own  # the writer's own priority is untouched
