@@ -37,9 +37,8 @@ if TYPE_CHECKING:
 
     from medsleep.store.handle import Store
 
-# The store and SQLAlchemy load when a command opens the store, not with the CLI: ``ingest``
-# starts its parse workers first (see ``medsleep.ingest.parse_stream``), and ``--help`` or
-# a usage error stays quick.
+# The store and SQLAlchemy load when a command opens the store, not with the CLI: ``--help``
+# and a usage error stay quick.
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_QUARANTINED, EXIT_LOCKED, EXIT_AUDIT = 0, 1, 2, 3, 4, 5
 DEFAULT_ARCHIVE = DEFAULT_ARCHIVE_FOLDER

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import os
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from operator import itemgetter
@@ -38,7 +38,6 @@ WORKER_CHUNK = 2_000  # small pieces keep every worker busy; writes still go in 
 
 Piece = list[InputRecord] | NdjsonBlock
 _SOURCE = itemgetter(Parsed._fields.index("source"))
-Codec = Callable[[], BodyCodec | None]
 
 
 @contextmanager
@@ -79,8 +78,9 @@ class ParseStream:
     """Parse results of ``records`` in chunks of about ``write_size``.
 
     With ``workers``, a pool parses pieces of ``WORKER_CHUNK`` records (or NDJSON blocks) in
-    order, a window of three a worker in flight. Use it as a context manager: leaving it
-    stops the pool.
+    order, a window of three a worker in flight; pieces submitted once ``codec`` is set (the
+    store's dictionary) come back with their bodies compressed. Use it as a context manager:
+    leaving it stops the pool.
     """
 
     def __init__(
@@ -94,8 +94,9 @@ class ParseStream:
         self.options = options
         self.workers = workers
         self.write_size = write_size
-        self.accounts: list[dict[str, Any]] = []  # of_files: one per file, see there
-        self.by_source: Counter[str] | None = None  # of_files with workers: records per file
+        self.codec: BodyCodec | None = None  # set by the writer once the store has one
+        self._accounts: list[dict[str, Any]] = []  # of_files: one per file, see accounts
+        self._by_source: Counter[str] | None = None  # of_files with workers: records per file
         self._records = records
         self._window: deque[Future[list[Parsed]]] = deque()
         self._pool: ProcessPoolExecutor | None = None
@@ -117,9 +118,7 @@ class ParseStream:
         write_size: int = 10_000,
     ) -> ParseStream:
         """The records of files already listed by ``walk_inputs``, each counted in
-        ``accounts`` (``{"file", "records"}``, with ``"error"`` when it could not be read to
-        its end). With workers, NDJSON files go as blocks of lines that workers split, and are
-        counted from the parse results (``by_source``, final once the stream is read)."""
+        ``accounts``. With workers, NDJSON files go as blocks of lines that workers split."""
         accounts: list[dict[str, Any]] = []
         by_source: Counter[str] | None = None
         records: Iterable[InputRecord | NdjsonBlock]
@@ -129,18 +128,27 @@ class ParseStream:
         else:
             records = _records(files, stdin, accounts)
         stream = cls(records, options=options, workers=workers, write_size=write_size)
-        stream.accounts, stream.by_source = accounts, by_source
+        stream._accounts, stream._by_source = accounts, by_source
         return stream
 
-    def chunks(self, codec: Codec = lambda: None) -> Iterator[list[Parsed]]:
-        """The results in order; a worker compresses bodies with ``codec()``, the store's
-        dictionary once it has one (None: the writer compresses them)."""
-        for chunk in self._chunks(codec):
-            if self.by_source is not None:
-                self.by_source.update(map(_SOURCE, chunk))
+    def accounts(self) -> list[dict[str, Any]]:
+        """Per file of ``of_files``: ``{"file", "records"}``, with ``"error"`` when it could not
+        be read to its end; final once the stream is read (NDJSON blocks are counted from
+        their parse results)."""
+        if self._by_source is not None:
+            for account in self._accounts:
+                if account["file"] in self._by_source:
+                    account["records"] = self._by_source[account["file"]]
+        return self._accounts
+
+    def chunks(self) -> Iterator[list[Parsed]]:
+        """The results in order."""
+        for chunk in self._chunks():
+            if self._by_source is not None:
+                self._by_source.update(map(_SOURCE, chunk))
             yield chunk
 
-    def _chunks(self, codec: Codec) -> Iterator[list[Parsed]]:
+    def _chunks(self) -> Iterator[list[Parsed]]:
         if self._pool is None:
             for piece in _pieces(self._records, self.write_size):
                 yield parse_piece(piece, self.options)
@@ -148,7 +156,7 @@ class ParseStream:
         pending: list[Parsed] = []
         limit = self.workers * 3
         for piece in self._pieces:
-            self._window.append(self._pool.submit(_parse_paused, piece, self.options, codec()))
+            self._window.append(self._pool.submit(_parse_paused, piece, self.options, self.codec))
             while len(self._window) >= limit:
                 pending.extend(self._window.popleft().result())
                 if len(pending) >= self.write_size:

@@ -23,7 +23,6 @@ from medsleep.ingest.parsing import Parsed, ParseOptions
 from medsleep.ingest.sources import InputRecord, NdjsonBlock, walk_inputs
 from medsleep.ingest.writer import ChunkCounts, write_chunk
 from medsleep.store.bodies import newest_codec
-from medsleep.store.body_codec import BodyCodec
 from medsleep.store.checkpoint import background_checkpoints
 from medsleep.store.tables import INGEST_BATCH, BatchStatus
 from medsleep.timefmt import wall_clock_ms
@@ -147,11 +146,7 @@ def ingest_files(
         report = _ingest(
             engine, stream, ", ".join(files), actor=actor, clock=clock, progress=progress
         )
-    if stream.by_source is not None:
-        for account in stream.accounts:
-            if account["file"] in stream.by_source:  # read as blocks: counted as parsed
-                account["records"] = stream.by_source[account["file"]]
-    report.files = stream.accounts + [{"file": name, "not_read": why} for name, why in not_read]
+    report.files = stream.accounts() + [{"file": name, "not_read": why} for name, why in not_read]
     return report
 
 
@@ -192,10 +187,9 @@ def _ingest(
     totals = ChunkCounts()
     bytes_read = 0
     status = BatchStatus.FAILED
-    codec: list[BodyCodec | None] = [None]  # the store's dictionary, for the workers
     try:
         with engine.connect() as conn, background_checkpoints(engine, conn) as checkpoints:
-            parsed_chunks = stream.chunks(codec=lambda: codec[0])
+            parsed_chunks = stream.chunks()
             while True:
                 with gc_paused():
                     parsed = next(parsed_chunks, None)
@@ -205,9 +199,9 @@ def _ingest(
                     bytes_read += sum(map(_NBYTES, parsed))
                     totals.add(write_chunk(conn, parsed, batch_id, clock()))
                     checkpoints.poke()
-                    if stream.workers and codec[0] is None:  # the first big chunk trains one
+                    if stream.workers and stream.codec is None:  # the first big chunk trains one
                         with conn.begin():
-                            codec[0] = newest_codec(conn)
+                            stream.codec = newest_codec(conn)
                     del parsed  # before the collector runs again: nothing left to walk
                 if progress is not None:
                     progress(bytes_read, totals.readings)

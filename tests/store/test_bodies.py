@@ -274,11 +274,10 @@ def test_parse_workers_get_the_dictionary_once_the_store_has_one() -> None:
     records = [InputRecord("x", f"line {i}", raw, nbytes=len(raw)) for i, raw in enumerate(lines)]
     samples = [line.replace(b'"w', b'"v') for line in lines]
     codec = BodyCodec(3, zstandard.train_dictionary(4096, samples, dict_id=3).as_bytes())
-    handed: list[BodyCodec | None] = [None]
     packed = []
     with ParseStream(records, options=ParseOptions(), workers=2, write_size=100) as stream:
-        for chunk in stream.chunks(codec=lambda: handed[0]):
-            handed[0] = codec  # as the writer does once its first chunk trained the dictionary
+        for chunk in stream.chunks():
+            stream.codec = codec  # as the writer does once its first chunk trained the dictionary
             packed.extend(item.packed_with for item in chunk)
     assert len(packed) == len(lines)
     assert packed[0] is None
