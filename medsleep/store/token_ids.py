@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import and_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
@@ -25,8 +24,12 @@ def token_ids(conn: Connection, tokens: Iterable[Token]) -> dict[Token, int]:
     known = _lookup(conn, wanted)
     missing = [{"kind": k, "system": s, "code": c} for k, s, c in sorted(wanted - known.keys())]
     if missing:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(dialect_insert(_token).on_conflict_do_nothing(), missing)
+        if conn.dialect.name == "postgresql":  # imported here: a SQLite ingest never loads it
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(_token).on_conflict_do_nothing(), missing)
+        else:
+            conn.execute(sqlite_insert(_token).on_conflict_do_nothing(), missing)
         known = _lookup(conn, wanted)
     return known
 
