@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from sqlalchemy import Engine, bindparam, select, text
 
@@ -12,7 +14,7 @@ from medsleep.store.tables import QUARANTINE
 COLUMNS = ("batch_id", "at_ms", "source", "position", "error", "raw")
 
 
-@pytest.mark.parametrize("count", [0, 1, 149, 150, 151, 1007])
+@pytest.mark.parametrize("count", [0, 1, 511, 512, 513, 1031, 2049])  # SQLite: 512 a statement
 def test_every_row_lands_once_with_its_constants(engine: Engine, count: int) -> None:
     rows = [(i, i * 10, f"s{i}", f"line {i}", "it's bad", "x" * (i % 7)) for i in range(count)]
     with engine.begin() as conn:
@@ -30,6 +32,28 @@ def test_every_row_lands_once_with_its_constants(engine: Engine, count: int) -> 
         ).all()
     expected = [(7, 123, *r[2:]) for r in rows[: count // 2]] + rows[count // 2 :]
     assert [tuple(f) for f in found] == expected
+
+
+@pytest.mark.parametrize("count", [165, 166, 167, 600])
+def test_a_build_with_fewer_variables_gets_smaller_statements(
+    sqlite_engine: Engine, count: int
+) -> None:
+    """SQLite before 3.32 allows 999 variables a statement: six columns go 166 rows at a time,
+    and the rest in one statement of its own size."""
+    rows = [(i, i * 10, f"s{i}", f"line {i}", "bad", "x") for i in range(count)]
+    with sqlite_engine.begin() as conn:
+        driver = conn.connection.driver_connection
+        driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # type: ignore[union-attr]
+        statements: list[str] = []
+        driver.set_trace_callback(statements.append)  # type: ignore[union-attr]
+        insert_rows(conn, "quarantine", COLUMNS, rows)
+        driver.set_trace_callback(None)  # type: ignore[union-attr]
+        found = conn.execute(
+            text("SELECT batch_id, at_ms, source, position, error, raw FROM quarantine ORDER BY id")
+        ).all()
+    assert [tuple(f) for f in found] == rows
+    inserts = [sql for sql in statements if sql.startswith("INSERT")]
+    assert len(inserts) == count // 166 + (1 if count % 166 else 0)
 
 
 def test_constants_are_literals_not_code(engine: Engine) -> None:
