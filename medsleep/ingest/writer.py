@@ -20,7 +20,6 @@ from medsleep.store.bodies import BodyReader, BodyWriter
 from medsleep.store.bulk import insert_rows
 from medsleep.store.resource_ranges import (
     IdRange,
-    Pair,
     inserted_reading_ids,
     ranges_of,
     readings_of,
@@ -215,11 +214,14 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         insert_rows(conn, "reading", columns, values, {"batch_id": batch_id, "state": state})
     ids = reserved if reserved is not None else inserted_reading_ids(conn, total)
     if stored_items:
+        no_range = (None, None)
+        id_ranges: list[IdRange | tuple[None, None]]  # stored_items' own, in their order
         if multi or retract:
             flat = [row for state_rows in in_order for row in state_rows]
             ranges = ranges_of(flat, ids, _KEY, _VERSION)
+            id_ranges = [ranges.get((item.key, item.version), no_range) for item in stored_items]
         else:  # the readings are the stored versions' in order, all in one list
-            ranges = _ranges_in_order(stored_items, ids)
+            id_ranges = _ranges_in_order(stored_items, ids)
         # Each stored version's text once, for all its readings (see store.bodies).
         texts = [item for item in stored_items if item.packed_with is None]
         bodies = BodyWriter(conn, [i.body for i in texts], now_ms, [i.key for i in texts])
@@ -230,7 +232,6 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         compress = bodies.compress
         dict_id = bodies.dict_id
         reader = BodyReader(conn)  # reads a dictionary only if a body needs packing again
-        no_range = (None, None)
         # The body as a bytearray: Python's sqlite3 binds bytearray directly but runs bytes
         # through its adapter lookup first (a failed __adapt__ and __conform__, each raising
         # and catching an AttributeError): ~3k CPU instructions a row, measured with
@@ -248,9 +249,9 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
                     else compress(_text_of(reader, item), item.key)
                 ),
                 search[item.tokens],
-                *ranges.get((item.key, item.version), no_range),
+                *id_range,
             )
-            for item in stored_items
+            for item, id_range in zip(stored_items, id_ranges, strict=True)
         ]
         insert_rows(conn, "resource_seen", SEEN_COLUMNS, seen_rows)
     if quarantine_rows:
@@ -269,14 +270,20 @@ def _text_of(reader: BodyReader, item: Parsed) -> bytes:
     return reader.text(item.body, item.key).encode()
 
 
-def _ranges_in_order(items: Sequence[Parsed], ids: Sequence[int]) -> dict[Pair, IdRange]:
-    ranges: dict[Pair, IdRange] = {}
+def _ranges_in_order(
+    items: Sequence[Parsed], ids: Sequence[int]
+) -> list[IdRange | tuple[None, None]]:
+    """Each item's id range when the ids are its readings' in the items' order; a version
+    without readings has none."""
+    ranges: list[IdRange | tuple[None, None]] = []
     start = 0
     for item in items:
         n = len(item.readings)
         if n:
-            ranges[(item.key, item.version)] = (ids[start], ids[start + n - 1])
+            ranges.append((ids[start], ids[start + n - 1]))
             start += n
+        else:
+            ranges.append((None, None))
     return ranges
 
 
