@@ -26,7 +26,9 @@ the neighbours'; CPU time is the work. ``--rounds R`` times each contender R tim
 alternating, and keeps the medians; ``--against DIR`` adds another checkout of medsleep
 (e.g. main's, run from this venv with ``PYTHONPATH=DIR``) to the same rounds, library and
 ``medsleep ingest`` alike, so old and new are compared in one run. Each checkout's package is
-byte-compiled first, as an installed one is.
+byte-compiled first, as an installed one is. For ``medsleep ingest`` it also prints the CPU
+seconds of the command's own process, its parse workers apart: the writing process, which
+the run waits for.
 """
 
 from __future__ import annotations
@@ -164,8 +166,12 @@ def _compile_bytecode(package: Path) -> None:
     compileall.compile_dir(str(package), quiet=1)
 
 
-def _timed(argv: list[str], env: dict[str, str] | None) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system, its children included) of one whole process."""
+def _timed(argv: list[str], env: dict[str, str] | None) -> tuple[float, float, float | None]:
+    """Wall and CPU seconds (user + system, its children included) of one whole process, and
+    the CPU seconds of the process alone where it reports them (``CLI``: without its parse
+    workers, i.e. the writing process's)."""
+    own_file = Path(tempfile.mkstemp(prefix="own-cpu-")[1])
+    env = {**(env if env is not None else os.environ), OWN_CPU_FILE: str(own_file)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     # run from the temp folder: ``python -c`` puts the current directory first on sys.path,
@@ -173,10 +179,24 @@ def _timed(argv: list[str], env: dict[str, str] | None) -> tuple[float, float]:
     subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    reported = own_file.read_text()
+    own_file.unlink()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, float(reported) if reported else None
 
 
-CLI = "from medsleep.cli import main; main()"  # what the ``medsleep`` console script runs
+OWN_CPU_FILE = "MEDSLEEP_BENCH_OWN_CPU"
+# What the ``medsleep`` console script runs, writing its own CPU seconds at exit.
+CLI = f"""
+import atexit, os, resource
+def _own():
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    with open(os.environ["{OWN_CPU_FILE}"], "w") as out:
+        out.write(str(used.ru_utime + used.ru_stime))
+atexit.register(_own)
+from medsleep.cli import main
+main()
+"""
 
 
 def _plain_comparison(
@@ -210,7 +230,7 @@ def _plain_comparison(
         su_db,
         None,
     )
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    times: dict[str, list[tuple[float, float, float | None]]] = {name: [] for name in contenders}
     names = list(contenders)
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
@@ -221,14 +241,28 @@ def _plain_comparison(
         f"plain monitoring ({plain.stat().st_size / 2**20:,.0f} MiB NDJSON)", work / "plain-0.db"
     )
     median = {
-        name: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+        name: (statistics.median(w for w, _, _ in runs), statistics.median(c for _, c, _ in runs))
         for name, runs in times.items()
     }
+    own: dict[str, float | None] = {}
+    for name, runs in times.items():
+        reported = [o for _, _, o in runs if o is not None]
+        own[name] = statistics.median(reported) if reported else None
     su_wall, su_cpu = median["sqlite-utils insert --nl"]
     print(f"plain, whole process, median of {rounds} alternated round(s):")
-    print(f"{'':44} {'wall s':>7} {'CPU s':>7} {'su/x wall':>9} {'su/x CPU':>9}")
+    print(
+        f"{'':44} {'wall s':>7} {'CPU s':>7} {'su/x wall':>9} {'su/x CPU':>9} {'writer CPU s':>12}"
+    )
     for name, (wall, cpu) in median.items():
-        print(f"{name[:44]:44} {wall:7.2f} {cpu:7.2f} {su_wall / wall:9.2f} {su_cpu / cpu:9.2f}")
+        writer = f"{own[name]:12.2f}" if own[name] is not None else f"{'':12}"
+        print(
+            f"{name[:44]:44} {wall:7.2f} {cpu:7.2f} {su_wall / wall:9.2f} {su_cpu / cpu:9.2f} "
+            f"{writer}"
+        )
+    print(
+        "writer CPU: the CLI's own process without its parse workers, the one the run waits "
+        "for (for 3x in wall time it must be done in a third of sqlite-utils' wall time)"
+    )
     for name, how in (("medsleep library", "inline"), ("medsleep ingest (CLI)", "default")):
         wall, cpu = median[name]
         print(
