@@ -170,7 +170,9 @@ def _timed(argv: list[str], env: dict[str, str] | None) -> tuple[float, float, f
     """Wall and CPU seconds (user + system, its children included) of one whole process, and
     the CPU seconds of the process alone where it reports them (``CLI``: without its parse
     workers, i.e. the writing process's)."""
-    own_file = Path(tempfile.mkstemp(prefix="own-cpu-")[1])
+    handle, name = tempfile.mkstemp(prefix="own-cpu-")
+    os.close(handle)
+    own_file = Path(name)
     env = {**(env if env is not None else os.environ), OWN_CPU_FILE: str(own_file)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()

@@ -53,6 +53,8 @@ SEEN_COLUMNS = (
 )
 _KEY, _VERSION = READING_ROW.index("resource_key"), READING_ROW.index("resource_version")
 _RETRIES = 5
+_NO_RANGE: tuple[None, None] = (None, None)  # a stored version without readings
+RangeOrNone = IdRange | tuple[None, None]
 
 
 @dataclass
@@ -214,12 +216,11 @@ def _write(conn: Connection, parsed: Sequence[Parsed], batch_id: int, now_ms: in
         insert_rows(conn, "reading", columns, values, {"batch_id": batch_id, "state": state})
     ids = reserved if reserved is not None else inserted_reading_ids(conn, total)
     if stored_items:
-        no_range = (None, None)
-        id_ranges: list[IdRange | tuple[None, None]]  # stored_items' own, in their order
+        id_ranges: list[RangeOrNone]  # stored_items' own, in their order
         if multi or retract:
             flat = [row for state_rows in in_order for row in state_rows]
             ranges = ranges_of(flat, ids, _KEY, _VERSION)
-            id_ranges = [ranges.get((item.key, item.version), no_range) for item in stored_items]
+            id_ranges = [ranges.get((item.key, item.version), _NO_RANGE) for item in stored_items]
         else:  # the readings are the stored versions' in order, all in one list
             id_ranges = _ranges_in_order(stored_items, ids)
         # Each stored version's text once, for all its readings (see store.bodies).
@@ -270,12 +271,10 @@ def _text_of(reader: BodyReader, item: Parsed) -> bytes:
     return reader.text(item.body, item.key).encode()
 
 
-def _ranges_in_order(
-    items: Sequence[Parsed], ids: Sequence[int]
-) -> list[IdRange | tuple[None, None]]:
+def _ranges_in_order(items: Sequence[Parsed], ids: Sequence[int]) -> list[RangeOrNone]:
     """Each item's id range when the ids are its readings' in the items' order; a version
     without readings has none."""
-    ranges: list[IdRange | tuple[None, None]] = []
+    ranges: list[RangeOrNone] = []
     start = 0
     for item in items:
         n = len(item.readings)
@@ -283,7 +282,7 @@ def _ranges_in_order(
             ranges.append((ids[start], ids[start + n - 1]))
             start += n
         else:
-            ranges.append((None, None))
+            ranges.append(_NO_RANGE)
     return ranges
 
 

@@ -64,11 +64,15 @@ def _insert_rows(
     per_statement = max(1, min(_SQLITE_GROUP_ROWS, limit // max(1, len(columns))))
     grouped = len(rows) - len(rows) % per_statement
     flat = chain.from_iterable
+
+    def of_rows(n: int) -> str:
+        return f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * n)}"
+
     cursor = dbapi.cursor()  # type: ignore[union-attr]
     try:
         if grouped:
             cursor.executemany(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * per_statement)}",
+                of_rows(per_statement),
                 (
                     tuple(flat(rows[i : i + per_statement]))
                     for i in range(0, grouped, per_statement)
@@ -76,10 +80,7 @@ def _insert_rows(
             )
         if grouped < len(rows):  # the rest in one statement of its own size
             rest = rows[grouped:]
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(rest))}",
-                tuple(flat(rest)),
-            )
+            cursor.execute(of_rows(len(rest)), tuple(flat(rest)))
     finally:
         cursor.close()
 
