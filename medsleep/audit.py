@@ -19,16 +19,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, LargeBinary, cast, func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from medsleep.errors import AuditChainBrokenError, InputError
-from medsleep.store.models import AuditEvent
 from medsleep.store.tables import AUDIT_EVENT
 from medsleep.timefmt import iso
+
+if TYPE_CHECKING:
+    from medsleep.store.models import AuditEvent
 
 GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x6D656473_61756474  # "medsaudt": serialises appends on PostgreSQL
@@ -177,6 +179,8 @@ def chain_head(conn: Connection) -> tuple[int, str] | None:
 
 
 def iter_events(conn: Connection, since_ms: int | None = None) -> Iterator[AuditEvent]:
+    from medsleep.store.models import AuditEvent  # the model, only where events are read
+
     query = select(_table).order_by(_table.c.seq)
     if since_ms is not None:
         query = query.where(_table.c.at_ms >= since_ms)

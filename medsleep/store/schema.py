@@ -26,10 +26,8 @@ from pathlib import Path
 from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, CreateTable
-from sqlmodel import SQLModel
 
-import medsleep.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from medsleep.store.tables import READING, READING_ADDED_COLUMNS
+from medsleep.store.tables import METADATA, READING, READING_ADDED_COLUMNS
 
 VERSIONS = Path(__file__).with_name("migrations") / "versions"
 
@@ -91,7 +89,7 @@ def create_at_head(conn: Connection) -> None:
     """Create every table of the models, as the migrations would, and record the heads.
 
     Runs on the caller's connection, inside the caller's transaction (one for the whole)."""
-    for table in SQLModel.metadata.sorted_tables:
+    for table in METADATA.sorted_tables:
         ddl = CreateTable(table)
         later = _ADDED_LATER.get(table.name, ())
         ddl.columns.sort(key=lambda column: column.element.name in later)  # stable: order kept

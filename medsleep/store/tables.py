@@ -1,7 +1,8 @@
 """Typed handles on the tables, the states a row can be in, and the reading's one column order.
 
-SQLModel declares ``__table__`` on table models at run time only, so every module that wrote
-Core queries used to cast it (with a ``type: ignore``) for itself; they take their handle here.
+The tables are SQLAlchemy Core ``Table`` objects from ``store.core_tables``, generated from the
+SQLModel models (``store.models``, the one declaration of the schema): the library's queries are
+Core, and loading the models costs SQLModel, the ORM and ~0.1 s of every process's start-up.
 States are ``StrEnum``s: they compare equal to the strings stored in the database and bind as
 text on SQLite and PostgreSQL alike.
 """
@@ -11,53 +12,56 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import Table
-from sqlmodel import SQLModel
-
-from medsleep.store.models import (
-    ArchiveFileRecord,
-    AuditEvent,
-    BodyDictionary,
-    Episode,
-    IngestBatch,
-    LegalHold,
-    PatientRecord,
-    PreparedDigest,
-    Quarantine,
-    Reading,
-    ResourceArchived,
-    ResourceSeen,
-    Retention,
-    Review,
-    Run,
-    SearchToken,
-    Summary,
+from medsleep.store.core_tables import (
+    ARCHIVE_FILE,
+    AUDIT_EVENT,
+    BODY_DICTIONARY,
+    EPISODE,
+    INGEST_BATCH,
+    LEGAL_HOLD,
+    METADATA,
+    PATIENT,
+    PREPARED_DIGEST,
+    QUARANTINE,
+    READING,
+    RESOURCE_ARCHIVED,
+    RESOURCE_SEEN,
+    RETENTION,
+    REVIEW,
+    RUN,
+    SEARCH_TOKEN,
+    SUMMARY,
 )
 
-
-def table_of(model: type[SQLModel]) -> Table:
-    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass
-    assert isinstance(table, Table)
-    return table
-
-
-READING: Final = table_of(Reading)
-RESOURCE_SEEN: Final = table_of(ResourceSeen)
-RESOURCE_ARCHIVED: Final = table_of(ResourceArchived)
-BODY_DICTIONARY: Final = table_of(BodyDictionary)
-SEARCH_TOKEN: Final = table_of(SearchToken)
-INGEST_BATCH: Final = table_of(IngestBatch)
-QUARANTINE: Final = table_of(Quarantine)
-AUDIT_EVENT: Final = table_of(AuditEvent)
-RUN: Final = table_of(Run)
-SUMMARY: Final = table_of(Summary)
-RETENTION: Final = table_of(Retention)
-EPISODE: Final = table_of(Episode)
-ARCHIVE_FILE: Final = table_of(ArchiveFileRecord)
-LEGAL_HOLD: Final = table_of(LegalHold)
-REVIEW: Final = table_of(Review)
-PATIENT: Final = table_of(PatientRecord)
-PREPARED_DIGEST: Final = table_of(PreparedDigest)
+__all__ = [
+    "ARCHIVE_FILE",
+    "AUDIT_EVENT",
+    "BODY_DICTIONARY",
+    "EPISODE",
+    "INGEST_BATCH",
+    "LEGAL_HOLD",
+    "METADATA",
+    "PATIENT",
+    "PREPARED_DIGEST",
+    "QUARANTINE",
+    "READING",
+    "RESOURCE_ARCHIVED",
+    "RESOURCE_SEEN",
+    "RETENTION",
+    "REVIEW",
+    "RUN",
+    "SEARCH_TOKEN",
+    "SUMMARY",
+    "HOT_STATES",
+    "READING_ADDED_COLUMNS",
+    "READING_COLUMNS",
+    "READING_ROW",
+    "ArchiveState",
+    "BatchStatus",
+    "ReadingState",
+    "RunStatus",
+    "SummaryState",
+]
 
 # The reading's columns in table order: the ingest writer's rows, the archive's Parquet files
 # and restore's inserts all use this one order. The resource's text is not one of them: it is

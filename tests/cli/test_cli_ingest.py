@@ -145,16 +145,17 @@ def test_every_command_has_help() -> None:
 def test_ingest_loads_no_detector_table_or_migration_stack(tmp_path: Path) -> None:
     """``medsleep ingest`` pays for what it uses: no PyOD, scikit-learn, pandas, pyarrow,
     NumPy, Alembic (a new store is created from the models, see store.schema), fhir_core
-    (fhir.resources: --strict only), multiprocessing (--workers, or inputs of 16 MiB or more)
-    or, on SQLite, SQLAlchemy's PostgreSQL dialect."""
+    (fhir.resources: --strict only), multiprocessing (--workers, or inputs of 16 MiB or more),
+    SQLModel or SQLAlchemy's ORM (the library's tables are Core, ``store.core_tables``) or, on
+    SQLite, SQLAlchemy's PostgreSQL dialect."""
     source = write_ndjson(tmp_path / "in.ndjson", [observation()])
     probe = (
         "import sys\nfrom medsleep.cli import main\ntry:\n    main(sys.argv[1:])\n"
         "except SystemExit as done:\n    code = done.code\n"
         "heavy = ('pyod', 'sklearn', 'pandas', 'pyarrow', 'numpy', 'scipy', 'alembic',\n"
-        "         'fhir_core', 'multiprocessing')\n"
+        "         'fhir_core', 'multiprocessing', 'sqlmodel')\n"
         "print(code, sorted({m.split('.')[0] for m in sys.modules} & set(heavy)),\n"
-        "      'sqlalchemy.dialects.postgresql' in sys.modules)\n"
+        "      'sqlalchemy.dialects.postgresql' in sys.modules, 'sqlalchemy.orm' in sys.modules)\n"
     )
     db = f"sqlite:///{tmp_path / 'm.db'}"
     for _ in range(2):  # a new store, then an existing one
@@ -162,7 +163,7 @@ def test_ingest_loads_no_detector_table_or_migration_stack(tmp_path: Path) -> No
             [sys.executable, "-c", probe, "ingest", str(source), "--db", db, "--quiet", "--json"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        assert done.stdout.strip().splitlines()[-1] == "0 [] False"
+        assert done.stdout.strip().splitlines()[-1] == "0 [] False False"
 
 
 @pytest.mark.parametrize(
