@@ -53,11 +53,11 @@ def stored_versions(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str
     postgres = conn.dialect.name == "postgresql"
     for start in range(0, len(unique), _GROUP):
         part = unique[start : start + _GROUP]
-        digests = [key_digest(key) for key in part]  # in part's order: json_each's indexes
-        by_digest = dict(zip(digests, part, strict=True))
         cursor = dbapi.cursor()
         try:
             if postgres:
+                digests = [key_digest(key) for key in part]
+                by_digest = dict(zip(digests, part, strict=True))
                 cursor.execute(
                     "SELECT resource_key, NULL::bytea, resource_version, batch_id "
                     "FROM resource_seen WHERE resource_key = ANY(%s) UNION ALL "
@@ -65,23 +65,49 @@ def stored_versions(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str
                     "FROM resource_archived WHERE key_digest = ANY(%s)",
                     (part, digests),
                 )
-            else:  # no array parameters: the digests as one blob, cut by json_each's indexes
-                cursor.execute(
-                    "SELECT resource_key, NULL, resource_version, batch_id FROM resource_seen "
-                    "WHERE resource_key IN (SELECT value FROM json_each(?1)) UNION ALL "
-                    "SELECT NULL, key_digest, resource_version, batch_id "
-                    "FROM resource_archived WHERE key_digest IN "
-                    f"(SELECT substr(?2, key * {DIGEST_BYTES} + 1, {DIGEST_BYTES}) "
-                    "FROM json_each(?1))",
-                    (orjson.dumps(part).decode(), b"".join(digests)),
-                )
-            rows = cursor.fetchall()
+                rows = cursor.fetchall()
+            else:
+                rows, by_digest = _sqlite_stored(cursor, part)
         finally:
             cursor.close()
         for key, digest, version, batch in rows:
             name = str(key) if key is not None else by_digest[bytes(digest)]
             found.setdefault(name, {})[str(version)] = int(batch)
     return found
+
+
+# SQLite has no array parameters: the keys go as one JSON array and the digests as one blob,
+# cut by json_each's indexes. A join from json_each, not ``IN (SELECT ...)``, which first
+# builds a temporary index of the list (measured per 10,000 keys not stored: 7.4 ms against
+# 3.1 ms; stored: 12.1 against 7.1 ms).
+_HOT = (
+    "SELECT s.resource_key, NULL, s.resource_version, s.batch_id FROM json_each(?1) AS j "
+    "JOIN resource_seen AS s ON s.resource_key = j.value"
+)
+_ARCHIVED = (
+    "SELECT NULL, a.key_digest, a.resource_version, a.batch_id FROM json_each(?1) AS j "
+    f"JOIN resource_archived AS a ON a.key_digest = substr(?2, j.key * {DIGEST_BYTES} + 1, "
+    f"{DIGEST_BYTES})"
+)
+# Before a store's first night nothing is archived, and the digests (4.5 ms per 10,000 keys)
+# would find nothing: the hot probe then says so itself, in the same statement (one snapshot),
+# with a row of NULLs; only if that row comes back are the archived versions looked up too.
+_HOT_OR_ANY_ARCHIVED = (
+    f"{_HOT} UNION ALL SELECT NULL, NULL, NULL, NULL WHERE EXISTS (SELECT 1 FROM resource_archived)"
+)
+_HOT_AND_ARCHIVED = f"{_HOT} UNION ALL {_ARCHIVED}"
+
+
+def _sqlite_stored(cursor: Any, part: list[str]) -> tuple[list[Any], dict[bytes, str]]:
+    """``part``'s stored versions as (key or NULL, digest or NULL, version, batch) rows, and
+    the keys by digest."""
+    listed = orjson.dumps(part).decode()
+    rows = cursor.execute(_HOT_OR_ANY_ARCHIVED, (listed,)).fetchall()
+    if all(row[2] is not None for row in rows):  # no NULL row: nothing archived
+        return rows, {}
+    digests = [key_digest(key) for key in part]  # in part's order: json_each's indexes
+    rows = cursor.execute(_HOT_AND_ARCHIVED, (listed, b"".join(digests))).fetchall()
+    return rows, dict(zip(digests, part, strict=True))
 
 
 def archive_versions(conn: Connection, rows: Iterable[Sequence[Any]]) -> int:

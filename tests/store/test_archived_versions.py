@@ -185,6 +185,31 @@ def test_stored_versions_reads_both_tables_in_groups(
     assert all(versions.keys() == {"1"} for versions in found.values())
 
 
+def test_stored_versions_before_any_night_skips_the_digests_and_after_one_finds_both(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digested: list[str] = []
+
+    def counting_digest(key: str) -> bytes:
+        digested.append(key)
+        return key_digest(key)
+
+    monkeypatch.setattr(archived_versions, "key_digest", counting_digest)
+    _ingest(sqlite_engine, tmp_path / "in.ndjson", _resources(300))
+    wanted = [f"Observation/hr-{i}" for i in range(300)] + ["Observation/never"]
+    with sqlite_engine.connect() as conn:
+        before = stored_versions(conn, wanted)
+    assert before.keys() == set(wanted) - {"Observation/never"}
+    assert digested == []  # nothing archived yet: the hot probe alone answers
+    _night(sqlite_engine, f"sqlite:///{tmp_path / 'medsleep.db'}", tmp_path / "arch")
+    _ingest(sqlite_engine, tmp_path / "new.ndjson", _resources(5, prefix="new"))
+    with sqlite_engine.connect() as conn:
+        after = stored_versions(conn, [*wanted, "Observation/new-0"])
+    assert after.keys() == before.keys() | {"Observation/new-0"}  # archived and hot alike
+    assert after["Observation/new-0"] == {"1": 2}  # the second batch's
+    assert all(after[k] == {"1": 1} for k in before)
+
+
 def test_a_night_stopped_before_the_move_is_moved_by_the_next(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
