@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -221,16 +222,24 @@ def read_ndjson(source: str, handle: Iterable[bytes], first_line: int = 1) -> It
 
 
 class NdjsonBlock(NamedTuple):
-    """Whole lines of an NDJSON file, for a worker process to split and parse."""
+    """Whole lines of an NDJSON file, for a worker process to split and parse: ``data``, or,
+    when that is empty, the ``length`` bytes at ``offset`` of the (regular, uncompressed)
+    file, which the worker reads itself."""
 
     source: str
     first_line: int
     data: bytes
+    offset: int = 0
+    length: int = 0
 
 
 def ndjson_blocks(name: str) -> Iterator[NdjsonBlock | InputRecord]:
     """An NDJSON file as blocks of whole lines (``read_records``'s lines, numbered alike), for
     ``--workers``: the reading process only cuts at line breaks, workers split and parse.
+
+    A regular file's blocks go as offsets: its bytes then never pass through the pipe to the
+    workers (pickled, sent and received once more: ~0.1 s of the writing process's CPU a
+    75 MiB file). A ``.gz`` file's go as their bytes, decompressed once.
 
     A file that cannot be opened or read to its end ends in one error record, as in
     ``read_records``.
@@ -238,16 +247,47 @@ def ndjson_blocks(name: str) -> Iterator[NdjsonBlock | InputRecord]:
     line = 1
     try:
         with _open_binary(name) as handle:
+            by_offset = not name.lower().endswith(".gz") and os.path.isfile(name)
+            offset = 0
             for data in _whole_lines(handle):
-                yield NdjsonBlock(name, line, data)
-                line += len(data.splitlines())
+                if by_offset:
+                    yield NdjsonBlock(name, line, b"", offset, len(data))
+                    offset += len(data)
+                else:
+                    yield NdjsonBlock(name, line, data)
+                line += line_count(data)
     except _READ_ERRORS as exc:
         yield _unreadable(name, "file" if line == 1 else f"after line {line - 1}", exc)
 
 
+def line_count(data: bytes) -> int:
+    """``len(data.splitlines())`` without making the lines (a third of the time): LF, CRLF and
+    lone CR each end one, and a rest without a break is one more."""
+    count = data.count(b"\n")
+    if b"\r" in data:
+        count += data.count(b"\r") - data.count(b"\r\n")
+    if data and data[-1:] not in (b"\n", b"\r"):
+        count += 1
+    return count
+
+
 def block_records(block: NdjsonBlock) -> Iterator[InputRecord]:
-    """The records of one block, exactly as ``read_records`` gives them for its lines."""
-    return read_ndjson(block.source, block.data.splitlines(keepends=True), block.first_line)
+    """The records of one block, exactly as ``read_records`` gives them for its lines; a
+    block by offset whose bytes are no longer all there (the file was cut short meanwhile)
+    ends in the file's error record."""
+    data = block.data
+    if not data and block.length:
+        try:
+            with open(block.source, "rb") as handle:
+                handle.seek(block.offset)
+                data = handle.read(block.length)
+            if len(data) != block.length:
+                raise EOFError(f"cut short to {block.offset + len(data):,} bytes while read")
+        except _READ_ERRORS as exc:
+            where = "file" if block.first_line == 1 else f"after line {block.first_line - 1}"
+            yield _unreadable(block.source, where, exc)
+            return
+    yield from read_ndjson(block.source, data.splitlines(keepends=True), block.first_line)
 
 
 def read_json_file(
