@@ -202,7 +202,11 @@ def _ingest(
                     if stream.workers and stream.codec is None:  # the first big chunk trains one
                         with conn.begin():
                             stream.codec = newest_codec(conn)
-                    del parsed  # before the collector runs again: nothing left to walk
+                    # Emptied, not just dropped: the stream's generator holds this list until
+                    # its next step, and the collection due once the collector runs again would
+                    # walk every result in it (measured: 0.08-0.11 s of the writing process's
+                    # CPU for 154k plain Observations).
+                    parsed.clear()
                 if progress is not None:
                     progress(bytes_read, totals.readings)
         status = BatchStatus.DONE
