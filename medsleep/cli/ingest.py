@@ -17,6 +17,7 @@ from medsleep.cli.common import (
     JsonOption,
     QuietOption,
     app,
+    db_url,
     err,
     open_db,
     progress_bar,
@@ -63,9 +64,10 @@ def ingest(
     """Ingest FHIR Observations (NDJSON, JSON, Bundles; files, folders or stdin)."""
     import time
 
-    from medsleep.ingest import ParseOptions, ingest_files
-    from medsleep.ingest.parse_stream import auto_workers
+    from medsleep.ingest.parse_stream import ParseStream, auto_workers
+    from medsleep.ingest.parsing import ParseOptions
     from medsleep.ingest.sources import total_bytes, walk_inputs
+    from medsleep.store.body_codec import codec_before_open
 
     if fhir_version not in ("R4", "R4B", "R5"):
         raise typer.BadParameter("must be R4, R4B or R5", param_hint="--fhir-version")
@@ -81,24 +83,25 @@ def ingest(
     size = total_bytes(files)
     if workers is None:
         workers = auto_workers(size)
-    engine = open_db(db)
-    started = time.perf_counter()
-    with progress_bar(show_progress(quiet), size, "ingest") as bar:
+    stream = ParseStream.of_files(files, options=options, stdin=sys.stdin.buffer, workers=workers)
+    with stream:
+        # the parse workers start on the first pieces while this process loads the SQL stack
+        codec, propose = codec_before_open(db_url(db))
+        stream.start(codec, propose=propose)
+        from medsleep.ingest import ingest_stream
 
-        def progress(done: int, readings: int) -> None:
-            if bar is not None:
-                rate = readings / max(1e-9, time.perf_counter() - started)
-                bar[0].update(bar[1], completed=done, readings=readings, rate=rate)
+        engine = open_db(db)
+        started = time.perf_counter()
+        with progress_bar(show_progress(quiet), size, "ingest") as bar:
 
-        report = ingest_files(
-            engine,
-            files,
-            options=options,
-            stdin=sys.stdin.buffer,
-            workers=workers,
-            progress=progress,
-            not_read=walked.not_read,
-        )
+            def progress(done: int, readings: int) -> None:
+                if bar is not None:
+                    rate = readings / max(1e-9, time.perf_counter() - started)
+                    bar[0].update(bar[1], completed=done, readings=readings, rate=rate)
+
+            report = ingest_stream(
+                engine, stream, files, progress=progress, not_read=walked.not_read
+            )
     summary = report.as_json() | {"files": report.files}
     if json_out:
         typer.echo(json.dumps(summary))

@@ -12,7 +12,13 @@ from medsleep.store.lazy import lazy_names
 
 if TYPE_CHECKING:
     from medsleep.ingest.parsing import ParseOptions
-    from medsleep.ingest.pipeline import IngestReport, ingest_files, ingest_paths, ingest_records
+    from medsleep.ingest.pipeline import (
+        IngestReport,
+        ingest_files,
+        ingest_paths,
+        ingest_records,
+        ingest_stream,
+    )
 
 _HOME = {
     "ParseOptions": "medsleep.ingest.parsing",
@@ -20,8 +26,16 @@ _HOME = {
     "ingest_files": "medsleep.ingest.pipeline",
     "ingest_paths": "medsleep.ingest.pipeline",
     "ingest_records": "medsleep.ingest.pipeline",
+    "ingest_stream": "medsleep.ingest.pipeline",
 }
 
 __getattr__ = lazy_names(__name__, _HOME)
 
-__all__ = ["IngestReport", "ParseOptions", "ingest_files", "ingest_paths", "ingest_records"]
+__all__ = [
+    "IngestReport",
+    "ParseOptions",
+    "ingest_files",
+    "ingest_paths",
+    "ingest_records",
+    "ingest_stream",
+]

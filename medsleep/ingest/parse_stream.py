@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from functools import partial
+from itertools import islice
 from operator import itemgetter
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from medsleep.ingest.parsing import Parsed, ParseOptions, parse_piece
+from medsleep.ingest.parsing import Parsed, ParseOptions, parse_and_train, parse_piece
 from medsleep.ingest.sources import (
     FILE_ERROR,
     NDJSON_SUFFIXES,
@@ -28,7 +30,7 @@ from medsleep.ingest.sources import (
     ndjson_blocks,
     read_records,
 )
-from medsleep.store.body_codec import BodyCodec
+from medsleep.store.body_codec import BodyCodec, decompress_with
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +38,10 @@ if TYPE_CHECKING:
 AUTO_WORKERS_BYTES = 16 * 2**20  # below this, starting the pool costs more than it saves
 AUTO_WORKERS_MAX = 8  # beyond this the one writing process is the limit
 WORKER_CHUNK = 2_000  # small pieces keep every worker busy; writes still go in big chunks
+# Pieces a worker gets before the writing process opens the store (``ParseStream.start``):
+# enough for the ~0.2 s in which it loads SQLAlchemy and the store (about 12,000 records a
+# worker-second on 2 CPUs).
+START_PIECES_PER_WORKER = 6
 
 Piece = list[InputRecord] | NdjsonBlock
 _SOURCE = itemgetter(Parsed._fields.index("source"))
@@ -96,10 +102,17 @@ class ParseStream:
         self.workers = workers
         self.write_size = write_size
         self.codec: BodyCodec | None = None  # set by the writer once the store has one
+        # a dictionary the first piece trained (``start``), for the writer to adopt or reject
+        # before it writes anything: see ``proposal``
+        self._proposed: BodyCodec | None = None
+        self._rejected: BodyCodec | None = None
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
         self._accounts: list[dict[str, Any]] = []  # of_files: one per file, see accounts
         self._by_source: Counter[str] | None = None  # of_files with workers: records per file
         self._records = records
-        self._window: deque[Future[list[tuple[Any, ...]]]] = deque()
+        # each piece's future, with the codec it was handed (see reject_proposal)
+        self._window: deque[tuple[Future[list[tuple[Any, ...]]], BodyCodec | None]] = deque()
         self._pool: ProcessPoolExecutor | None = None
         self._pieces: Iterator[Piece] = iter(())
         if workers > 0:
@@ -149,27 +162,112 @@ class ParseStream:
                 self._by_source.update(map(_SOURCE, chunk))
             yield chunk
 
+    def start(self, codec: BodyCodec | None, *, propose: int | None = None) -> None:
+        """Hand workers their first pieces now, before the writing process opens the store:
+        they parse while it loads SQLAlchemy (~0.2 s on one CPU, the other idle otherwise).
+
+        ``codec``: the store's newest dictionary, read without SQL (``codec_before_open``);
+        or ``propose``: the store has none, so the first piece trains one with this id (see
+        ``parsing.parse_and_train``) and the rest are compressed with it: its ``proposal``,
+        for the writer to adopt or reject. Neither: nothing starts early (the first chunk written
+        trains the store's dictionary, as without ``start``).
+        """
+        if self._pool is None or self._window or self._starting is not None:
+            return
+        if codec is not None:
+            self.codec = codec
+            self._submit_first(self.workers * START_PIECES_PER_WORKER)
+        elif propose is not None:
+            self._starting = threading.Thread(
+                target=self._start_with_training, args=(propose,), name="medsleep-parse-start"
+            )
+            self._starting.start()
+
+    def _start_with_training(self, dict_id: int) -> None:
+        # On its own thread, while the writing process imports: its first piece is the only
+        # one parsed without the dictionary; the others wait for it (~40 ms).
+        assert self._pool is not None
+        try:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return
+            first = self._pool.submit(_train_paused, piece, self.options, dict_id)
+            trained: Future[list[tuple[Any, ...]]] = Future()
+            try:
+                results, codec = first.result()
+            except BaseException as exc:  # the writer meets it at its first result  # noqa: BLE001
+                trained.set_exception(exc)
+                self._window.append((trained, None))
+                return
+            trained.set_result(results)
+            self._window.append((trained, codec))
+            if codec is not None:
+                self._proposed = self.codec = codec
+            self._submit_first(self.workers * START_PIECES_PER_WORKER - 1)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the writer's thread
+            self._start_error = exc
+
+    def _submit_first(self, n: int) -> None:
+        for piece in islice(self._pieces, n):
+            self._submit(piece)
+
+    def _submit(self, piece: Piece) -> None:
+        assert self._pool is not None
+        codec = self.codec
+        self._window.append((self._pool.submit(_parse_paused, piece, self.options, codec), codec))
+
+    def proposal(self) -> BodyCodec | None:
+        """The dictionary the first piece trained (see ``start``), once it is known: the
+        writer must adopt it or ``reject_proposal`` before it writes a chunk."""
+        self._join_start()
+        return self._proposed
+
+    def reject_proposal(self, store_codec: BodyCodec | None) -> None:
+        """The store had a dictionary after all (a concurrent ingest trained one first): the
+        bodies compressed with the proposal come back as their texts from now on, and the
+        pieces still to hand out get ``store_codec``."""
+        self._rejected, self._proposed, self.codec = self._proposed, None, store_codec
+
+    def _join_start(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+        if self._start_error is not None:
+            raise self._start_error
+
+    def _next_results(self) -> Iterator[Parsed]:
+        future, codec = self._window.popleft()
+        results = map(as_parsed, future.result())
+        rejected = self._rejected
+        if rejected is None or codec is not rejected:
+            return results
+        return (_unpacked(item, rejected) for item in results)
+
     def _chunks(self) -> Iterator[list[Parsed]]:
         if self._pool is None:
             for piece in _pieces(self._records, self.write_size):
                 yield parse_piece(piece, self.options)
             return
+        self._join_start()
         pending: list[Parsed] = []
         limit = self.workers * 3
         for piece in self._pieces:
-            self._window.append(self._pool.submit(_parse_paused, piece, self.options, self.codec))
+            self._submit(piece)
             while len(self._window) >= limit:
-                pending.extend(map(as_parsed, self._window.popleft().result()))
+                pending.extend(self._next_results())
                 if len(pending) >= self.write_size:
                     yield pending
                     pending = []
         while self._window:
-            pending.extend(map(as_parsed, self._window.popleft().result()))
+            pending.extend(self._next_results())
         if pending:
             yield pending
 
     def close(self) -> None:
         """Stop the pool, dropping the pieces not yet parsed."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -217,6 +315,22 @@ def _parse_paused(
 
 
 as_parsed = partial(tuple.__new__, Parsed)  # a plain tuple of Parsed's fields, in C
+
+
+def _train_paused(
+    piece: Piece, options: ParseOptions, dict_id: int
+) -> tuple[list[tuple[Any, ...]], BodyCodec | None]:
+    """``parsing.parse_and_train`` in a worker, as ``_parse_paused`` does ``parse_piece``."""
+    with gc_paused():
+        results, codec = parse_and_train(piece, options, dict_id)
+        return list(map(tuple, results)), codec
+
+
+def _unpacked(item: Parsed, codec: BodyCodec) -> Parsed:
+    """``item`` with its text again where its body was compressed with ``codec``."""
+    if item.packed_with != codec.dict_id:
+        return item
+    return item._replace(body=decompress_with(codec, item.body, item.key), packed_with=None)
 
 
 def _pieces(records: Iterable[InputRecord | NdjsonBlock], size: int) -> Iterator[Piece]:

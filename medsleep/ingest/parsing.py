@@ -15,7 +15,13 @@ from medsleep.fhir.demographics import PATIENT_STORED, demographics
 from medsleep.fhir.fastpath import FastResult, fast_parse, numbers_may_overflow
 from medsleep.fhir.parse import ResourceRejected, parse_observation, validate_resource
 from medsleep.ingest.sources import InputRecord, NdjsonBlock, block_records
-from medsleep.store.body_codec import BodyCodec, compress_with
+from medsleep.store.body_codec import (
+    TRAIN_MIN_SAMPLES,
+    BodyCodec,
+    compress_with,
+    elided,
+    train,
+)
 from medsleep.store.search_tokens import Token, tokens_of
 
 
@@ -147,3 +153,27 @@ def parse_piece(
     """
     records = list(block_records(piece)) if isinstance(piece, NdjsonBlock) else piece
     return parse_chunk(records, options, codec)
+
+
+def parse_and_train(
+    piece: list[InputRecord] | NdjsonBlock, options: ParseOptions, dict_id: int
+) -> tuple[list[Parsed], BodyCodec | None]:
+    """``parse_piece`` of an ingest's first piece into a store without a dictionary: it also
+    trains one (``dict_id``) on the piece's bodies and compresses them with it. The store
+    takes it as its first (``store.bodies.adopt_dictionary``) unless it has one by then. No
+    codec when fewer than ``TRAIN_MIN_SAMPLES`` records have a body."""
+    results = parse_piece(piece, options)
+    texts = [(i, elided(p.body, p.key)) for i, p in enumerate(results) if _packable(p)]
+    if len(texts) < TRAIN_MIN_SAMPLES:
+        return results, None
+    codec = BodyCodec(dict_id, train([text for _, text in texts], dict_id))
+    for i, _ in texts:
+        item = results[i]
+        results[i] = item._replace(
+            body=compress_with(codec, item.body, item.key), packed_with=dict_id
+        )
+    return results, codec
+
+
+def _packable(item: Parsed) -> bool:
+    return bool(item.body) and item.packed_with is None and b"\x00" not in item.body

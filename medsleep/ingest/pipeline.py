@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy.exc import IntegrityError
 
 from medsleep.audit import append_event, audited_transaction
 from medsleep.ingest.interrupted import close_interrupted_batches, this_owner
@@ -22,7 +23,8 @@ from medsleep.ingest.parse_stream import ParseStream, gc_paused
 from medsleep.ingest.parsing import Parsed, ParseOptions
 from medsleep.ingest.sources import InputRecord, NdjsonBlock, walk_inputs
 from medsleep.ingest.writer import ChunkCounts, write_chunk
-from medsleep.store.bodies import newest_codec
+from medsleep.store.bodies import adopt_dictionary, newest_codec
+from medsleep.store.body_codec import BodyCodec
 from medsleep.store.checkpoint import background_checkpoints
 from medsleep.store.tables import INGEST_BATCH, BatchStatus
 from medsleep.timefmt import wall_clock_ms
@@ -143,9 +145,24 @@ def ingest_files(
         write_size=chunk_size,
     )
     with stream:
-        report = _ingest(
-            engine, stream, ", ".join(files), actor=actor, clock=clock, progress=progress
+        return ingest_stream(
+            engine, stream, files, actor=actor, clock=clock, progress=progress, not_read=not_read
         )
+
+
+def ingest_stream(
+    engine: Engine,
+    stream: ParseStream,
+    files: Sequence[str],
+    *,
+    actor: str = "cli",
+    clock: Clock = wall_clock_ms,
+    progress: Progress | None = None,
+    not_read: Sequence[tuple[str, str]] = (),
+) -> IngestReport:
+    """Ingest a ``ParseStream.of_files(files)`` the caller made (and may have started before
+    opening the store, see ``ParseStream.start``); the caller closes it."""
+    report = _ingest(engine, stream, ", ".join(files), actor=actor, clock=clock, progress=progress)
     report.files = stream.accounts() + [{"file": name, "not_read": why} for name, why in not_read]
     return report
 
@@ -189,6 +206,9 @@ def _ingest(
     status = BatchStatus.FAILED
     try:
         with engine.connect() as conn, background_checkpoints(engine, conn) as checkpoints:
+            proposal = stream.proposal()
+            if proposal is not None:
+                _settle_proposal(conn, stream, proposal, clock())
             parsed_chunks = stream.chunks()
             while True:
                 with gc_paused():
@@ -221,6 +241,21 @@ def _ingest(
         report.quarantined,
     )
     return report
+
+
+def _settle_proposal(
+    conn: Connection, stream: ParseStream, proposal: BodyCodec, now_ms: int
+) -> None:
+    """The store takes the dictionary the stream's first piece trained, unless it has one by
+    now (a concurrent ingest's): then the stream hands back those bodies as their texts."""
+    try:
+        with conn.begin():
+            if adopt_dictionary(conn, proposal, now_ms):
+                return
+    except IntegrityError:  # a concurrent first ingest stored its own in the meantime
+        pass
+    with conn.begin():
+        stream.reject_proposal(newest_codec(conn))
 
 
 def open_batch(engine: Engine, source: str, clock: Clock) -> int:

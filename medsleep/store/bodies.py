@@ -28,12 +28,14 @@ from sqlalchemy.engine import Connection
 from medsleep.store.archived_versions import take_back
 from medsleep.store.body_codec import (
     FORMAT,
-    LEVEL,
     BodyCodec,
     compressor,
     elided,
     restored,
+    train,
 )
+from medsleep.store.body_codec import TRAIN_MIN_SAMPLES as TRAIN_MIN_SAMPLES
+from medsleep.store.body_codec import TRAIN_SAMPLES as TRAIN_SAMPLES
 from medsleep.store.bulk import execute_in, select_in
 from medsleep.store.search_tokens import encode, tokens_of
 from medsleep.store.tables import BODY_DICTIONARY, RESOURCE_SEEN
@@ -41,9 +43,6 @@ from medsleep.store.token_ids import token_ids
 
 _dictionary = BODY_DICTIONARY
 _seen = RESOURCE_SEEN
-TRAIN_MIN_SAMPLES = 1000  # fewer make a dictionary that fits them, not the source
-TRAIN_SAMPLES = 2000  # ~0.2 s of training
-DICTIONARY_BYTES = 16_384
 
 Pair = tuple[str, str]  # resource key, version
 
@@ -92,16 +91,27 @@ class BodyWriter:
 
 
 def _train(conn: Connection, samples: Sequence[bytes], now_ms: int) -> int:
-    step = max(1, len(samples) // TRAIN_SAMPLES)
     latest = conn.execute(select(func.max(_dictionary.c.dict_id))).scalar_one_or_none()
     dict_id = int(latest or 0) + 1  # a concurrent writer training too: its chunk retries
-    trained = zstandard.train_dictionary(
-        DICTIONARY_BYTES, list(samples[::step][:TRAIN_SAMPLES]), level=LEVEL, dict_id=dict_id
-    )
-    conn.execute(
-        insert(_dictionary).values(dict_id=dict_id, data=trained.as_bytes(), created_ms=now_ms)
-    )
+    data = train(samples, dict_id)
+    conn.execute(insert(_dictionary).values(dict_id=dict_id, data=data, created_ms=now_ms))
     return dict_id
+
+
+def adopt_dictionary(conn: Connection, proposed: BodyCodec, now_ms: int) -> bool:
+    """Make ``proposed`` (trained by a parse worker on an ingest's first records, before the
+    store was opened) the store's first dictionary, in the caller's transaction; True if the
+    store now has exactly it, False if it already had a dictionary (the bodies compressed
+    with the proposal must then be compressed again)."""
+    known = dictionaries_of(conn)
+    if not known:
+        conn.execute(
+            insert(_dictionary).values(
+                dict_id=proposed.dict_id, data=proposed.data, created_ms=now_ms
+            )
+        )
+        return True
+    return known.get(proposed.dict_id) == proposed.data
 
 
 def dictionaries_of(conn: Connection) -> dict[int, bytes]:

@@ -211,13 +211,13 @@ def test_ingest_picks_parse_workers_by_input_size_unless_told(
     from medsleep.ingest import parse_stream
 
     seen: list[int] = []
-    real = ingest_module.ingest_files
+    real = ingest_module.ingest_stream
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs["workers"])
-        return real(*args, **kwargs)
+    def spy(engine: Any, stream: parse_stream.ParseStream, *args: Any, **kwargs: Any) -> Any:
+        seen.append(stream.workers)
+        return real(engine, stream, *args, **kwargs)
 
-    monkeypatch.setattr(ingest_module, "ingest_files", spy)
+    monkeypatch.setattr(ingest_module, "ingest_stream", spy)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     path = write_ndjson(tmp_path / "in.ndjson", [observation(f"o{i}") for i in range(50)])
     monkeypatch.setattr(parse_stream, "AUTO_WORKERS_BYTES", path.stat().st_size + 1)
