@@ -44,6 +44,7 @@ WORKER_CHUNK = 2_000  # small pieces keep every worker busy; writes still go in 
 START_PIECES_PER_WORKER = 6
 
 Piece = list[InputRecord] | NdjsonBlock
+Trained = tuple[list[tuple[Any, ...]], BodyCodec | None]  # a first piece's results, its codec
 _SOURCE = itemgetter(Parsed._fields.index("source"))
 
 
@@ -178,20 +179,21 @@ class ParseStream:
             self.codec = codec
             self._submit_first(self.workers * START_PIECES_PER_WORKER)
         elif propose is not None:
-            self._starting = threading.Thread(
-                target=self._start_with_training, args=(propose,), name="medsleep-parse-start"
-            )
-            self._starting.start()
-
-    def _start_with_training(self, dict_id: int) -> None:
-        # On its own thread, while the writing process imports: its first piece is the only
-        # one parsed without the dictionary; the others wait for it (~40 ms).
-        assert self._pool is not None
-        try:
             piece = next(self._pieces, None)
             if piece is None:
                 return
-            first = self._pool.submit(_train_paused, piece, self.options, dict_id)
+            # Submitted here, on the calling thread: the first submission forks the workers,
+            # and a fork must not happen while another thread may hold an import's lock.
+            first = self._pool.submit(_train_paused, piece, self.options, propose)
+            self._starting = threading.Thread(
+                target=self._start_after_training, args=(first,), name="medsleep-parse-start"
+            )
+            self._starting.start()
+
+    def _start_after_training(self, first: Future[Trained]) -> None:
+        # On its own thread, while the writing process imports: the first piece is the only
+        # one parsed without the dictionary; the others wait for it (~40 ms).
+        try:
             trained: Future[list[tuple[Any, ...]]] = Future()
             try:
                 results, codec = first.result()
@@ -317,9 +319,7 @@ def _parse_paused(
 as_parsed = partial(tuple.__new__, Parsed)  # a plain tuple of Parsed's fields, in C
 
 
-def _train_paused(
-    piece: Piece, options: ParseOptions, dict_id: int
-) -> tuple[list[tuple[Any, ...]], BodyCodec | None]:
+def _train_paused(piece: Piece, options: ParseOptions, dict_id: int) -> Trained:
     """``parsing.parse_and_train`` in a worker, as ``_parse_paused`` does ``parse_piece``."""
     with gc_paused():
         results, codec = parse_and_train(piece, options, dict_id)
