@@ -231,11 +231,14 @@ class ParseStream:
         self._rejected, self._proposed, self.codec = self._proposed, None, store_codec
 
     def _join_start(self) -> None:
+        self._join_starting()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def _join_starting(self) -> None:
         if self._starting is not None:
             self._starting.join()
             self._starting = None
-        if self._start_error is not None:
-            raise self._start_error
 
     def _next_results(self) -> Iterator[Parsed]:
         future, codec = self._window.popleft()
@@ -267,9 +270,7 @@ class ParseStream:
 
     def close(self) -> None:
         """Stop the pool, dropping the pieces not yet parsed."""
-        if self._starting is not None:
-            self._starting.join()
-            self._starting = None
+        self._join_starting()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -176,4 +176,4 @@ def parse_and_train(
 
 
 def _packable(item: Parsed) -> bool:
-    return bool(item.body) and item.packed_with is None and b"\x00" not in item.body
+    return bool(item.body) and item.packed_with is None and 0 not in item.body

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 import zstandard
@@ -108,10 +109,15 @@ _COMPRESSORS: dict[int, zstandard.ZstdCompressor] = {}  # a worker's, by dict id
 
 
 def decompress_with(codec: BodyCodec, body: bytes, key: str) -> bytes:
-    """The original text of a body ``compress_with(codec, text, key)`` made."""
+    """The original text of a body ``compress_with(codec, text, key)`` made (what
+    ``store.bodies.BodyReader`` does, without a connection)."""
+    return restored(_decompressor(codec).decompressobj().decompress(body), key)
+
+
+@lru_cache(maxsize=4)
+def _decompressor(codec: BodyCodec) -> zstandard.ZstdDecompressor:
     data = zstandard.ZstdCompressionDict(codec.data)
-    reader = zstandard.ZstdDecompressor(dict_data=data, format=FORMAT).decompressobj()
-    return restored(reader.decompress(body), key)
+    return zstandard.ZstdDecompressor(dict_data=data, format=FORMAT)
 
 
 def compress_with(codec: BodyCodec, text: bytes, key: str) -> bytes:
