@@ -15,7 +15,8 @@ Readers see one shape: :func:`readings_of` turns either format into rows with ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Final
 
 import pandas as pd
@@ -24,7 +25,7 @@ import zstandard
 
 from medsleep.errors import ArchiveError
 from medsleep.store.bodies import BodyReader
-from medsleep.store.tables import READING_COLUMNS
+from medsleep.store.tables import READING, READING_COLUMNS
 
 FORMAT_KEY: Final = b"medsleep.archive_format"
 DICTIONARY_KEY: Final = b"medsleep.body_dictionary."  # + the dictionary's id
@@ -36,6 +37,42 @@ TEXT_COLUMN: Final = "resource_json"
 STORED_COLUMNS: Final = (*READING_COLUMNS, BODY_COLUMN, "band", "bucket_start_ms", "run_id")
 
 Footer = Mapping[bytes, bytes]
+
+_ADDED_TYPES: Final = {
+    BODY_COLUMN: pa.large_binary(),
+    TEXT_COLUMN: pa.large_string(),
+    "band": pa.large_string(),
+    "bucket_start_ms": pa.int64(),
+    "run_id": pa.int64(),
+}
+
+
+@lru_cache(maxsize=8)
+def archive_schema(names: Sequence[str]) -> pa.Schema:
+    """The Arrow schema of an archive file of these columns (``STORED_COLUMNS``, or format 1's
+    ``archive.index.ARCHIVE_COLUMNS``), with the pandas metadata a frame of them (text as
+    object columns) is written with: a table built column by column in this schema is written
+    byte for byte as the frame would be."""
+    types = {
+        c.name: pa.int64()
+        if c.type.python_type is int
+        else pa.float64()
+        if c.type.python_type is float
+        else pa.large_string()
+        for c in READING.c
+    }
+    schema = pa.schema([(name, {**types, **_ADDED_TYPES}[name]) for name in names])
+    empty = pd.DataFrame({f.name: pd.Series([], dtype=_numpy_dtype(f.type)) for f in schema})
+    return pa.Table.from_pandas(empty, schema=schema, preserve_index=False).schema
+
+
+def _numpy_dtype(arrow_type: pa.DataType) -> str:
+    if pa.types.is_integer(arrow_type):
+        return "int64"
+    if pa.types.is_floating(arrow_type):
+        return "float64"
+    return "object"
+
 
 #: Below this many rows a file is written in format 1 when the store has a dictionary: the
 #: dictionary's copy (16 KiB) would outweigh the rows (measured: 17-18 bytes an archived row

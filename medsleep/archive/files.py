@@ -86,12 +86,13 @@ def file_sha256(path: Path) -> str:
 def write_archive_file(
     root: Path,
     name: str,
-    table: pd.DataFrame,
+    table: pd.DataFrame | pa.Table,
     *,
     id_column: str = "id",
     metadata: Mapping[bytes, bytes] | None = None,
 ) -> ArchiveFile:
-    """Write ``table`` to ``root / name`` durably and verify it; return what to record.
+    """Write ``table`` (a frame, or an Arrow table written as it is) to ``root / name``
+    durably and verify it; return what to record.
 
     ``metadata`` goes into the file's schema metadata (the archive format and what it needs to
     be read alone, see ``archive.body_format``). Parent directories are created. Raises
@@ -100,7 +101,7 @@ def write_archive_file(
     from what was meant (checksum, rows, ``id_column``).
     """
     path = _resolve(root, name)
-    arrow_table = _to_arrow(table, name)
+    arrow_table = table if isinstance(table, pa.Table) else _to_arrow(table, name)
     _make_directories(path.parent)
 
     try:
@@ -131,7 +132,7 @@ def write_archive_file(
     _fsync_directory(path.parent)
 
     try:
-        _check_written(path, name, digest, table, id_column)
+        _check_written(path, name, digest, arrow_table, id_column)
     except ArchiveError:
         if created:
             # Nothing references a file that failed its read-back yet; leave no trap for a retry.
@@ -139,8 +140,9 @@ def write_archive_file(
             _fsync_directory(path.parent)
         raise
     size = path.stat().st_size
-    logger.info("archived %d rows to %s (%d bytes)", len(table), name, size)
-    return ArchiveFile(name=name, sha256=digest, rows=len(table), bytes=size)
+    rows = arrow_table.num_rows
+    logger.info("archived %d rows to %s (%d bytes)", rows, name, size)
+    return ArchiveFile(name=name, sha256=digest, rows=rows, bytes=size)
 
 
 def _write_parquet(
@@ -395,23 +397,20 @@ def _publish(temp: Path, path: Path) -> bool:
     return True
 
 
-def _check_written(path: Path, name: str, digest: str, table: pd.DataFrame, id_column: str) -> None:
+def _check_written(path: Path, name: str, digest: str, table: pa.Table, id_column: str) -> None:
     on_disk = _sha256_or_raise(path, name)
     if on_disk != digest:
         raise ArchiveError(f"archive file {name} reads back with sha256 {on_disk}, wrote {digest}")
+    has_ids = id_column in table.column_names
     try:
         parquet = pq.ParquetFile(path, page_checksum_verification=True)
         rows = parquet.metadata.num_rows
-        ids = (
-            parquet.read(columns=[id_column]).to_pandas()[id_column]
-            if id_column in table.columns
-            else None
-        )
+        ids = parquet.read(columns=[id_column]).column(id_column) if has_ids else None
     except (OSError, pa.ArrowException) as exc:
         raise ArchiveError(f"archive file {name} is unreadable after writing: {exc}") from exc
-    if rows != len(table):
-        raise ArchiveError(f"archive file {name} reads back {rows} rows, wrote {len(table)}")
-    if ids is not None and not ids.equals(table[id_column].reset_index(drop=True)):
+    if rows != table.num_rows:
+        raise ArchiveError(f"archive file {name} reads back {rows} rows, wrote {table.num_rows}")
+    if ids is not None and not ids.equals(table.column(id_column)):
         raise ArchiveError(f"archive file {name} reads back different {id_column!r} values")
 
 
