@@ -72,6 +72,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "db upgrade": ("medsleep db upgrade --db postgresql://medsleep@db/medsleep",),
     "db stats": ("medsleep db stats --json",),
     "db vacuum": ("medsleep db vacuum",),
+    "db backup": ("medsleep db backup /backup/medsleep-2026-12-08.db",),
     "fixtures": ("medsleep fixtures generate --out demo --patients 3 --days 1",),
     "fixtures generate": (
         "medsleep fixtures generate --out demo --patients 3 --days 1 --compress",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -84,3 +86,33 @@ def db_vacuum(db: DbOption = DEFAULT_DB_URL) -> None:
         err.print("nothing to do: PostgreSQL reclaims space with autovacuum (docs/deploy.md)")
         return
     err.print(f"store {_mib(done.bytes_before)} → {_mib(done.bytes_after)} MiB")
+
+
+@db_app.command("backup")
+def db_backup(
+    destination: Annotated[Path, typer.Argument(help="the new file (never replaced)")],
+    db: DbOption = DEFAULT_DB_URL,
+    json_out: JsonOption = False,
+) -> None:
+    """Copy the embedded SQLite store online (SQLite's backup: one snapshot, the WAL's commits
+    included, ingest and the night go on), checked and fsynced before it gets its name; audited.
+    Back up the archive folder after it (docs/deploy.md); PostgreSQL: use pg_dump."""
+    from medsleep.audit import append_event, audited_transaction
+    from medsleep.store.backup import backup_store
+    from medsleep.timefmt import wall_clock_ms
+
+    engine = open_db(db)
+    try:
+        done = backup_store(engine, destination)
+        audited_transaction(
+            engine,
+            lambda conn: append_event(
+                conn, actor="cli", action="db.backup", details=done.as_json(), at_ms=wall_clock_ms()
+            ),
+        )
+    finally:
+        engine.dispose()
+    if json_out:
+        typer.echo(json.dumps(done.as_json()))
+        return
+    err.print(f"backup {done.path}: {_mib(done.bytes)} MiB, sha256 {done.sha256}, check ok")
