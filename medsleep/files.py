@@ -48,6 +48,28 @@ def temp_file(directory: Path, name: str) -> tuple[BinaryIO, Path]:
     return os.fdopen(fd, "wb", buffering=1 << 20), Path(temp)
 
 
+# Hard links are how a file is published without ever replacing one; some filesystems refuse them.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV})
+
+
+def publish_new(temp: Path, path: Path) -> bool:
+    """Make ``temp`` visible as ``path`` without replacing anything; True if we created it.
+
+    Where the filesystem has no hard links it checks, then renames: the caller must be the only
+    writer of ``path`` (consolidation holds its lock; a backup names a file of its own)."""
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        if path.exists():
+            return False
+        os.replace(temp, path)
+    return True
+
+
 def sync_and_close(handle: BinaryIO) -> None:
     handle.flush()
     os.fsync(handle.fileno())

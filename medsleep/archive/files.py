@@ -22,7 +22,6 @@ text is byte-identical. The frame's index is not stored.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -39,7 +38,7 @@ import pyarrow.parquet as pq
 
 from medsleep.archive.body_format import readings_of
 from medsleep.errors import ArchiveError
-from medsleep.files import TEMP_SUFFIX, fsync_dir, make_dirs, temp_file
+from medsleep.files import TEMP_SUFFIX, fsync_dir, make_dirs, publish_new, temp_file
 from medsleep.store.tables import READING_ADDED_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -49,9 +48,6 @@ COMPRESSION: Final = "zstd"
 
 #: pyarrow row filters, e.g. ``[("patient", "==", "p1")]`` or a list of such lists (OR of ANDs).
 Filters = Sequence[tuple[str, str, Any]] | Sequence[Sequence[tuple[str, str, Any]]]
-
-# Hard links are how we publish without ever replacing; some filesystems refuse them.
-_NO_HARD_LINKS: Final = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV})
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ def write_archive_file(
             handle.flush()
             os.fsync(handle.fileno())
         digest = sink.hexdigest()
-        created = _publish(temp, path)
+        created = publish_new(temp, path)
     except (OSError, pa.ArrowException) as exc:
         raise ArchiveError(f"cannot write archive file {name}: {exc}") from exc
     finally:
@@ -379,22 +375,6 @@ def _arrow_type(column: pd.Series, name: str) -> pa.DataType:
     if pa.types.is_string(inferred):
         return pa.large_string()
     return inferred
-
-
-def _publish(temp: Path, path: Path) -> bool:
-    """Make ``temp`` visible as ``path`` without replacing anything; True if we created it."""
-    try:
-        os.link(temp, path)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
-            raise
-        # No hard links here: check-then-rename. Consolidation holds a lock, so no writer races.
-        if path.exists():
-            return False
-        os.replace(temp, path)
-    return True
 
 
 def _check_written(path: Path, name: str, digest: str, table: pa.Table, id_column: str) -> None:

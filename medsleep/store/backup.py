@@ -14,14 +14,16 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine
 
 from medsleep.errors import InputError, MedsleepError
-from medsleep.files import fsync_dir, temp_file
+from medsleep.files import fsync_dir, publish_new, temp_file
 
 
 class BackupError(MedsleepError):
@@ -61,7 +63,8 @@ def backup_store(engine: Engine, destination: Path) -> Backup:
         if problems:
             raise BackupError(f"the copy failed its check: {'; '.join(problems[:3])}")
         digest, size = _fsynced_digest(temp)
-        os.link(temp, destination)  # no-replace: fails if the name appeared meanwhile
+        if not publish_new(temp, destination):  # the name appeared meanwhile
+            raise InputError(f"{destination} exists; a backup never replaces a file")
         fsync_dir(destination.parent)
     finally:
         temp.unlink(missing_ok=True)
@@ -85,11 +88,8 @@ def _copy(engine: Engine, target_path: Path) -> int:
 
 
 def _quick_check(path: Path) -> list[str]:
-    check = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)) as check:
         rows = [str(row[0]) for row in check.execute("PRAGMA quick_check")]
-    finally:
-        check.close()
     return [] if rows == ["ok"] else rows
 
 

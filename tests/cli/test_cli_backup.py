@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from typer.testing import CliRunner
 
 from medsleep.audit import verify_chain
@@ -24,13 +26,19 @@ runner = CliRunner()
 REAL = FIXTURES / "real-labelled"
 
 
-def _readings(url: str) -> int:
+@contextmanager
+def _connected(url: str) -> Iterator[Connection]:
     engine = open_store(url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(READING)).scalar_one())
+            yield conn
     finally:
         engine.dispose()
+
+
+def _readings(url: str) -> int:
+    with _connected(url) as conn:
+        return int(conn.execute(select(func.count()).select_from(READING)).scalar_one())
 
 
 def test_backup_copies_every_commit_checked_and_audited(tmp_path: Path) -> None:
@@ -59,19 +67,15 @@ def test_backup_copies_every_commit_checked_and_audited(tmp_path: Path) -> None:
     assert not Path(f"{target}-wal").exists()
     assert _readings(f"sqlite:///{target}") == _readings(url) > 0
     assert list(target.parent.iterdir()) == [target]  # no temporary file left behind
-    engine = open_store(url)
-    try:
-        with engine.connect() as conn:
-            last = conn.execute(
-                select(AUDIT_EVENT.c.action, AUDIT_EVENT.c.details_json)
-                .order_by(AUDIT_EVENT.c.seq.desc())
-                .limit(1)
-            ).one()
-            assert verify_chain(conn).ok
-        assert last.action == "db.backup"
-        assert json.loads(last.details_json)["sha256"] == report["sha256"]
-    finally:
-        engine.dispose()
+    with _connected(url) as conn:
+        last = conn.execute(
+            select(AUDIT_EVENT.c.action, AUDIT_EVENT.c.details_json)
+            .order_by(AUDIT_EVENT.c.seq.desc())
+            .limit(1)
+        ).one()
+        assert verify_chain(conn).ok
+    assert last.action == "db.backup"
+    assert json.loads(last.details_json)["sha256"] == report["sha256"]
 
 
 def test_backup_never_replaces_a_file(tmp_path: Path) -> None:
